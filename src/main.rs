@@ -1,1 +1,206 @@
-fn main() {}
+//! `aoai-operator run` (the controller) and `aoai-operator crd` (prints the CRDs).
+
+use aoai_operator::azure::cloud::AzureSettings;
+use aoai_operator::leader::LeaderSettings;
+use aoai_operator::{Config, Timing};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "aoai-operator", version, about = "Kubernetes operator for Azure OpenAI / AI Foundry model deployments")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (KUBECONFIG or in-cluster config; Azure settings from flags or the AZURE_* environment).
+    Run(RunArgs),
+    /// Print both CRDs as multi-document YAML.
+    Crd,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: use e.g. 500ms, 30s, 5m, 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Address for /metrics, /healthz, /readyz [default: 0.0.0.0:8080 in a cluster, 127.0.0.1:8080 elsewhere].
+    #[arg(long, env = "METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Leader election on a Lease (so two replicas never both write).
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Name of the leader election Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "aoai-operator")]
+    lease_name: String,
+    /// Operator namespace (Lease, clientSecret Secrets) [default: POD_NAMESPACE, the service account namespace, or "default"].
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: Option<String>,
+    /// Cluster name written to the ownership tag of Azure deployments.
+    #[arg(long, env = "CLUSTER_NAME", default_value = "default")]
+    cluster_name: String,
+    /// Azure cloud preset: public, china, usgov.
+    #[arg(long, env = "AZURE_CLOUD")]
+    azure_cloud: Option<String>,
+    /// ARM endpoint override (custom cloud / emulator).
+    #[arg(long, env = "AZURE_RESOURCE_MANAGER_ENDPOINT")]
+    arm_endpoint: Option<String>,
+    /// ARM token audience override.
+    #[arg(long, env = "AZURE_RESOURCE_MANAGER_AUDIENCE")]
+    arm_audience: Option<String>,
+    /// Entra ID authority host override.
+    #[arg(long, env = "AZURE_AUTHORITY_HOST")]
+    authority_host: Option<String>,
+    /// Key Vault DNS suffix override (token audience https://SUFFIX).
+    #[arg(long, env = "AZURE_KEY_VAULT_SUFFIX")]
+    key_vault_suffix: Option<String>,
+    /// Extra CA bundle (PEM) trusted for Azure endpoints.
+    #[arg(long, env = "SSL_CERT_FILE")]
+    ca_file: Option<PathBuf>,
+    /// Data-plane api-version written to connection ConfigMaps.
+    #[arg(long, env = "OPENAI_API_VERSION", default_value = "2024-10-21")]
+    openai_api_version: String,
+    /// ModelDeployment drift resync interval (one GET per deployment).
+    #[arg(long, env = "RESYNC_INTERVAL", default_value = "5m", value_parser = duration)]
+    resync: Duration,
+    /// AIAccount resync interval (account GET, listKeys, Key Vault GET).
+    #[arg(long, env = "ACCOUNT_RESYNC_INTERVAL", default_value = "10m", value_parser = duration)]
+    account_resync: Duration,
+    /// Poll interval for Azure long-running operations without Retry-After.
+    #[arg(long, env = "POLL_INTERVAL", default_value = "5s", value_parser = duration)]
+    poll_interval: Duration,
+    /// Upper bound for any poll / Retry-After wait.
+    #[arg(long, env = "MAX_POLL_INTERVAL", default_value = "60s", value_parser = duration)]
+    max_poll_interval: Duration,
+    /// Retry interval while waiting for an account's write slot.
+    #[arg(long, env = "WRITE_SLOT_RETRY", default_value = "2s", value_parser = duration)]
+    write_slot_retry: Duration,
+    /// How long a terminal Azure error (e.g. InsufficientQuota) holds writes for an unchanged spec.
+    #[arg(long, env = "TERMINAL_RECHECK_INTERVAL", default_value = "10m", value_parser = duration)]
+    terminal_recheck: Duration,
+    /// Transient error backoff base.
+    #[arg(long, env = "BACKOFF_BASE", default_value = "2s", value_parser = duration)]
+    backoff_base: Duration,
+    /// Transient error backoff cap.
+    #[arg(long, env = "BACKOFF_MAX", default_value = "5m", value_parser = duration)]
+    backoff_max: Duration,
+    /// Timeout of one Azure HTTP request.
+    #[arg(long, env = "AZURE_HTTP_TIMEOUT", default_value = "30s", value_parser = duration)]
+    http_timeout: Duration,
+    /// Max concurrent reconciles per kind (0 = unbounded).
+    #[arg(long, env = "CONCURRENCY", default_value_t = 0)]
+    concurrency: u16,
+    /// JSON logs.
+    #[arg(long, env = "LOG_JSON", default_value_t = false)]
+    log_json: bool,
+}
+
+fn operator_namespace(flag: Option<String>) -> String {
+    flag.or_else(|| {
+        std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+            .ok()
+            .map(|s| s.trim().to_string())
+    })
+    .filter(|s| !s.is_empty())
+    .unwrap_or_else(|| "default".into())
+}
+
+async fn run(a: RunArgs) -> anyhow::Result<()> {
+    aoai_operator::telemetry::init(a.log_json, "info,kube_runtime=warn,kube_client=warn");
+    let client = kube::Client::try_default().await.map_err(|e| {
+        anyhow::anyhow!("cannot load Kubernetes configuration (set KUBECONFIG or run in a cluster): {e}")
+    })?;
+    let mut azure = AzureSettings::from_env();
+    if a.azure_cloud.is_some() {
+        azure.cloud_name = a.azure_cloud;
+    }
+    azure.resource_manager_endpoint = a.arm_endpoint.or(azure.resource_manager_endpoint);
+    azure.resource_manager_audience = a.arm_audience.or(azure.resource_manager_audience);
+    azure.authority_host = a.authority_host.or(azure.authority_host);
+    azure.key_vault_suffix = a.key_vault_suffix.or(azure.key_vault_suffix);
+    azure.ca_file = a.ca_file.or(azure.ca_file);
+    let in_cluster = std::env::var("KUBERNETES_SERVICE_HOST").is_ok();
+    let namespace = operator_namespace(a.namespace);
+    let mut config = Config::new(client, azure);
+    config.metrics_addr = Some(a.metrics_addr.unwrap_or_else(|| {
+        if in_cluster { SocketAddr::from(([0, 0, 0, 0], 8080)) } else { SocketAddr::from(([127, 0, 0, 1], 8080)) }
+    }));
+    config.timing = Timing {
+        resync: a.resync,
+        account_resync: a.account_resync,
+        poll_interval: a.poll_interval,
+        max_poll_interval: a.max_poll_interval,
+        write_slot_retry: a.write_slot_retry,
+        backoff_base: a.backoff_base,
+        backoff_max: a.backoff_max,
+        terminal_recheck: a.terminal_recheck,
+        http_timeout: a.http_timeout,
+        max_write_hold: Duration::from_secs(3600),
+    };
+    config.operator_namespace = namespace.clone();
+    config.cluster_name = a.cluster_name;
+    config.openai_api_version = a.openai_api_version;
+    config.concurrency = a.concurrency;
+    if a.leader_election {
+        config.leader_election = Some(LeaderSettings {
+            lease_name: a.lease_name,
+            namespace,
+            identity: format!("{}-{}", config.instance, std::process::id()),
+            lease_duration: Duration::from_secs(15),
+            grace: Duration::from_secs(5),
+        });
+    }
+    let op = aoai_operator::start(config).await?;
+    if let Some(addr) = op.metrics_addr {
+        tracing::info!(%addr, "serving /metrics /healthz /readyz");
+    }
+    let token = op.shutdown_token();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+    op.wait().await
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => {
+            print!("{}", aoai_operator::crd::crd_yaml());
+            Ok(())
+        }
+        Command::Run(a) => run(a).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations() {
+        assert_eq!(super::duration("500ms").unwrap(), std::time::Duration::from_millis(500));
+        assert_eq!(super::duration("5m").unwrap(), std::time::Duration::from_secs(300));
+        assert_eq!(super::duration("7").unwrap(), std::time::Duration::from_secs(7));
+        assert!(super::duration("5x").is_err());
+    }
+}

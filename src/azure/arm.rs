@@ -1,0 +1,497 @@
+//! Azure Resource Manager client for Microsoft.CognitiveServices (api-version 2026-09-01):
+//! account GET, listKeys, deployment GET/PUT/DELETE/pause/resume, long-running operation polling.
+//! Types are permissive (every field optional, unknown fields ignored) so every official example parses.
+
+use super::auth::TokenCredential;
+use super::http::{Resp, send};
+use crate::error::AzureError;
+use crate::metrics::Metrics;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+// ------------------------------------------------------------------ types
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Sku {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentModel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ThrottlingRule {
+    pub key: Option<String>,
+    pub renewal_period: Option<f64>,
+    pub count: Option<f64>,
+}
+
+/// Deployment as ARM returns it.
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    pub etag: Option<String>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub sku: Option<Sku>,
+    pub properties: Option<DeploymentProperties>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentProperties {
+    pub provisioning_state: Option<String>,
+    pub model: Option<DeploymentModel>,
+    pub rai_policy_name: Option<String>,
+    pub version_upgrade_option: Option<String>,
+    pub current_capacity: Option<i32>,
+    pub rate_limits: Option<Vec<ThrottlingRule>>,
+    pub capabilities: Option<BTreeMap<String, String>>,
+    pub spillover_deployment_name: Option<String>,
+    pub service_tier: Option<String>,
+    pub deployment_state: Option<String>,
+    pub parent_deployment_name: Option<String>,
+}
+
+impl Deployment {
+    pub fn props(&self) -> DeploymentProperties {
+        self.properties.clone().unwrap_or_default()
+    }
+    pub fn provisioning_state(&self) -> Option<&str> {
+        self.properties.as_ref()?.provisioning_state.as_deref()
+    }
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.as_ref()?.get(key).map(String::as_str)
+    }
+}
+
+/// PUT body (only writable fields; validated against the spec by the emulator).
+#[derive(Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRequest {
+    pub sku: Sku,
+    pub properties: DeploymentRequestProperties,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRequestProperties {
+    pub model: DeploymentModel,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rai_policy_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_upgrade_option: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spillover_deployment_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_state: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub location: Option<String>,
+    pub etag: Option<String>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub sku: Option<Sku>,
+    pub properties: Option<AccountProperties>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountProperties {
+    pub endpoint: Option<String>,
+    pub provisioning_state: Option<String>,
+    pub endpoints: Option<BTreeMap<String, String>>,
+}
+
+/// listKeys result. Debug never prints the keys.
+#[derive(Deserialize, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeys {
+    pub key1: Option<String>,
+    pub key2: Option<String>,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKeys(<redacted>)")
+    }
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationStatus {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub error: Option<OperationError>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct OperationError {
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+/// Coordinates of an account.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AccountId {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+}
+
+impl AccountId {
+    pub fn resource_id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.CognitiveServices/accounts/{}",
+            self.subscription_id, self.resource_group, self.name
+        )
+    }
+    /// Lower-cased resource id: the key of the per-account write gate (ARM ids are case-insensitive).
+    pub fn key(&self) -> String {
+        self.resource_id().to_ascii_lowercase()
+    }
+}
+
+/// A write's outcome: the body Azure returned and, for a long-running operation, where to poll.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOutcome {
+    pub status: u16,
+    pub deployment: Option<Deployment>,
+    pub async_operation_url: Option<String>,
+    pub location_url: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+impl WriteOutcome {
+    pub fn is_long_running(&self) -> bool {
+        if self.async_operation_url.is_none() && self.location_url.is_none() {
+            return false;
+        }
+        match self.deployment.as_ref().and_then(|d| d.provisioning_state()) {
+            Some(s) => !is_terminal_state(s),
+            None => self.status == 202 || self.status == 201,
+        }
+    }
+}
+
+/// Result of polling a long-running operation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Poll {
+    InProgress { retry_after: Option<Duration> },
+    Succeeded,
+    Failed { code: String, message: String },
+}
+
+pub fn is_terminal_state(s: &str) -> bool {
+    matches!(s.to_ascii_lowercase().as_str(), "succeeded" | "failed" | "canceled" | "cancelled")
+}
+
+// ------------------------------------------------------------------ client
+
+#[derive(Clone)]
+pub struct ArmClient {
+    http: reqwest::Client,
+    endpoint: String,
+    scope: String,
+    metrics: Arc<Metrics>,
+}
+
+impl ArmClient {
+    pub fn new(http: reqwest::Client, endpoint: &str, scope: String, metrics: Arc<Metrics>) -> Self {
+        ArmClient { http, endpoint: super::cloud::with_slash(endpoint), scope, metrics }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}{}?api-version={}",
+            self.endpoint,
+            path.trim_start_matches('/'),
+            super::ARM_API_VERSION
+        )
+    }
+
+    fn deployment_path(account: &AccountId, name: &str) -> String {
+        format!("{}/deployments/{}", account.resource_id(), name)
+    }
+
+    async fn call(
+        &self,
+        cred: &TokenCredential,
+        operation: &str,
+        write: bool,
+        method: reqwest::Method,
+        url: String,
+        body: Option<&DeploymentRequest>,
+    ) -> Result<Resp, AzureError> {
+        let token = cred.token(&self.scope).await.map_err(|m| AzureError {
+            operation: operation.into(),
+            status: 0,
+            code: "AuthenticationFailed".into(),
+            message: m,
+            retry_after: None,
+        })?;
+        let mut req = self.http.request(method, url).bearer_auth(token.expose());
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        send(&self.metrics, operation, write, req).await
+    }
+
+    pub async fn get_account(&self, cred: &TokenCredential, account: &AccountId) -> Result<Account, AzureError> {
+        let op = "accounts.get";
+        let r = self
+            .call(cred, op, false, reqwest::Method::GET, self.url(&account.resource_id()), None)
+            .await?;
+        if !r.ok() {
+            return Err(r.error(op));
+        }
+        r.json(op)
+    }
+
+    pub async fn list_keys(&self, cred: &TokenCredential, account: &AccountId) -> Result<ApiKeys, AzureError> {
+        let op = "accounts.listKeys";
+        let path = format!("{}/listKeys", account.resource_id());
+        let r = self.call(cred, op, false, reqwest::Method::POST, self.url(&path), None).await?;
+        if !r.ok() {
+            return Err(r.error(op));
+        }
+        r.json(op)
+    }
+
+    /// GET a deployment; `None` when it does not exist (404).
+    pub async fn get_deployment(
+        &self,
+        cred: &TokenCredential,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<Deployment>, AzureError> {
+        let op = "deployments.get";
+        let r = self
+            .call(cred, op, false, reqwest::Method::GET, self.url(&Self::deployment_path(account, name)), None)
+            .await?;
+        if r.status == 404 {
+            return Ok(None);
+        }
+        if !r.ok() {
+            return Err(r.error(op));
+        }
+        r.json(op).map(Some)
+    }
+
+    pub async fn put_deployment(
+        &self,
+        cred: &TokenCredential,
+        account: &AccountId,
+        name: &str,
+        body: &DeploymentRequest,
+    ) -> Result<WriteOutcome, AzureError> {
+        let op = "deployments.put";
+        let r = self
+            .call(cred, op, true, reqwest::Method::PUT, self.url(&Self::deployment_path(account, name)), Some(body))
+            .await?;
+        if !r.ok() {
+            return Err(r.error(op));
+        }
+        Ok(outcome(&r, op)?)
+    }
+
+    pub async fn delete_deployment(
+        &self,
+        cred: &TokenCredential,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<WriteOutcome, AzureError> {
+        let op = "deployments.delete";
+        let r = self
+            .call(cred, op, true, reqwest::Method::DELETE, self.url(&Self::deployment_path(account, name)), None)
+            .await?;
+        if r.status == 404 {
+            return Ok(WriteOutcome { status: 404, ..Default::default() });
+        }
+        if !r.ok() {
+            return Err(r.error(op));
+        }
+        let mut o = outcome(&r, op)?;
+        // a 202 for DELETE is always long-running
+        if r.status == 202 && (o.async_operation_url.is_some() || o.location_url.is_some()) {
+            o.deployment = None;
+        }
+        Ok(o)
+    }
+
+    /// POST pause or resume.
+    pub async fn set_paused(
+        &self,
+        cred: &TokenCredential,
+        account: &AccountId,
+        name: &str,
+        paused: bool,
+    ) -> Result<WriteOutcome, AzureError> {
+        let (op, action) = if paused { ("deployments.pause", "pause") } else { ("deployments.resume", "resume") };
+        let path = format!("{}/{}", Self::deployment_path(account, name), action);
+        let r = self.call(cred, op, true, reqwest::Method::POST, self.url(&path), None).await?;
+        if !r.ok() {
+            return Err(r.error(op));
+        }
+        Ok(outcome(&r, op)?)
+    }
+
+    /// Poll a long-running operation (Azure-AsyncOperation preferred, else Location).
+    /// The token is only sent to the configured ARM host.
+    pub async fn poll(
+        &self,
+        cred: &TokenCredential,
+        async_operation_url: Option<&str>,
+        location_url: Option<&str>,
+    ) -> Result<Poll, AzureError> {
+        let op = "operations.get";
+        let (url, is_async) = match (async_operation_url, location_url) {
+            (Some(u), _) => (u, true),
+            (None, Some(u)) => (u, false),
+            (None, None) => return Ok(Poll::Succeeded),
+        };
+        if !same_origin(url, &self.endpoint) {
+            return Err(AzureError {
+                operation: op.into(),
+                status: 0,
+                code: "UntrustedOperationUrl".into(),
+                message: format!(
+                    "Azure returned an operation URL outside the configured ARM endpoint {}; refusing to send a token there (check AZURE_RESOURCE_MANAGER_ENDPOINT)",
+                    self.endpoint
+                ),
+                retry_after: None,
+            });
+        }
+        let r = self.call(cred, op, false, reqwest::Method::GET, url.to_string(), None).await?;
+        let retry = super::http::retry_after(&r.headers);
+        if is_async {
+            if !r.ok() {
+                return Err(r.error(op));
+            }
+            let s: OperationStatus = r.json(op)?;
+            Ok(poll_from_status(&s, retry))
+        } else {
+            match r.status {
+                202 => Ok(Poll::InProgress { retry_after: retry }),
+                200..=299 => Ok(Poll::Succeeded),
+                404 => Ok(Poll::Succeeded), // Location of a finished DELETE
+                _ => {
+                    let e = r.error(op);
+                    Ok(Poll::Failed { code: e.code, message: e.message })
+                }
+            }
+        }
+    }
+}
+
+pub fn poll_from_status(s: &OperationStatus, retry: Option<Duration>) -> Poll {
+    match s.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("succeeded") => Poll::Succeeded,
+        Some("failed") | Some("canceled") | Some("cancelled") => {
+            let e = s.error.clone().unwrap_or_default();
+            Poll::Failed {
+                code: e.code.unwrap_or_else(|| s.status.clone().unwrap_or_default()),
+                message: e.message.unwrap_or_else(|| "the operation did not succeed".into()),
+            }
+        }
+        _ => Poll::InProgress { retry_after: retry },
+    }
+}
+
+fn outcome(r: &Resp, op: &str) -> Result<WriteOutcome, AzureError> {
+    let deployment = if r.body.trim().is_empty() { None } else { Some(r.json::<Deployment>(op)?) };
+    Ok(WriteOutcome {
+        status: r.status,
+        deployment,
+        async_operation_url: r.header("azure-asyncoperation"),
+        location_url: r.header("location"),
+        retry_after: super::http::retry_after(&r.headers),
+    })
+}
+
+fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => {
+            a.scheme() == b.scheme()
+                && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+                && a.port_or_known_default() == b.port_or_known_default()
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_body_has_only_writable_fields() {
+        let b = DeploymentRequest {
+            sku: Sku { name: "GlobalStandard".into(), capacity: Some(10), tier: None },
+            properties: DeploymentRequestProperties {
+                model: DeploymentModel {
+                    format: Some("OpenAI".into()),
+                    name: Some("gpt-4o-mini".into()),
+                    version: None,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            tags: [("a".to_string(), "b".to_string())].into(),
+        };
+        let v = serde_json::to_value(&b).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"sku":{"name":"GlobalStandard","capacity":10},
+              "properties":{"model":{"format":"OpenAI","name":"gpt-4o-mini"}},"tags":{"a":"b"}})
+        );
+    }
+
+    #[test]
+    fn origins() {
+        assert!(same_origin("https://127.0.0.1:5/x/y?z", "https://127.0.0.1:5/"));
+        assert!(!same_origin("https://evil:5/x", "https://127.0.0.1:5/"));
+        assert!(same_origin("https://management.azure.com/x", "https://management.azure.com:443/"));
+    }
+
+    #[test]
+    fn poll_states() {
+        let s = |st: &str| OperationStatus { status: Some(st.into()), ..Default::default() };
+        assert_eq!(poll_from_status(&s("Succeeded"), None), Poll::Succeeded);
+        assert!(matches!(poll_from_status(&s("InProgress"), None), Poll::InProgress { .. }));
+        assert!(matches!(poll_from_status(&s("Failed"), None), Poll::Failed { .. }));
+    }
+}

@@ -1,0 +1,146 @@
+//! Per-account write gate: at most one Azure deployment write (including the time its
+//! long-running operation runs) per account, across all reconciles. Non-blocking: a reconcile
+//! that cannot get the slot joins a FIFO queue and requeues; the holder releases when its
+//! operation ends. Reads and other accounts are not affected.
+
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct Slot {
+    holder: Option<(String, Instant)>,
+    waiters: VecDeque<(String, Instant)>,
+}
+
+pub struct WriteGate {
+    slots: Mutex<HashMap<String, Slot>>,
+    /// A holder older than this is considered gone (crash, deleted object).
+    max_hold: Duration,
+    /// A waiter not seen for this long is dropped from the queue.
+    waiter_ttl: Duration,
+}
+
+impl WriteGate {
+    pub fn new(max_hold: Duration, waiter_ttl: Duration) -> Self {
+        WriteGate { slots: Default::default(), max_hold, waiter_ttl }
+    }
+
+    /// Take (or keep) the account's write slot for `who`. On `false`, `who` is queued.
+    pub fn try_acquire(&self, account: &str, who: &str) -> bool {
+        let now = Instant::now();
+        let mut slots = self.slots.lock();
+        let slot = slots.entry(account.to_string()).or_default();
+        let ttl = self.waiter_ttl;
+        slot.waiters.retain(|(w, seen)| w == who || now.duration_since(*seen) < ttl);
+        if let Some((h, since)) = &slot.holder {
+            if h == who {
+                return true;
+            }
+            if now.duration_since(*since) < self.max_hold {
+                Self::enqueue(slot, who, now);
+                return false;
+            }
+            tracing::warn!(account, holder = %h, "write slot holder timed out; releasing it");
+            slot.holder = None;
+        }
+        match slot.waiters.front() {
+            Some((w, _)) if w != who => {
+                Self::enqueue(slot, who, now);
+                false
+            }
+            _ => {
+                slot.waiters.retain(|(w, _)| w != who);
+                slot.holder = Some((who.to_string(), now));
+                true
+            }
+        }
+    }
+
+    /// Claim the slot unconditionally (resuming an operation already running in Azure).
+    pub fn claim(&self, account: &str, who: &str) {
+        let mut slots = self.slots.lock();
+        let slot = slots.entry(account.to_string()).or_default();
+        slot.waiters.retain(|(w, _)| w != who);
+        if slot.holder.as_ref().is_none_or(|(h, _)| h != who) {
+            slot.holder = Some((who.to_string(), Instant::now()));
+        }
+    }
+
+    fn enqueue(slot: &mut Slot, who: &str, now: Instant) {
+        if let Some(e) = slot.waiters.iter_mut().find(|(w, _)| w == who) {
+            e.1 = now;
+        } else {
+            slot.waiters.push_back((who.to_string(), now));
+        }
+    }
+
+    /// Release the slot if `who` holds it, and leave the queue.
+    pub fn release(&self, account: &str, who: &str) {
+        let mut slots = self.slots.lock();
+        if let Some(slot) = slots.get_mut(account) {
+            if slot.holder.as_ref().is_some_and(|(h, _)| h == who) {
+                slot.holder = None;
+            }
+            slot.waiters.retain(|(w, _)| w != who);
+        }
+    }
+
+    /// Leave the queue without touching the slot (no write needed any more).
+    pub fn leave_queue(&self, account: &str, who: &str) {
+        let mut slots = self.slots.lock();
+        if let Some(slot) = slots.get_mut(account) {
+            slot.waiters.retain(|(w, _)| w != who);
+        }
+    }
+
+    pub fn holds(&self, account: &str, who: &str) -> bool {
+        self.slots
+            .lock()
+            .get(account)
+            .and_then(|s| s.holder.as_ref())
+            .is_some_and(|(h, _)| h == who)
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.slots.lock().values().map(|s| s.waiters.len()).sum()
+    }
+
+    pub fn busy_accounts(&self) -> usize {
+        self.slots.lock().values().filter(|s| s.holder.is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_holder_per_account_fifo() {
+        let g = WriteGate::new(Duration::from_secs(60), Duration::from_secs(60));
+        assert!(g.try_acquire("acc", "a"));
+        assert!(g.try_acquire("acc", "a"), "re-entrant for the holder");
+        assert!(!g.try_acquire("acc", "b"));
+        assert!(!g.try_acquire("acc", "c"));
+        assert!(g.try_acquire("other", "c"), "other accounts are independent");
+        g.release("acc", "a");
+        assert!(!g.try_acquire("acc", "c"), "b queued first");
+        assert!(g.try_acquire("acc", "b"));
+        assert_eq!(g.queue_depth(), 1);
+        g.release("acc", "b");
+        assert!(g.try_acquire("acc", "c"));
+        assert_eq!(g.queue_depth(), 0);
+    }
+
+    #[test]
+    fn stale_holders_and_waiters_expire() {
+        let g = WriteGate::new(Duration::from_millis(0), Duration::from_millis(0));
+        assert!(g.try_acquire("acc", "a"));
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(g.try_acquire("acc", "b"), "holder timed out");
+        g.claim("acc", "a");
+        assert!(g.holds("acc", "a"));
+        g.leave_queue("acc", "b");
+        assert_eq!(g.queue_depth(), 0);
+    }
+}

@@ -1,0 +1,290 @@
+//! Operator configuration (`Config`, timing knobs) and the shared reconcile `Context`:
+//! Kubernetes client, Azure clients, per-account credentials, the write gate, events, metrics.
+
+use crate::azure::arm::ArmClient;
+use crate::azure::auth::{CredentialKind, Secret, TokenCredential};
+use crate::azure::cloud::{AzureSettings, Cloud};
+use crate::azure::keyvault::KeyVaultClient;
+use crate::azure::lock::WriteGate;
+use crate::crd::AIAccount;
+use crate::error::{Error, Result};
+use crate::leader::LeaderSettings;
+use crate::metrics::Metrics;
+use k8s_openapi::api::core::v1::Secret as K8sSecret;
+use kube::api::Api;
+use kube::runtime::events::{Recorder, Reporter};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Timing knobs (defaults suit production; tests shrink them to milliseconds).
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// ModelDeployment drift resync (one GET per deployment).
+    pub resync: Duration,
+    /// AIAccount resync (GET account, listKeys, Key Vault GET).
+    pub account_resync: Duration,
+    /// Poll interval for long-running operations when Azure gives no Retry-After.
+    pub poll_interval: Duration,
+    /// Upper bound on any poll/Retry-After wait.
+    pub max_poll_interval: Duration,
+    /// Retry interval while waiting for the account's write slot.
+    pub write_slot_retry: Duration,
+    /// Transient error backoff: base and cap (exponential with ±20% jitter, at least Retry-After).
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How long a terminal error holds writes for an unchanged spec/account.
+    pub terminal_recheck: Duration,
+    /// HTTP timeout per Azure request.
+    pub http_timeout: Duration,
+    /// A write slot held longer than this is considered abandoned.
+    pub max_write_hold: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            resync: Duration::from_secs(300),
+            account_resync: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(5),
+            max_poll_interval: Duration::from_secs(60),
+            write_slot_retry: Duration::from_secs(2),
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(300),
+            terminal_recheck: Duration::from_secs(600),
+            http_timeout: Duration::from_secs(30),
+            max_write_hold: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Timing {
+    /// Fast settings for tests on the emulators.
+    pub fn fast() -> Self {
+        Timing {
+            resync: Duration::from_secs(2),
+            account_resync: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(100),
+            max_poll_interval: Duration::from_millis(500),
+            write_slot_retry: Duration::from_millis(100),
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(2),
+            terminal_recheck: Duration::from_secs(600),
+            http_timeout: Duration::from_secs(10),
+            max_write_hold: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Everything `run` needs.
+#[derive(Clone)]
+pub struct Config {
+    pub client: kube::Client,
+    pub azure: AzureSettings,
+    pub timing: Timing,
+    /// Where to serve /metrics, /healthz, /readyz (None = no server).
+    pub metrics_addr: Option<SocketAddr>,
+    pub leader_election: Option<LeaderSettings>,
+    /// Namespace of the operator (client-secret Secrets are read here).
+    pub operator_namespace: String,
+    /// Field manager for server-side apply.
+    pub field_manager: String,
+    /// Cluster name written to the ownership tag.
+    pub cluster_name: String,
+    /// Data-plane api-version written to connection ConfigMaps.
+    pub openai_api_version: String,
+    /// Instance name for events (pod name).
+    pub instance: String,
+    /// Max concurrent reconciles per controller (0 = unbounded).
+    pub concurrency: u16,
+}
+
+impl Config {
+    pub fn new(client: kube::Client, azure: AzureSettings) -> Self {
+        Config {
+            client,
+            azure,
+            timing: Timing::default(),
+            metrics_addr: None,
+            leader_election: None,
+            operator_namespace: "default".into(),
+            field_manager: "aoai-operator".into(),
+            cluster_name: "default".into(),
+            openai_api_version: "2024-10-21".into(),
+            instance: hostname(),
+            concurrency: 0,
+        }
+    }
+
+    /// Test configuration: fast timing, metrics on 127.0.0.1:0, no leader election.
+    /// `azure_vars` are the azure.env names (AZURE_*, SSL_CERT_FILE).
+    pub fn for_tests(client: kube::Client, azure_vars: &HashMap<String, String>) -> Self {
+        let mut c = Config::new(client, AzureSettings::from_vars(|k| azure_vars.get(k).cloned()));
+        c.timing = Timing::fast();
+        c.metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        c
+    }
+}
+
+pub fn hostname() -> String {
+    std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "aoai-operator".into())
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub client: kube::Client,
+    pub config: Config,
+    pub cloud: Cloud,
+    pub http: reqwest::Client,
+    pub arm: ArmClient,
+    pub keyvault: KeyVaultClient,
+    pub gate: WriteGate,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    credentials: Mutex<HashMap<String, Arc<TokenCredential>>>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self> {
+        let cloud = config.azure.cloud().map_err(Error::Config)?;
+        let http = crate::azure::http::build_client(config.azure.ca_file.as_deref(), config.timing.http_timeout)
+            .map_err(Error::Config)?;
+        let arm = ArmClient::new(http.clone(), &cloud.resource_manager, cloud.arm_scope(), metrics.clone());
+        let keyvault = KeyVaultClient::new(http.clone(), cloud.key_vault_scope(), metrics.clone());
+        let recorder = Recorder::new(
+            config.client.clone(),
+            Reporter { controller: "aoai-operator".into(), instance: Some(config.instance.clone()) },
+        );
+        Ok(Context {
+            client: config.client.clone(),
+            gate: WriteGate::new(config.timing.max_write_hold, config.timing.write_slot_retry * 20 + Duration::from_secs(5)),
+            cloud,
+            http,
+            arm,
+            keyvault,
+            recorder,
+            metrics,
+            credentials: Default::default(),
+            failures: Default::default(),
+            config,
+        })
+    }
+
+    /// The credential for an account: its spec.credential, or the operator's ambient identity.
+    pub async fn credential_for(&self, account: &AIAccount) -> Result<Arc<TokenCredential>> {
+        let kind = match &account.spec.credential {
+            None => self.ambient_kind()?,
+            Some(c) => {
+                if let Some(w) = &c.workload_identity {
+                    let token_file = self.config.azure.federated_token_file.clone().ok_or_else(|| {
+                        Error::Config(
+                            "workloadIdentity needs the operator's federated token file: set AZURE_FEDERATED_TOKEN_FILE (the azure.workload.identity/use pod label does this)".into(),
+                        )
+                    })?;
+                    CredentialKind::WorkloadIdentity {
+                        tenant_id: w.tenant_id.clone(),
+                        client_id: w.client_id.clone(),
+                        token_file,
+                    }
+                } else if let Some(m) = &c.managed_identity {
+                    CredentialKind::ManagedIdentity { client_id: m.client_id.clone() }
+                } else if let Some(s) = &c.client_secret {
+                    let api: Api<K8sSecret> = Api::namespaced(self.client.clone(), &self.config.operator_namespace);
+                    let secret = api.get_opt(&s.secret_ref.name).await?.ok_or_else(|| {
+                        Error::Config(format!(
+                            "Secret {}/{} (credential.clientSecret.secretRef) does not exist: create it in the operator's namespace",
+                            self.config.operator_namespace, s.secret_ref.name
+                        ))
+                    })?;
+                    let value = secret
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get(&s.secret_ref.key))
+                        .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
+                        .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&s.secret_ref.key)).cloned())
+                        .ok_or_else(|| {
+                            Error::Config(format!(
+                                "Secret {}/{} has no key {:?} (credential.clientSecret.secretRef.key)",
+                                self.config.operator_namespace, s.secret_ref.name, s.secret_ref.key
+                            ))
+                        })?;
+                    CredentialKind::ClientSecret {
+                        tenant_id: s.tenant_id.clone(),
+                        client_id: s.client_id.clone(),
+                        secret: Secret::new(value),
+                    }
+                } else {
+                    return Err(Error::Config(
+                        "spec.credential is empty: set workloadIdentity, managedIdentity or clientSecret, or remove credential".into(),
+                    ));
+                }
+            }
+        };
+        let key = kind.cache_key();
+        let mut creds = self.credentials.lock();
+        Ok(creds
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(TokenCredential::new(
+                    kind,
+                    self.http.clone(),
+                    self.cloud.authority_host.clone(),
+                    self.config.azure.pod_identity_authority_host.clone(),
+                    self.metrics.clone(),
+                ))
+            })
+            .clone())
+    }
+
+    fn ambient_kind(&self) -> Result<CredentialKind> {
+        let a = &self.config.azure;
+        Ok(match a.ambient_kind() {
+            "client-secret" => CredentialKind::ClientSecret {
+                tenant_id: a.tenant_id.clone().unwrap_or_default(),
+                client_id: a.client_id.clone().unwrap_or_default(),
+                secret: Secret::new(a.client_secret.clone().unwrap_or_default()),
+            },
+            "workload-identity" => CredentialKind::WorkloadIdentity {
+                tenant_id: a.tenant_id.clone().unwrap_or_default(),
+                client_id: a.client_id.clone().unwrap_or_default(),
+                token_file: a.federated_token_file.clone().unwrap_or_default(),
+            },
+            _ => CredentialKind::ManagedIdentity { client_id: a.client_id.clone() },
+        })
+    }
+
+    /// Count a failure for backoff; returns the number of consecutive failures.
+    pub fn failed(&self, key: &str) -> u32 {
+        let mut f = self.failures.lock();
+        let n = f.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().remove(key);
+    }
+
+    /// Exponential backoff with ±20% jitter, at least `retry_after`, capped by backoff_max.
+    pub fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        let t = &self.config.timing;
+        let exp = t.backoff_base.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+        let base = exp.min(t.backoff_max);
+        let jitter: f64 = rand::random_range(0.8..1.2);
+        let d = base.mul_f64(jitter);
+        match retry_after {
+            Some(r) => d.max(r.min(t.max_poll_interval.max(t.backoff_max))),
+            None => d,
+        }
+    }
+
+    pub fn update_gate_metrics(&self) {
+        self.metrics.write_queue_depth.set(self.gate.queue_depth() as i64);
+        self.metrics.accounts_write_busy.set(self.gate.busy_accounts() as i64);
+    }
+}

@@ -1,0 +1,675 @@
+//! CRD types: `AIAccount` (cluster-scoped, platform team) and `ModelDeployment`
+//! (namespaced, app teams), group `aoai.dev`, version `v1alpha1`, plus the YAML
+//! generation used by `aoai-operator crd` and `cargo xtask crds`.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "aoai.dev";
+pub const VERSION: &str = "v1alpha1";
+
+// ---------------------------------------------------------------- AIAccount
+
+/// An existing Azure AI Services / Azure OpenAI account that app teams may deploy models to.
+/// Owned by the platform team: it names the account, the credential the operator uses for it,
+/// the Key Vault that receives the account's API key, and which namespaces may use it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "aoai.dev",
+    version = "v1alpha1",
+    kind = "AIAccount",
+    plural = "aiaccounts",
+    singular = "aiaccount",
+    shortname = "aia",
+    category = "aoai",
+    status = "AIAccountStatus",
+    doc = "An existing Azure AI Services / Azure OpenAI account made available to app teams.",
+    printcolumn = r#"{"name":"Account","type":"string","jsonPath":".spec.accountName"}"#,
+    printcolumn = r#"{"name":"Location","type":"string","jsonPath":".status.location"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("self.subscriptionId == oldSelf.subscriptionId && self.resourceGroup == oldSelf.resourceGroup && self.accountName == oldSelf.accountName").message("subscriptionId, resourceGroup and accountName are immutable: create a new AIAccount for a different Azure account"))]
+#[serde(rename_all = "camelCase")]
+pub struct AIAccountSpec {
+    /// Azure subscription id (GUID) that holds the account.
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"))]
+    pub subscription_id: String,
+    /// Resource group of the account.
+    #[schemars(length(min = 1, max = 90))]
+    pub resource_group: String,
+    /// Name of the existing Microsoft.CognitiveServices account (kind AIServices or OpenAI).
+    #[schemars(length(min = 2, max = 64), regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"))]
+    pub account_name: String,
+    /// Credential the operator uses for this account. Absent: the operator's own ambient
+    /// identity (the AZURE_* environment of the operator pod). Set exactly one member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<AccountCredential>,
+    /// Key Vault that receives the account's API key (written once per account, re-written only when it changes).
+    pub key_vault: KeyVaultTarget,
+    /// Namespaces whose ModelDeployments may use this account. Nothing is allowed when absent or empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_namespaces: Option<AllowedNamespaces>,
+}
+
+/// How the operator authenticates to Azure for one account. Set exactly one member.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema, Default)]
+#[x_kube(validation = Rule::new("(has(self.workloadIdentity) ? 1 : 0) + (has(self.managedIdentity) ? 1 : 0) + (has(self.clientSecret) ? 1 : 0) == 1").message("set exactly one of credential.workloadIdentity, credential.managedIdentity or credential.clientSecret (or omit credential to use the operator's own identity)"))]
+#[serde(rename_all = "camelCase")]
+pub struct AccountCredential {
+    /// Workload identity: the operator's projected service-account token (AZURE_FEDERATED_TOKEN_FILE)
+    /// is exchanged for a token of this app registration / user-assigned identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_identity: Option<WorkloadIdentityCredential>,
+    /// Managed identity of the node/pod (IMDS). clientId selects a user-assigned identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_identity: Option<ManagedIdentityCredential>,
+    /// Service principal with a client secret read from a Kubernetes Secret in the operator's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<ClientSecretCredential>,
+}
+
+/// Workload identity federation settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadIdentityCredential {
+    /// Application (client) id of the app registration or user-assigned managed identity.
+    #[schemars(length(min = 1))]
+    pub client_id: String,
+    /// Entra ID tenant id.
+    #[schemars(length(min = 1))]
+    pub tenant_id: String,
+}
+
+/// Managed identity settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedIdentityCredential {
+    /// Client id of a user-assigned managed identity; absent = the system-assigned identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// Service principal with a client secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSecretCredential {
+    /// Entra ID tenant id.
+    #[schemars(length(min = 1))]
+    pub tenant_id: String,
+    /// Application (client) id.
+    #[schemars(length(min = 1))]
+    pub client_id: String,
+    /// Secret (in the operator's namespace) and key holding the client secret.
+    pub secret_ref: SecretKeyRef,
+}
+
+/// A key of a Kubernetes Secret in the operator's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Key inside the Secret's data.
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// Where the account API key is stored.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyVaultTarget {
+    /// Vault base URI, e.g. https://contoso-kv.vault.azure.net/
+    #[schemars(regex(pattern = r"^https://"))]
+    pub vault_uri: String,
+    /// Name of the secret that holds the account's key1.
+    #[schemars(length(min = 1, max = 127), regex(pattern = r"^[0-9a-zA-Z-]+$"))]
+    pub secret_name: String,
+}
+
+/// Namespace allow-list. A namespace is allowed when it is listed in `names` or its labels match `selector`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedNamespaces {
+    /// Namespaces allowed by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// Namespaces allowed by label selector (matchLabels / matchExpressions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+/// Observed state of an AIAccount.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AIAccountStatus {
+    /// Conditions; `Ready` tells whether deployments can use this account, with a reason.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// metadata.generation last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// ARM resource id of the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_resource_id: Option<String>,
+    /// The account's endpoint (base URL of the data plane).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Azure region of the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Account kind (AIServices, OpenAI, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Key Vault secret holding the account key (never the key itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_vault_secret: Option<KeyVaultSecretRef>,
+    /// Last time the account was checked successfully (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<String>,
+}
+
+// ---------------------------------------------------------------- ModelDeployment
+
+/// A model deployment on an AIAccount, reconciled into an Azure OpenAI / AI Foundry deployment.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "aoai.dev",
+    version = "v1alpha1",
+    kind = "ModelDeployment",
+    plural = "modeldeployments",
+    singular = "modeldeployment",
+    shortname = "md",
+    shortname = "mdep",
+    category = "aoai",
+    namespaced,
+    status = "ModelDeploymentStatus",
+    doc = "A model deployment on an AIAccount; status carries the endpoint and a Key Vault reference to the key.",
+    printcolumn = r#"{"name":"Account","type":"string","jsonPath":".spec.accountRef.name"}"#,
+    printcolumn = r#"{"name":"Model","type":"string","jsonPath":".spec.model.name"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.model.version"}"#,
+    printcolumn = r#"{"name":"SKU","type":"string","jsonPath":".spec.sku.name"}"#,
+    printcolumn = r#"{"name":"Capacity","type":"integer","jsonPath":".spec.sku.capacity"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("has(self.deploymentName) == has(oldSelf.deploymentName) && (!has(self.deploymentName) || self.deploymentName == oldSelf.deploymentName)").message("spec.deploymentName is immutable: delete and re-create the ModelDeployment to use another Azure deployment name"))]
+#[x_kube(validation = Rule::new("self.accountRef.name == oldSelf.accountRef.name").message("spec.accountRef is immutable: create a new ModelDeployment on the other account, then delete this one"))]
+#[x_kube(validation = Rule::new("self.model.name == oldSelf.model.name && self.model.format == oldSelf.model.format").message("spec.model.name and spec.model.format cannot change in place in Azure: create a new ModelDeployment for the other model"))]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDeploymentSpec {
+    /// The cluster-scoped AIAccount to deploy to. Immutable.
+    pub account_ref: AccountRef,
+    /// Azure deployment name. Default: `<namespace>.<name>` (shortened with a hash when longer than 64
+    /// characters), so two namespaces never collide. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 64), regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"))]
+    pub deployment_name: Option<String>,
+    /// The model to deploy.
+    pub model: ModelSpec,
+    /// Deployment type and capacity.
+    pub sku: SkuSpec,
+    /// Name of the Responsible AI (content filter) policy. Absent: Azure's default, not enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rai_policy_name: Option<String>,
+    /// How Azure upgrades the model version. Absent: Azure's default, not enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_upgrade_option: Option<VersionUpgradeOption>,
+    /// Deployment that serves requests this one would throttle (spillover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spillover_deployment_name: Option<String>,
+    /// Service tier: Default or Priority. Absent: Azure's default, not enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<ServiceTier>,
+    /// true pauses the deployment (Azure's pause action), false resumes it; absent: not managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+    /// What happens to the Azure deployment when this resource is deleted: Delete (default) or Retain.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// Adopt an existing Azure deployment with the same name that no resource owns (untagged).
+    /// Without it such a deployment is never modified.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt_existing: bool,
+    /// Name of a ConfigMap (same namespace) to write with the connection settings an app needs:
+    /// endpoint, deployment name, api version and Key Vault secret URI — never the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_config_map: Option<String>,
+}
+
+/// Reference to a cluster-scoped AIAccount.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountRef {
+    /// Name of the AIAccount.
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// The model to deploy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// Model format (publisher family), e.g. OpenAI. Immutable.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// Model name, e.g. gpt-4o-mini. Immutable.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Model version, e.g. 2024-07-18. Absent: Azure's default version, shown in status.model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+fn default_format() -> String {
+    "OpenAI".to_string()
+}
+
+/// Deployment type and capacity.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SkuSpec {
+    /// Deployment type (SKU name).
+    pub name: SkuName,
+    /// Capacity in units of the SKU (thousands of tokens per minute for Standard types, PTUs for provisioned).
+    #[schemars(range(min = 1))]
+    pub capacity: i32,
+}
+
+/// Azure deployment types.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SkuName {
+    Standard,
+    GlobalStandard,
+    DataZoneStandard,
+    ProvisionedManaged,
+    GlobalProvisionedManaged,
+    DataZoneProvisionedManaged,
+    GlobalBatch,
+    DataZoneBatch,
+    DeveloperTier,
+}
+
+impl SkuName {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SkuName::Standard => "Standard",
+            SkuName::GlobalStandard => "GlobalStandard",
+            SkuName::DataZoneStandard => "DataZoneStandard",
+            SkuName::ProvisionedManaged => "ProvisionedManaged",
+            SkuName::GlobalProvisionedManaged => "GlobalProvisionedManaged",
+            SkuName::DataZoneProvisionedManaged => "DataZoneProvisionedManaged",
+            SkuName::GlobalBatch => "GlobalBatch",
+            SkuName::DataZoneBatch => "DataZoneBatch",
+            SkuName::DeveloperTier => "DeveloperTier",
+        }
+    }
+}
+
+/// Model version upgrade policy (Azure's versionUpgradeOption).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum VersionUpgradeOption {
+    OnceNewDefaultVersionAvailable,
+    OnceCurrentVersionExpired,
+    NoAutoUpgrade,
+}
+
+impl VersionUpgradeOption {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::OnceNewDefaultVersionAvailable => "OnceNewDefaultVersionAvailable",
+            Self::OnceCurrentVersionExpired => "OnceCurrentVersionExpired",
+            Self::NoAutoUpgrade => "NoAutoUpgrade",
+        }
+    }
+}
+
+/// Service tier.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ServiceTier {
+    Default,
+    Priority,
+}
+
+impl ServiceTier {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Default => "Default",
+            Self::Priority => "Priority",
+        }
+    }
+}
+
+/// What to do with the Azure deployment when the resource is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum DeletionPolicy {
+    /// Delete the Azure deployment (waits for Azure to finish) before the resource goes.
+    #[default]
+    Delete,
+    /// Leave the Azure deployment in place.
+    Retain,
+}
+
+/// Observed state of a ModelDeployment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDeploymentStatus {
+    /// Conditions; `Ready` (with observedGeneration) is True when Azure matches the spec.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// metadata.generation last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Azure provisioningState of the deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning_state: Option<String>,
+    /// The account endpoint apps call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The Azure deployment name apps pass as `model` / deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_name: Option<String>,
+    /// ARM resource id of the deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_resource_id: Option<String>,
+    /// The model as Azure resolved it (version filled in when spec leaves it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ResolvedModel>,
+    /// SKU name as deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku_name: Option<String>,
+    /// Capacity as deployed (currentCapacity when Azure reports it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<i32>,
+    /// Azure deployment state (Running / Paused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_state: Option<String>,
+    /// Rate limits Azure derived from the capacity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimit>,
+    /// Key Vault secret holding the account key (never the key itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_vault_secret: Option<KeyVaultSecretRef>,
+    /// Azure long-running operation in progress; a restarted operator resumes polling it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_operation: Option<PendingOperation>,
+    /// Last terminal Azure error; no write is retried for this generation until the spec or the account changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+    /// Last successful sync with Azure (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<String>,
+}
+
+/// Model as resolved by Azure.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedModel {
+    /// Model format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Model name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Model version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// One rate limit rule.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// What is limited (e.g. request, token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Allowed count per renewal period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<f64>,
+    /// Renewal period in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_period: Option<f64>,
+}
+
+/// Reference to a Key Vault secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyVaultSecretRef {
+    /// Vault base URI.
+    pub vault_uri: String,
+    /// Secret name.
+    pub name: String,
+    /// Secret version holding the current key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// An Azure long-running operation the operator started and is polling.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingOperation {
+    /// Create, Update, UpdateCapacity, UpdateModel, Delete.
+    pub kind: String,
+    /// Azure-AsyncOperation URL to poll (preferred).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_operation_url: Option<String>,
+    /// Location URL to poll when Azure gave no Azure-AsyncOperation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_url: Option<String>,
+    /// When the operation started (RFC 3339).
+    pub started_at: String,
+    /// metadata.generation the operation was started for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+}
+
+/// A terminal Azure error.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LastError {
+    /// Azure error code (e.g. InsufficientQuota).
+    pub code: String,
+    /// Azure's message.
+    pub message: String,
+    /// metadata.generation the error happened on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// resourceVersion/generation marker of the AIAccount when it happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_generation: Option<i64>,
+    /// When it happened (RFC 3339).
+    pub at: String,
+}
+
+/// A status condition (same shape as metav1.Condition).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type, e.g. Ready.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    pub status: String,
+    /// PascalCase reason (for errors: Azure's error code).
+    #[serde(default)]
+    pub reason: String,
+    /// Human-readable message: what is wrong and what to do.
+    #[serde(default)]
+    pub message: String,
+    /// metadata.generation the condition was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When status last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+}
+
+impl ModelDeployment {
+    /// The Azure deployment name: spec.deploymentName or `<namespace>.<name>`
+    /// (namespaces contain no dots, so the split is unambiguous across namespaces).
+    pub fn azure_deployment_name(&self) -> String {
+        if let Some(n) = &self.spec.deployment_name {
+            return n.clone();
+        }
+        let ns = self.metadata.namespace.as_deref().unwrap_or("default");
+        let name = self.metadata.name.as_deref().unwrap_or_default();
+        default_deployment_name(ns, name)
+    }
+
+    /// Owner identity written to the Azure deployment's tags.
+    pub fn owner_id(&self) -> String {
+        format!(
+            "{}/{}",
+            self.metadata.namespace.as_deref().unwrap_or("default"),
+            self.metadata.name.as_deref().unwrap_or_default()
+        )
+    }
+}
+
+/// `<namespace>.<name>`, shortened with a hash suffix when longer than 64 characters.
+pub fn default_deployment_name(namespace: &str, name: &str) -> String {
+    use sha2::Digest;
+    let full = format!("{namespace}.{name}");
+    if full.len() <= 64 {
+        return full;
+    }
+    let digest = sha2::Sha256::digest(full.as_bytes());
+    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let keep: String = full.chars().take(64 - 9).collect();
+    format!("{}-{hash}", keep.trim_end_matches(['.', '-', '_']))
+}
+
+/// Both CRDs as multi-document YAML (what `aoai-operator crd` prints).
+pub fn crd_yaml() -> String {
+    format!(
+        "{}---\n{}",
+        account_crd_yaml(),
+        model_deployment_crd_yaml()
+    )
+}
+
+/// The AIAccount CRD as YAML (crds/aoai.dev_aiaccounts.yaml).
+pub fn account_crd_yaml() -> String {
+    serde_yaml::to_string(&AIAccount::crd()).expect("CRD serializes")
+}
+
+/// The ModelDeployment CRD as YAML (crds/aoai.dev_modeldeployments.yaml).
+pub fn model_deployment_crd_yaml() -> String {
+    serde_yaml::to_string(&ModelDeployment::crd()).expect("CRD serializes")
+}
+
+/// (file name, content) pairs for `crds/` and the chart.
+pub fn crd_files() -> Vec<(&'static str, String)> {
+    vec![
+        ("aoai.dev_aiaccounts.yaml", account_crd_yaml()),
+        ("aoai.dev_modeldeployments.yaml", model_deployment_crd_yaml()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_do_not_collide_and_fit() {
+        assert_eq!(default_deployment_name("team-a", "chat"), "team-a.chat");
+        assert_ne!(
+            default_deployment_name("team-a", "b-c"),
+            default_deployment_name("team-a-b", "c")
+        );
+        let long = default_deployment_name(&"n".repeat(63), &"x".repeat(200));
+        assert!(long.len() <= 64, "{long}");
+        assert_ne!(
+            long,
+            default_deployment_name(&"n".repeat(63), &"x".repeat(201))
+        );
+    }
+
+    #[test]
+    fn crds_have_cel_printer_columns_and_descriptions() {
+        let md = serde_json::to_value(ModelDeployment::crd()).unwrap();
+        let s = md.to_string();
+        assert!(s.contains("x-kubernetes-validations"));
+        assert!(s.contains("deploymentName is immutable"));
+        assert!(s.contains("\"shortNames\""));
+        let cols = &md["spec"]["versions"][0]["additionalPrinterColumns"];
+        let names: Vec<_> = cols
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        for want in [
+            "Account", "Model", "Version", "SKU", "Capacity", "Ready", "Reason", "Age",
+        ] {
+            assert!(names.iter().any(|n| n == want), "missing column {want}");
+        }
+        // every spec property has a description
+        fn check(v: &serde_json::Value, path: &str) {
+            if let Some(props) = v.get("properties").and_then(|p| p.as_object()) {
+                for (k, p) in props {
+                    if path.is_empty() && (k == "apiVersion" || k == "kind" || k == "metadata") {
+                        continue;
+                    }
+                    let here = format!("{path}.{k}");
+                    assert!(
+                        p.get("description").is_some(),
+                        "no description on {here}"
+                    );
+                    check(p, &here);
+                    if let Some(items) = p.get("items") {
+                        check(items, &here);
+                    }
+                }
+            }
+        }
+        for crd in [md, serde_json::to_value(AIAccount::crd()).unwrap()] {
+            check(
+                &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
+                "",
+            );
+        }
+    }
+
+    #[test]
+    fn issue_example_parses() {
+        let docs = r#"
+apiVersion: aoai.dev/v1alpha1
+kind: AIAccount
+metadata: {name: shared-eastus}
+spec:
+  subscriptionId: 00000000-0000-0000-0000-000000000000
+  resourceGroup: rg-ai
+  accountName: contoso-ai-eastus
+  credential:
+    workloadIdentity: {clientId: "c", tenantId: "t"}
+  keyVault: {vaultUri: "https://contoso-kv.vault.azure.net/", secretName: contoso-ai-eastus-key}
+  allowedNamespaces:
+    names: [team-a]
+    selector: {matchLabels: {ai-access: "true"}}
+"#;
+        let a: AIAccount = serde_yaml::from_str(docs).unwrap();
+        assert_eq!(a.spec.allowed_namespaces.unwrap().names, vec!["team-a"]);
+        let md: ModelDeployment = serde_yaml::from_str(
+            r#"
+apiVersion: aoai.dev/v1alpha1
+kind: ModelDeployment
+metadata: {name: chat, namespace: team-a}
+spec:
+  accountRef: {name: shared-eastus}
+  model: {name: gpt-4o-mini, version: "2024-07-18"}
+  sku: {name: GlobalStandard, capacity: 10}
+  connectionConfigMap: chat-connection
+"#,
+        )
+        .unwrap();
+        assert_eq!(md.spec.model.format, "OpenAI");
+        assert_eq!(md.spec.deletion_policy, DeletionPolicy::Delete);
+        assert_eq!(md.azure_deployment_name(), "team-a.chat");
+    }
+}

@@ -1,0 +1,198 @@
+//! Controllers: wiring (watch streams with predicates, triggers between kinds) and helpers
+//! shared by the AIAccount and ModelDeployment reconcilers (conditions, events, status apply).
+
+pub mod account;
+pub mod deployment;
+
+use crate::context::Context;
+use crate::crd::{AIAccount, Condition, ModelDeployment};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+pub const MD_FINALIZER: &str = "aoai.dev/deployment-cleanup";
+pub const ACCOUNT_FINALIZER: &str = "aoai.dev/account-in-use";
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Set a condition, keeping lastTransitionTime when the status did not change.
+pub fn set_condition(
+    conds: &mut Vec<Condition>,
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) {
+    let status = if ok { "True" } else { "False" };
+    let prev = conds.iter().find(|c| c.type_ == type_).cloned();
+    let ltt = match &prev {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Some(now_rfc3339()),
+    };
+    conds.retain(|c| c.type_ != type_);
+    conds.push(Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: truncate(message, 1000),
+        observed_generation: generation,
+        last_transition_time: ltt,
+    });
+}
+
+pub fn ready_condition(conds: &[Condition]) -> Option<&Condition> {
+    conds.iter().find(|c| c.type_ == "Ready")
+}
+
+pub fn truncate(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        return s.to_string();
+    }
+    let mut end = n;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Publish an event; failures are logged, never fatal.
+pub async fn publish(ctx: &Context, reference: &ObjectReference, warning: bool, reason: &str, action: &str, note: String) {
+    let ev = Event {
+        type_: if warning { EventType::Warning } else { EventType::Normal },
+        reason: reason.into(),
+        note: Some(truncate(&note, 1000)),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, reference).await {
+        tracing::warn!(error = %e, reason, "cannot publish event");
+    }
+}
+
+/// Server-side apply of the whole status with the fixed field manager.
+pub async fn apply_status<K>(ctx: &Context, api: &Api<K>, obj: &K, status: serde_json::Value) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(&ctx.config.field_manager).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Hash of what should trigger a reconcile of a resource (spec generation, deletion,
+/// finalizers, annotations) — status-only updates do not.
+fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
+    let m = obj.meta();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    m.generation.hash(&mut h);
+    m.deletion_timestamp.is_some().hash(&mut h);
+    m.finalizers.hash(&mut h);
+    m.annotations.hash(&mut h);
+    m.uid.hash(&mut h);
+    Some(h.finish())
+}
+
+/// What of an AIAccount matters to its ModelDeployments.
+fn account_trigger_hash(a: &AIAccount) -> Option<u64> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    a.metadata.generation.hash(&mut h);
+    a.metadata.deletion_timestamp.is_some().hash(&mut h);
+    if let Some(s) = &a.status {
+        ready_condition(&s.conditions).map(|c| c.status.clone()).hash(&mut h);
+        s.endpoint.hash(&mut h);
+        s.key_vault_secret.as_ref().map(|k| (&k.vault_uri, &k.name, &k.version)).hash(&mut h);
+    }
+    Some(h.finish())
+}
+
+/// After a restart, give each account's write slot back to the deployment whose long-running
+/// operation (persisted in status) is still running, before any reconcile can start a new write.
+async fn prime_write_gate(ctx: &Context) {
+    let mds = Api::<ModelDeployment>::all(ctx.client.clone()).list(&Default::default()).await;
+    let accounts = Api::<AIAccount>::all(ctx.client.clone()).list(&Default::default()).await;
+    let (Ok(mds), Ok(accounts)) = (mds, accounts) else { return };
+    for md in mds.items {
+        if md.status.as_ref().is_some_and(|s| s.pending_operation.is_some()) {
+            if let Some(a) = accounts.items.iter().find(|a| a.name_any() == md.spec.account_ref.name) {
+                ctx.gate.claim(&account::account_id(a).key(), &md.owner_id());
+                tracing::info!(deployment = %md.owner_id(), "resuming a pending Azure operation");
+            }
+        }
+    }
+}
+
+/// Run both controllers until `shutdown` resolves.
+pub async fn run_controllers(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let client = ctx.client.clone();
+    prime_write_gate(&ctx).await;
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    let cfg = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
+
+    // ModelDeployments: triggered by spec/deletion changes, by requeues, and by relevant AIAccount changes.
+    let md_api: Api<ModelDeployment> = Api::all(client.clone());
+    let (md_reader, md_writer) = reflector::store();
+    let md_stream = watcher(md_api, watcher::Config::default())
+        .default_backoff()
+        .reflect(md_writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash::<ModelDeployment>, Default::default());
+    let acct_stream = watcher(Api::<AIAccount>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(account_trigger_hash, Default::default());
+    let reader = md_reader.clone();
+    let md_controller = Controller::for_stream(md_stream, md_reader)
+        .with_config(cfg.clone())
+        .watches_stream(acct_stream, move |acct: AIAccount| {
+            let name = acct.name_any();
+            reader
+                .state()
+                .into_iter()
+                .filter(|md| md.spec.account_ref.name == name)
+                .map(|md| ObjectRef::from_obj(&*md))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown.clone())
+        .run(deployment::reconcile, deployment::error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "ModelDeployment reconcile error");
+            }
+        });
+
+    let (acct_reader, acct_writer) = reflector::store();
+    let acct_own_stream = watcher(Api::<AIAccount>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(acct_writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash::<AIAccount>, Default::default());
+    let acct_controller = Controller::for_stream(acct_own_stream, acct_reader)
+        .with_config(cfg)
+        .graceful_shutdown_on(shutdown)
+        .run(account::reconcile, account::error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "AIAccount reconcile error");
+            }
+        });
+    futures::join!(md_controller, acct_controller);
+}

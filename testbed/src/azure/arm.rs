@@ -1,0 +1,921 @@
+//! ARM surface for `Microsoft.CognitiveServices`: accounts (GET/list/PUT/PATCH/DELETE,
+//! listKeys, regenerateKey, models, skus, usages), deployments (PUT/PATCH/GET/list/DELETE,
+//! skus, pause/resume) with long-running operations (Azure-AsyncOperation + Location +
+//! Retry-After, operation status/result URLs), 409 RequestConflict while a write is in flight
+//! on the account, quota on every PUT, catalog errors, the capacity-or-model rule, RAI
+//! policies, location models/usages/capacities, throttling and api-version checks.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::catalog::{self, CatalogModel};
+use super::entra::TokenError;
+use super::ratelimit::Bucket;
+use super::server::{Req, Resp, empty_response, json_response, with_header};
+use super::world::{self, Operation, Target, World, render_deployment, resolve_model, timestamp};
+use super::{AccountSeed, Inner, LogInfo, Surface};
+
+/// Stable api-versions whose spec is in `../shared/azure-specs`.
+pub const API_VERSIONS: &[&str] = &["2025-09-01", "2026-09-01"];
+const ARM_AUDIENCES: &[&str] = &[
+    "https://management.azure.com",
+    "https://management.core.windows.net",
+];
+
+pub(crate) fn arm_error(status: u16, code: &str, message: &str) -> Resp {
+    json_response(status, json!({"error": {"code": code, "message": message}}))
+}
+
+fn not_found_account(rg: &str, name: &str) -> Resp {
+    arm_error(
+        404,
+        "ResourceNotFound",
+        &format!("The Resource 'Microsoft.CognitiveServices/accounts/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+    )
+}
+
+fn conflict(account_id: &str) -> Resp {
+    arm_error(
+        409,
+        "RequestConflict",
+        &format!("Another operation is being performed on the parent resource '{account_id}'. Please try again later."),
+    )
+}
+
+fn www_authenticate(inner: &Inner, error_description: &str) -> String {
+    format!(
+        "Bearer authorization_uri=\"{}{}\", error=\"invalid_token\", error_description=\"{}\"",
+        inner.main_url(),
+        inner.tenant_id,
+        error_description
+    )
+}
+
+/// Validates the bearer token for ARM; Err = Azure's 401.
+fn authenticate(inner: &Inner, req: &Req) -> Result<Value, Resp> {
+    let err = |code: &str, message: &str, desc: &str| {
+        with_header(arm_error(401, code, message), "www-authenticate", &www_authenticate(inner, desc))
+    };
+    let Some(token) = req.bearer() else {
+        return Err(err(
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.",
+            "The authentication failed because of missing 'Authorization' header.",
+        ));
+    };
+    match inner.signer.validate(&token, ARM_AUDIENCES) {
+        Ok(claims) => Ok(claims),
+        Err(TokenError::Expired { exp }) => {
+            let exp = chrono::DateTime::from_timestamp(exp, 0).unwrap_or_default();
+            Err(err(
+                "ExpiredAuthenticationToken",
+                &format!(
+                    "The access token expiry UTC time '{}' is earlier than current UTC time '{}'.",
+                    exp.format("%-m/%-d/%Y %-I:%M:%S %p"),
+                    Utc::now().format("%-m/%-d/%Y %-I:%M:%S %p")
+                ),
+                "The access token has expired.",
+            ))
+        }
+        Err(TokenError::WrongAudience { aud }) => Err(err(
+            "InvalidAuthenticationTokenAudience",
+            &format!("The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'."),
+            "The access token has been obtained for wrong audience or resource.",
+        )),
+        Err(_) => Err(err(
+            "InvalidAuthenticationToken",
+            "The access token is invalid.",
+            "The access token is invalid.",
+        )),
+    }
+}
+
+struct Ctx<'a> {
+    inner: &'a Arc<Inner>,
+    req: &'a Req,
+    api_version: String,
+    principal: String,
+    actor_oid: String,
+}
+
+pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
+    let claims = match authenticate(inner, req) {
+        Ok(c) => c,
+        Err(r) => return finish(r, None, None, false),
+    };
+    let principal = claims["appid"].as_str().unwrap_or_default().to_string();
+    let actor_oid = claims["oid"].as_str().unwrap_or_default().to_string();
+    let segs: Vec<String> = req
+        .path
+        .trim_matches('/')
+        .split('/')
+        .map(|s| {
+            percent_decode(s)
+        })
+        .collect();
+    let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let is_write = req.method != "GET" && req.method != "HEAD";
+    let account_id = account_of(&segs, &lower);
+    let principal_opt = Some(principal.clone());
+
+    // Throttling per (subscription, principal).
+    let mut ratelimit_header = None;
+    if lower.first().map(String::as_str) == Some("subscriptions") && segs.len() > 1 {
+        let sub = lower[1].clone();
+        let cfg = inner.config.lock().clone();
+        let (cap, refill) = if is_write {
+            (cfg.write_capacity, cfg.write_refill_per_sec)
+        } else {
+            (cfg.read_capacity, cfg.read_refill_per_sec)
+        };
+        let mut w = inner.world.lock();
+        let bucket = w
+            .buckets
+            .entry((sub.clone(), actor_oid.clone(), is_write))
+            .or_insert_with(|| Bucket::new(cap));
+        let name = if is_write { "x-ms-ratelimit-remaining-subscription-writes" } else { "x-ms-ratelimit-remaining-subscription-reads" };
+        match bucket.take(cap, refill) {
+            Ok(remaining) => ratelimit_header = Some((name, remaining)),
+            Err(wait) => {
+                drop(w);
+                let kind = if is_write { "write" } else { "read" };
+                let r = arm_error(
+                    429,
+                    "SubscriptionRequestsThrottled",
+                    &format!("Number of '{kind}' requests for subscription '{}' actor '{actor_oid}' exceeded. Please try again after '{wait}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling", segs[1]),
+                );
+                let r = with_header(r, "retry-after", &wait.to_string());
+                let r = with_header(r, name, "0");
+                return finish(r, principal_opt, account_id, is_write);
+            }
+        }
+    }
+
+    let is_operation_url = lower.len() == 8
+        && (lower[6] == "operationstatuses" || lower[6] == "operationresults");
+    let api_version = match req.query("api-version") {
+        None => {
+            let r = arm_error(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.");
+            return finish(r, principal_opt, account_id, is_write);
+        }
+        Some(v) if !API_VERSIONS.contains(&v.as_str()) && !is_operation_url => {
+            let r = if !looks_like_api_version(&v) {
+                arm_error(400, "InvalidApiVersionParameter", &format!("The api-version '{v}' is invalid. The supported versions are '{}'.", API_VERSIONS.join(",")))
+            } else {
+                let ty = resource_type(&lower);
+                arm_error(400, "NoRegisteredProviderFound", &format!("No registered resource provider found for location 'eastus' and API version '{v}' for type '{ty}'. The supported api-versions are '{}'. The supported locations are 'eastus, eastus2, westus, swedencentral'.", API_VERSIONS.join(", ")))
+            };
+            return finish(r, principal_opt, account_id, is_write);
+        }
+        Some(v) => v,
+    };
+    let ctx = Ctx { inner, req, api_version, principal: principal.clone(), actor_oid };
+    let mut resp = route(&ctx, &segs, &lower);
+    if let Some((name, remaining)) = ratelimit_header {
+        resp = with_header(resp, name, &remaining.to_string());
+    }
+    finish(resp, principal_opt, account_id, is_write)
+}
+
+fn finish(resp: Resp, principal: Option<String>, account_id: Option<String>, is_write: bool) -> Resp {
+    let mut resp = with_header(resp, "x-ms-request-id", &uuid::Uuid::new_v4().to_string());
+    resp = with_header(resp, "x-ms-correlation-request-id", &uuid::Uuid::new_v4().to_string());
+    resp.extensions_mut().insert(LogInfo { principal, account_id, is_write });
+    resp
+}
+
+fn looks_like_api_version(v: &str) -> bool {
+    let re = regex::Regex::new(r"^\d{4}-\d{2}-\d{2}(-preview)?$").expect("regex");
+    re.is_match(v)
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_string())
+}
+
+fn resource_type(lower: &[String]) -> String {
+    if lower.iter().any(|s| s == "deployments") {
+        "accounts/deployments".into()
+    } else if lower.iter().any(|s| s == "locations") {
+        "locations".into()
+    } else {
+        "accounts".into()
+    }
+}
+
+/// ARM id of the account a path concerns, if any.
+fn account_of(segs: &[String], lower: &[String]) -> Option<String> {
+    if lower.len() >= 8
+        && lower[0] == "subscriptions"
+        && lower[2] == "resourcegroups"
+        && lower[4] == "providers"
+        && lower[5] == "microsoft.cognitiveservices"
+        && lower[6] == "accounts"
+    {
+        Some(world::account_id(&segs[1], &segs[3], &segs[7]))
+    } else {
+        None
+    }
+}
+
+fn route(ctx: &Ctx, segs: &[String], lower: &[String]) -> Resp {
+    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let m = ctx.req.method.as_str();
+    match (m, l.as_slice()) {
+        (_, ["subscriptions", _, "providers", "microsoft.cognitiveservices", rest @ ..]) => {
+            subscription_level(ctx, &segs[1], rest, &segs[4..])
+        }
+        ("GET", ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.cognitiveservices", "accounts"]) => {
+            list_accounts(ctx, &segs[1], Some(&segs[3]))
+        }
+        (_, ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.cognitiveservices", "accounts", _, rest @ ..]) => {
+            let id = world::account_id(&segs[1], &segs[3], &segs[7]);
+            account_level(ctx, &id, &segs[1], &segs[3], &segs[7], rest, &segs[8..])
+        }
+        _ => arm_error(404, "InvalidResourceType", &format!("The resource type could not be found in the namespace 'Microsoft.CognitiveServices' for api version '{}'.", ctx.api_version)),
+    }
+}
+
+fn subscription_level(ctx: &Ctx, sub: &str, rest: &[&str], raw: &[String]) -> Resp {
+    let m = ctx.req.method.as_str();
+    match (m, rest) {
+        ("GET", ["accounts"]) => list_accounts(ctx, sub, None),
+        ("GET", ["locations", _, "usages"]) => location_usages(ctx, sub, &raw[1]),
+        ("GET", ["locations", _, "models"]) => location_models(ctx, sub, &raw[1]),
+        ("GET", ["locations", _, "modelcapacities"]) => model_capacities(ctx, sub, &raw[1]),
+        ("GET", ["locations", _, "operationstatuses", _]) => operation_status(ctx, &raw[3]),
+        ("GET", ["locations", _, "operationresults", _]) => operation_result(ctx, &raw[3]),
+        ("POST", ["calculatemodelcapacity"]) => calculate_capacity(ctx),
+        _ => arm_error(404, "InvalidResourceType", &format!("The resource type '{}' could not be found in the namespace 'Microsoft.CognitiveServices' for api version '{}'.", rest.first().unwrap_or(&""), ctx.api_version)),
+    }
+}
+
+/// Strips what the requested api-version does not have.
+fn render_for_version(api_version: &str, mut body: Value) -> Value {
+    if api_version == "2025-09-01" {
+        if let Some(p) = body["properties"].as_object_mut() {
+            for k in ["deploymentState", "serviceTier", "routing", "contextCacheContainerId"] {
+                p.remove(k);
+            }
+        }
+        if let Some(o) = body.as_object_mut() {
+            o.remove("systemData");
+        }
+    }
+    body
+}
+
+fn list_accounts(ctx: &Ctx, sub: &str, rg: Option<&str>) -> Resp {
+    let mut w = ctx.inner.world.lock();
+    w.settle();
+    let value: Vec<Value> = w
+        .accounts
+        .values()
+        .filter(|a| a.subscription.eq_ignore_ascii_case(sub))
+        .filter(|a| rg.is_none_or(|rg| a.resource_group.eq_ignore_ascii_case(rg)))
+        .map(|a| a.body.clone())
+        .collect();
+    json_response(200, json!({"value": value}))
+}
+
+fn operation_urls(ctx: &Ctx, sub: &str, location: &str, op_id: &str) -> (String, String) {
+    let base = ctx.inner.main_url();
+    let loc = world::normalize_location(location);
+    (
+        format!("{base}subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{loc}/operationStatuses/{op_id}?api-version={}", ctx.api_version),
+        format!("{base}subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{loc}/operationResults/{op_id}?api-version={}", ctx.api_version),
+    )
+}
+
+fn lro_headers(ctx: &Ctx, resp: Resp, sub: &str, location: &str, op_id: &str, with_location: bool) -> Resp {
+    let (status, result) = operation_urls(ctx, sub, location, op_id);
+    let retry = ctx.inner.config.lock().lro_retry_after_secs;
+    let mut resp = with_header(resp, "azure-asyncoperation", &status);
+    if with_location {
+        resp = with_header(resp, "location", &result);
+    }
+    with_header(resp, "retry-after", &retry.to_string())
+}
+
+fn start_operation(ctx: &Ctx, w: &mut World, account_key: &str, sub: &str, location: &str, target: Target) -> String {
+    let delay = ctx.inner.config.lock().provisioning_delay;
+    let id = uuid::Uuid::new_v4().to_string();
+    let failure = w.fail_next.pop_front();
+    w.operations.insert(
+        id.clone(),
+        Operation {
+            id: id.clone(),
+            account_key: account_key.to_string(),
+            subscription: sub.to_string(),
+            location: location.to_string(),
+            target,
+            started: Utc::now(),
+            done_at: Instant::now() + delay,
+            failure,
+            finished: None,
+        },
+    );
+    id
+}
+
+fn operation_status(ctx: &Ctx, op_id: &str) -> Resp {
+    let mut w = ctx.inner.world.lock();
+    w.settle();
+    let Some(op) = w.operations.get(op_id).cloned() else {
+        return arm_error(404, "OperationNotFound", &format!("The operation '{op_id}' could not be found."));
+    };
+    let mut body = json!({
+        "id": format!("/subscriptions/{}/providers/Microsoft.CognitiveServices/locations/{}/operationStatuses/{}", op.subscription, world::normalize_location(&op.location), op.id),
+        "name": op.id,
+        "status": op.status(),
+        "startTime": timestamp(op.started),
+    });
+    if let Some(end) = op.finished {
+        body["endTime"] = json!(timestamp(end));
+        body["percentComplete"] = json!(100);
+    }
+    if let (Some(_), Some((code, message))) = (&op.finished, &op.failure) {
+        body["error"] = json!({"code": code, "message": message});
+    }
+    let resp = json_response(200, body);
+    if op.finished.is_none() {
+        let retry = ctx.inner.config.lock().lro_retry_after_secs;
+        return with_header(resp, "retry-after", &retry.to_string());
+    }
+    resp
+}
+
+fn operation_result(ctx: &Ctx, op_id: &str) -> Resp {
+    let mut w = ctx.inner.world.lock();
+    w.settle();
+    let Some(op) = w.operations.get(op_id).cloned() else {
+        return arm_error(404, "OperationNotFound", &format!("The operation '{op_id}' could not be found."));
+    };
+    if op.finished.is_none() {
+        let (_, result) = operation_urls(ctx, &op.subscription, &op.location, &op.id);
+        let retry = ctx.inner.config.lock().lro_retry_after_secs;
+        let resp = with_header(empty_response(202), "location", &result);
+        return with_header(resp, "retry-after", &retry.to_string());
+    }
+    if let Some((code, message)) = &op.failure {
+        return arm_error(400, code, message);
+    }
+    let acc = w.accounts.get(&op.account_key);
+    match (&op.target, acc) {
+        (Target::Deployment { delete: true, .. }, _) | (Target::Account { delete: true }, _) => empty_response(204),
+        (Target::Deployment { name, .. }, Some(acc)) => match acc.deployments.get(name) {
+            Some(d) => json_response(200, render_for_version(&ctx.api_version, d.body.clone())),
+            None => empty_response(204),
+        },
+        (Target::Account { .. }, Some(acc)) => json_response(200, acc.body.clone()),
+        _ => empty_response(204),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn account_level(ctx: &Ctx, id: &str, sub: &str, rg: &str, name: &str, rest: &[&str], raw: &[String]) -> Resp {
+    let m = ctx.req.method.as_str();
+    let key = id.to_ascii_lowercase();
+    if rest.is_empty() {
+        return match m {
+            "GET" => {
+                let mut w = ctx.inner.world.lock();
+                w.settle();
+                match w.accounts.get(&key) {
+                    Some(a) => json_response(200, a.body.clone()),
+                    None => not_found_account(rg, name),
+                }
+            }
+            "PUT" => put_account(ctx, sub, rg, name),
+            "PATCH" => patch_account(ctx, &key, rg, name),
+            "DELETE" => delete_account(ctx, &key),
+            _ => arm_error(405, "MethodNotAllowed", "The requested method is not allowed."),
+        };
+    }
+    {
+        let mut w = ctx.inner.world.lock();
+        w.settle();
+        if !w.accounts.contains_key(&key) {
+            return not_found_account(rg, name);
+        }
+    }
+    match (m, rest) {
+        ("POST", ["listkeys"]) => {
+            let w = ctx.inner.world.lock();
+            let a = &w.accounts[&key];
+            json_response(200, json!({"key1": a.key1, "key2": a.key2}))
+        }
+        ("POST", ["regeneratekey"]) => {
+            let body = match ctx.req.json() {
+                Ok(b) => b,
+                Err(e) => return invalid_content(&e),
+            };
+            if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
+                return r;
+            }
+            let key1 = match body["keyName"].as_str() {
+                Some(k) if k.eq_ignore_ascii_case("key1") => true,
+                Some(k) if k.eq_ignore_ascii_case("key2") => false,
+                _ => return arm_error(400, "InvalidRequestContent", "The request content was invalid: 'keyName' must be 'Key1' or 'Key2'."),
+            };
+            let mut w = ctx.inner.world.lock();
+            let a = w.accounts.get_mut(&key).expect("account");
+            a.regenerate(key1);
+            json_response(200, json!({"key1": a.key1, "key2": a.key2}))
+        }
+        ("GET", ["models"]) => {
+            let w = ctx.inner.world.lock();
+            let value: Vec<Value> = w.accounts[&key].catalog.iter().map(CatalogModel::account_model_json).collect();
+            json_response(200, json!({"value": value}))
+        }
+        ("GET", ["skus"]) => json_response(200, json!({"value": [
+            {"resourceType": "Microsoft.CognitiveServices/accounts", "sku": {"name": "F0", "tier": "Free"}},
+            {"resourceType": "Microsoft.CognitiveServices/accounts", "sku": {"name": "S0", "tier": "Standard"}},
+        ]})),
+        ("GET", ["usages"]) => {
+            let (sub, loc) = {
+                let w = ctx.inner.world.lock();
+                let a = &w.accounts[&key];
+                (a.subscription.clone(), a.location.clone())
+            };
+            usages(ctx, &sub, &loc, "Global")
+        }
+        ("GET", ["deployments"]) => {
+            let w = ctx.inner.world.lock();
+            let value: Vec<Value> = w.accounts[&key]
+                .deployments
+                .values()
+                .map(|d| render_for_version(&ctx.api_version, d.body.clone()))
+                .collect();
+            json_response(200, json!({"value": value}))
+        }
+        (_, ["deployments", _]) => deployment(ctx, &key, &raw[1]),
+        ("GET", ["deployments", _, "skus"]) => deployment_skus(ctx, &key, &raw[1]),
+        ("POST", ["deployments", _, action @ ("pause" | "resume")]) => pause_resume(ctx, &key, &raw[1], *action == "pause"),
+        ("GET", ["raipolicies"]) => {
+            let w = ctx.inner.world.lock();
+            let value: Vec<Value> = w.accounts[&key].rai_policies.values().cloned().collect();
+            json_response(200, json!({"value": value}))
+        }
+        (_, ["raipolicies", _]) => rai_policy(ctx, &key, &raw[1]),
+        _ => arm_error(404, "InvalidResourceType", &format!("The resource type '{}' could not be found in the namespace 'Microsoft.CognitiveServices' for api version '{}'.", rest.join("/"), ctx.api_version)),
+    }
+}
+
+fn invalid_content(e: &str) -> Resp {
+    arm_error(400, "InvalidRequestContent", &format!("The request content was invalid and could not be deserialized: '{e}'."))
+}
+
+fn put_account(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Resp {
+    let body = match ctx.req.json() {
+        Ok(b) if b.is_object() => b,
+        Ok(_) => return invalid_content("a JSON object is required"),
+        Err(e) => return invalid_content(&e),
+    };
+    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
+        return r;
+    }
+    let Some(location) = body["location"].as_str().map(str::to_string) else {
+        return arm_error(400, "LocationRequired", "The location property is required for this definition.");
+    };
+    let kind = body["kind"].as_str().unwrap_or("AIServices").to_string();
+    let id = world::account_id(sub, rg, name);
+    let key = id.to_ascii_lowercase();
+    let (exists, endpoint) = {
+        let mut w = ctx.inner.world.lock();
+        w.settle();
+        if w.in_flight(&key) > 0 {
+            return conflict(&id);
+        }
+        (w.accounts.contains_key(&key), w.accounts.get(&key).map(|a| a.endpoint.clone()))
+    };
+    let endpoint = match endpoint {
+        Some(e) => e,
+        None => match ctx.inner.spawn(super::server::Listener::Data(key.clone()), true) {
+            Ok(addr) => format!("https://127.0.0.1:{}/", addr.port()),
+            Err(e) => return arm_error(500, "InternalServerError", &e.to_string()),
+        },
+    };
+    let seed = AccountSeed {
+        subscription_id: sub.to_string(),
+        resource_group: rg.to_string(),
+        name: name.to_string(),
+        location: location.clone(),
+        kind,
+    };
+    let mut w = ctx.inner.world.lock();
+    let state = if exists { "Succeeded" } else { "Creating" };
+    w.insert_account_with(&seed, &endpoint, state, &body);
+    if exists {
+        return json_response(200, w.accounts[&key].body.clone());
+    }
+    let op = start_operation(ctx, &mut w, &key, sub, &location, Target::Account { delete: false });
+    let resp = json_response(201, w.accounts[&key].body.clone());
+    lro_headers(ctx, resp, sub, &location, &op, true)
+}
+
+fn patch_account(ctx: &Ctx, key: &str, rg: &str, name: &str) -> Resp {
+    let body = match ctx.req.json() {
+        Ok(b) => b,
+        Err(e) => return invalid_content(&e),
+    };
+    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
+        return r;
+    }
+    let mut w = ctx.inner.world.lock();
+    w.settle();
+    if w.in_flight(key) > 0 {
+        let id = w.accounts.get(key).map(|a| a.id.clone()).unwrap_or_default();
+        return conflict(&id);
+    }
+    let Some(a) = w.accounts.get_mut(key) else { return not_found_account(rg, name) };
+    if let Some(tags) = body.get("tags") {
+        a.body["tags"] = tags.clone();
+    }
+    if let Some(sku) = body.get("sku") {
+        a.body["sku"] = sku.clone();
+    }
+    if let Some(props) = body["properties"].as_object() {
+        for (k, v) in props {
+            if !["provisioningState", "endpoint", "endpoints", "internalId", "dateCreated"].contains(&k.as_str()) {
+                a.body["properties"][k] = v.clone();
+            }
+        }
+    }
+    a.body["etag"] = json!(world::new_etag());
+    json_response(200, a.body.clone())
+}
+
+fn delete_account(ctx: &Ctx, key: &str) -> Resp {
+    let mut w = ctx.inner.world.lock();
+    w.settle();
+    let Some((id, sub, loc)) = w.accounts.get(key).map(|a| (a.id.clone(), a.subscription.clone(), a.location.clone())) else {
+        return empty_response(204);
+    };
+    if w.in_flight(key) > 0 {
+        return conflict(&id);
+    }
+    w.accounts.get_mut(key).expect("account").body["properties"]["provisioningState"] = json!("Deleting");
+    let op = start_operation(ctx, &mut w, key, &sub, &loc, Target::Account { delete: true });
+    lro_headers(ctx, empty_response(202), &sub, &loc, &op, true)
+}
+
+fn deployment(ctx: &Ctx, key: &str, name: &str) -> Resp {
+    match ctx.req.method.as_str() {
+        "GET" => {
+            let mut w = ctx.inner.world.lock();
+            w.settle();
+            match w.accounts[key].deployments.get(&name.to_ascii_lowercase()) {
+                Some(d) => json_response(200, render_for_version(&ctx.api_version, d.body.clone())),
+                None => arm_error(404, "DeploymentNotFound", &format!("The specified deployment '{name}' does not exist.")),
+            }
+        }
+        "PUT" => put_deployment(ctx, key, name, false),
+        "PATCH" => put_deployment(ctx, key, name, true),
+        "DELETE" => delete_deployment(ctx, key, name),
+        _ => arm_error(405, "MethodNotAllowed", "The requested method is not allowed."),
+    }
+}
+
+/// Counts a deployment write for the concurrency high-water mark; true when another write is
+/// in flight on the account (the caller answers 409).
+fn note_write(w: &mut World, key: &str) -> bool {
+    let in_flight = w.in_flight(key);
+    w.max_concurrent = w.max_concurrent.max(in_flight + 1);
+    in_flight > 0
+}
+
+fn put_deployment(ctx: &Ctx, key: &str, name: &str, patch: bool) -> Resp {
+    let request = match ctx.req.json() {
+        Ok(b) if b.is_object() => b,
+        Ok(_) => return invalid_content("a JSON object is required"),
+        Err(e) => return invalid_content(&e),
+    };
+    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
+        return r;
+    }
+    let default_quota = ctx.inner.config.lock().default_quota;
+    let mut w = ctx.inner.world.lock();
+    w.settle();
+    let lname = name.to_ascii_lowercase();
+    let (acc_id, sub, loc, acc_state) = {
+        let a = &w.accounts[key];
+        (a.id.clone(), a.subscription.clone(), a.location.clone(), a.provisioning_state().to_string())
+    };
+    if note_write(&mut w, key) || acc_state != "Succeeded" {
+        return conflict(&acc_id);
+    }
+    let existing = w.accounts[key].deployments.get(&lname).map(|d| d.body.clone());
+    // PATCH: merge sku/tags into the existing deployment.
+    let request = if patch {
+        let Some(existing) = existing.clone() else {
+            return arm_error(404, "DeploymentNotFound", &format!("The specified deployment '{name}' does not exist."));
+        };
+        let mut merged = json!({"properties": existing["properties"].clone(), "sku": existing["sku"].clone()});
+        if let Some(t) = existing.get("tags") {
+            merged["tags"] = t.clone();
+        }
+        if let Some(sku) = request["sku"].as_object() {
+            for (k, v) in sku {
+                merged["sku"][k] = v.clone();
+            }
+        }
+        if let Some(tags) = request.get("tags") {
+            merged["tags"] = tags.clone();
+        }
+        merged
+    } else {
+        request
+    };
+    let model_req = &request["properties"]["model"];
+    let Some(model_name) = model_req["name"].as_str().filter(|s| !s.is_empty()) else {
+        return arm_error(400, "InvalidResourceProperties", "The deployment model is required: set properties.model.format, properties.model.name and optionally properties.model.version.");
+    };
+    let format = model_req["format"].as_str().unwrap_or("OpenAI").to_string();
+    let Some(sku_name) = request["sku"]["name"].as_str().map(str::to_string) else {
+        return arm_error(400, "InvalidResourceProperties", "The deployment SKU is required: set sku.name and sku.capacity.");
+    };
+    let capacity = match &request["sku"]["capacity"] {
+        Value::Null => 1,
+        v => match v.as_i64() {
+            Some(c) if c >= 1 => c as u32,
+            _ => return arm_error(400, "InvalidResourceProperties", &format!("The specified capacity '{v}' of account deployment is invalid. The capacity must be a positive integer.")),
+        },
+    };
+    let acc = &w.accounts[key];
+    let Some(model) = resolve_model(acc, &request) else {
+        let version = model_req["version"].as_str().unwrap_or("");
+        return arm_error(400, "DeploymentModelNotSupported", &format!("The model 'Format: {format}, Name: {model_name}, Version: {version}' of account deployment is not supported."));
+    };
+    if !model.skus.iter().any(|s| s.eq_ignore_ascii_case(&sku_name)) {
+        return arm_error(400, "InvalidResourceProperties", &format!("The specified SKU '{sku_name}' for model '{} {}' is not supported in this region '{}'.", model.name, model.version, world::normalize_location(&loc)));
+    }
+    if capacity > model.max_capacity {
+        return arm_error(400, "InvalidResourceProperties", &format!("The specified capacity '{capacity}' of account deployment is bigger than the maximum capacity '{}' of the model '{}'.", model.max_capacity, model.name));
+    }
+    if let Some(old) = &existing {
+        let om = &old["properties"]["model"];
+        let same_model = om["format"].as_str().unwrap_or("OpenAI").eq_ignore_ascii_case(&format)
+            && om["name"].as_str().unwrap_or("").eq_ignore_ascii_case(model_name);
+        if !same_model {
+            return arm_error(400, "CannotChangeDeploymentModel", "The model of deployment cannot be changed.");
+        }
+        let version_changed = !om["version"].as_str().unwrap_or("").eq_ignore_ascii_case(&model.version);
+        let capacity_changed = old["sku"]["capacity"].as_u64().unwrap_or(0) != capacity as u64;
+        if version_changed && capacity_changed {
+            return arm_error(400, "InvalidResourceProperties", &format!("Cannot change capacity and model at the same time for deployment '{name}'. Update the capacity and the model version in separate requests."));
+        }
+    }
+    // Quota, checked on every PUT (a PUT that changes nothing included).
+    let usage = catalog::usage_name(&model.format, &sku_name, &model.name);
+    let limit = w.quota_limit(&sub, &loc, &usage, default_quota);
+    let others = w.usage(&sub, &loc, &usage, Some((key, &lname)));
+    if others + capacity > limit {
+        let display = catalog::quota_display_name(&model.name, &sku_name);
+        let current = w.usage(&sub, &loc, &usage, None);
+        return arm_error(400, "InsufficientQuota", &format!("This operation require {capacity} new capacity in quota {display}, which is bigger than the current available capacity {}. The current quota usage is {current} and the quota limit is {limit} for quota {display}.", limit.saturating_sub(others)));
+    }
+    let state = if existing.is_some() { "Updating" } else { "Creating" };
+    let acc = &w.accounts[key];
+    let body = render_deployment(acc, name, &request, existing.as_ref(), Some(&model), state, &ctx.principal, "Application");
+    w.accounts.get_mut(key).expect("account").deployments.insert(lname.clone(), world::Deployment { body: body.clone() });
+    let op = start_operation(ctx, &mut w, key, &sub, &loc, Target::Deployment { name: lname, delete: false });
+    let _ = &ctx.actor_oid;
+    let body = render_for_version(&ctx.api_version, body);
+    if patch {
+        return lro_headers(ctx, json_response(202, body), &sub, &loc, &op, true);
+    }
+    let status = if existing.is_some() { 200 } else { 201 };
+    lro_headers(ctx, json_response(status, body), &sub, &loc, &op, false)
+}
+
+fn delete_deployment(ctx: &Ctx, key: &str, name: &str) -> Resp {
+    let mut w = ctx.inner.world.lock();
+    w.settle();
+    let lname = name.to_ascii_lowercase();
+    let (acc_id, sub, loc) = {
+        let a = &w.accounts[key];
+        (a.id.clone(), a.subscription.clone(), a.location.clone())
+    };
+    if !w.accounts[key].deployments.contains_key(&lname) {
+        return empty_response(204);
+    }
+    if note_write(&mut w, key) {
+        return conflict(&acc_id);
+    }
+    if let Some(d) = w.accounts.get_mut(key).expect("account").deployments.get_mut(&lname) {
+        d.body["properties"]["provisioningState"] = json!("Deleting");
+    }
+    let op = start_operation(ctx, &mut w, key, &sub, &loc, Target::Deployment { name: lname, delete: true });
+    lro_headers(ctx, empty_response(202), &sub, &loc, &op, true)
+}
+
+fn pause_resume(ctx: &Ctx, key: &str, name: &str, pause: bool) -> Resp {
+    let mut w = ctx.inner.world.lock();
+    w.settle();
+    let lname = name.to_ascii_lowercase();
+    let acc_id = w.accounts[key].id.clone();
+    if !w.accounts[key].deployments.contains_key(&lname) {
+        return arm_error(404, "DeploymentNotFound", &format!("The specified deployment '{name}' does not exist."));
+    }
+    if note_write(&mut w, key) {
+        return conflict(&acc_id);
+    }
+    let d = w.accounts.get_mut(key).expect("account").deployments.get_mut(&lname).expect("deployment");
+    d.body["properties"]["deploymentState"] = json!(if pause { "Paused" } else { "Running" });
+    d.body["etag"] = json!(world::new_etag());
+    json_response(200, render_for_version(&ctx.api_version, d.body.clone()))
+}
+
+fn deployment_skus(ctx: &Ctx, key: &str, name: &str) -> Resp {
+    let mut w = ctx.inner.world.lock();
+    w.settle();
+    let acc = &w.accounts[key];
+    let Some(d) = acc.deployments.get(&name.to_ascii_lowercase()) else {
+        return arm_error(404, "DeploymentNotFound", &format!("The specified deployment '{name}' does not exist."));
+    };
+    let model = resolve_model(acc, &d.body);
+    let value: Vec<Value> = model
+        .map(|m| {
+            m.skus
+                .iter()
+                .map(|s| json!({
+                    "resourceType": "Microsoft.CognitiveServices/accounts/deployments",
+                    "sku": {"name": s, "capacity": 10},
+                    "capacity": {"minimum": 1, "maximum": m.max_capacity, "step": 1, "default": 10, "allowedValues": [1, 5, 10, 20, 50, 100]},
+                }))
+                .collect()
+        })
+        .unwrap_or_default();
+    json_response(200, json!({"value": value}))
+}
+
+fn rai_policy(ctx: &Ctx, key: &str, name: &str) -> Resp {
+    let mut w = ctx.inner.world.lock();
+    let lname = name.to_ascii_lowercase();
+    let acc = w.accounts.get_mut(key).expect("account");
+    match ctx.req.method.as_str() {
+        "GET" => match acc.rai_policies.get(&lname) {
+            Some(p) => json_response(200, p.clone()),
+            None => arm_error(404, "NotFound", &format!("The RAI policy '{name}' was not found.")),
+        },
+        "PUT" => {
+            let body = match ctx.req.json() {
+                Ok(b) => b,
+                Err(e) => return invalid_content(&e),
+            };
+            if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
+                return r;
+            }
+            let mut props = body["properties"].clone();
+            if !props.is_object() {
+                props = json!({});
+            }
+            props["type"] = json!("UserManaged");
+            let policy = json!({
+                "id": format!("{}/raiPolicies/{}", acc.id, name),
+                "name": name,
+                "type": "Microsoft.CognitiveServices/accounts/raiPolicies",
+                "etag": world::new_etag(),
+                "properties": props,
+            });
+            let status = if acc.rai_policies.insert(lname, policy.clone()).is_some() { 200 } else { 201 };
+            json_response(status, policy)
+        }
+        "DELETE" => {
+            acc.rai_policies.remove(&lname);
+            empty_response(204)
+        }
+        _ => arm_error(405, "MethodNotAllowed", "The requested method is not allowed."),
+    }
+}
+
+fn usages(ctx: &Ctx, sub: &str, location: &str, scope: &str) -> Resp {
+    let default_quota = ctx.inner.config.lock().default_quota;
+    let mut w = ctx.inner.world.lock();
+    w.settle();
+    let loc = world::normalize_location(location);
+    let mut value: Vec<Value> = Vec::new();
+    if scope == "Regional" {
+        let count = w.accounts.values().filter(|a| a.subscription.eq_ignore_ascii_case(sub) && world::normalize_location(&a.location) == loc).count();
+        value.push(json!({
+            "name": {"value": "AccountCount", "localizedValue": "Cognitive Services total account limit"},
+            "currentValue": count, "limit": 200, "unit": "Count", "scopeType": "Regional", "scopeId": loc,
+        }));
+    }
+    for name in w.usage_names(sub, &loc) {
+        let parts: Vec<&str> = name.splitn(3, '.').collect();
+        let display = if parts.len() == 3 { catalog::quota_display_name(parts[2], parts[1]) } else { name.clone() };
+        value.push(json!({
+            "name": {"value": name, "localizedValue": display},
+            "currentValue": w.usage(sub, &loc, &name, None),
+            "limit": w.quota_limit(sub, &loc, &name, default_quota),
+            "unit": "Count",
+            "quotaPeriod": "00:01:00",
+            "nextResetTime": timestamp(Utc::now() + chrono::Duration::seconds(60)),
+            "status": "Included",
+            "scopeType": scope,
+            "scopeId": if scope == "Global" { "Global".to_string() } else { loc.clone() },
+        }));
+    }
+    json_response(200, json!({"value": value}))
+}
+
+fn location_usages(ctx: &Ctx, sub: &str, location: &str) -> Resp {
+    usages(ctx, sub, location, "Regional")
+}
+
+fn catalog_for_location(w: &World, sub: &str, location: &str) -> Vec<(String, CatalogModel)> {
+    let loc = world::normalize_location(location);
+    let mut models: Vec<(String, CatalogModel)> = Vec::new();
+    for a in w.accounts.values().filter(|a| a.subscription.eq_ignore_ascii_case(sub) && world::normalize_location(&a.location) == loc) {
+        for m in &a.catalog {
+            if !models.iter().any(|(_, x)| x == m) {
+                models.push((a.kind.clone(), m.clone()));
+            }
+        }
+    }
+    if models.is_empty() {
+        models = catalog::default_catalog().into_iter().map(|m| ("AIServices".to_string(), m)).collect();
+    }
+    models
+}
+
+fn location_models(ctx: &Ctx, sub: &str, location: &str) -> Resp {
+    let mut w = ctx.inner.world.lock();
+    w.settle();
+    let value: Vec<Value> = catalog_for_location(&w, sub, location)
+        .iter()
+        .map(|(kind, m)| m.location_model_json(kind))
+        .collect();
+    json_response(200, json!({"value": value}))
+}
+
+fn model_capacities(ctx: &Ctx, sub: &str, location: &str) -> Resp {
+    let default_quota = ctx.inner.config.lock().default_quota;
+    let (Some(format), Some(name), Some(version)) = (ctx.req.query("modelFormat"), ctx.req.query("modelName"), ctx.req.query("modelVersion")) else {
+        return arm_error(400, "BadRequest", "The query parameters 'modelFormat', 'modelName' and 'modelVersion' are required.");
+    };
+    let mut w = ctx.inner.world.lock();
+    w.settle();
+    let models = catalog_for_location(&w, sub, location);
+    let mut value = Vec::new();
+    for (_, m) in models.iter().filter(|(_, m)| m.format.eq_ignore_ascii_case(&format) && m.name.eq_ignore_ascii_case(&name) && m.version.eq_ignore_ascii_case(&version)) {
+        for sku in &m.skus {
+            let usage = catalog::usage_name(&m.format, sku, &m.name);
+            let available = w.quota_limit(sub, location, &usage, default_quota).saturating_sub(w.usage(sub, location, &usage, None));
+            value.push(json!({
+                "id": format!("/subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{location}/models/{}.{}.{}/skuCapacities/{sku}", m.format, m.name, m.version),
+                "name": sku,
+                "type": "Microsoft.CognitiveServices/locations/models/skuCapacities",
+                "location": location,
+                "properties": {
+                    "model": {"format": m.format, "name": m.name, "version": m.version},
+                    "skuName": sku,
+                    "availableCapacity": available,
+                    "availableFinetuneCapacity": 0,
+                    "scopeId": location,
+                    "scopeType": "Regional",
+                },
+            }));
+        }
+    }
+    json_response(200, json!({"value": value}))
+}
+
+fn calculate_capacity(ctx: &Ctx) -> Resp {
+    let body = match ctx.req.json() {
+        Ok(b) => b,
+        Err(e) => return invalid_content(&e),
+    };
+    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
+        return r;
+    }
+    let tokens_per_minute: f64 = body["workloads"]
+        .as_array()
+        .map(|ws| {
+            ws.iter()
+                .map(|w| {
+                    let rpm = w["requestPerMinute"].as_f64().unwrap_or(0.0);
+                    let p = &w["requestParameters"];
+                    rpm * (p["avgPromptTokens"].as_f64().unwrap_or(0.0) + p["avgGeneratedTokens"].as_f64().unwrap_or(0.0))
+                })
+                .sum()
+        })
+        .unwrap_or(0.0);
+    let value = (tokens_per_minute / 1000.0).ceil().max(1.0) as u64;
+    let deployable = value.div_ceil(50) * 50;
+    json_response(200, json!({
+        "model": body["model"],
+        "skuName": body["skuName"],
+        "estimatedCapacity": {"value": value, "deployableValue": deployable},
+    }))
+}
+
+#[allow(dead_code)]
+fn _unused(_: Duration) {}

@@ -1,0 +1,78 @@
+"""`cargo xtask sandbox --until-ready`: the newcomer's one command converges every example, and prints
+each one's endpoint and Key Vault reference."""
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import tempfile
+
+import yaml
+
+from conftest import read_env_file
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def examples():
+    found = []
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] in ("AIAccount", "ModelDeployment"):
+                meta = doc["metadata"]
+                name = f"{meta['namespace']}/{meta['name']}" if "namespace" in meta else meta["name"]
+                found.append((doc["kind"], name, doc))
+    return found
+
+
+def test_examples_cover_the_issue():
+    docs = [doc for kind, _, doc in examples() if kind == "ModelDeployment"]
+    skus = {d["spec"]["sku"]["name"] for d in docs}
+    assert "GlobalStandard" in skus and "GlobalBatch" in skus
+    assert skus & {"ProvisionedManaged", "GlobalProvisionedManaged", "DataZoneProvisionedManaged"}
+    models = {(d["spec"]["model"].get("format", "OpenAI"), d["spec"]["model"]["name"]) for d in docs}
+    assert ("OpenAI", "gpt-4o-mini") in models
+    assert any(fmt != "OpenAI" for fmt, _ in models), "a non-OpenAI Foundry model"
+    assert any(".ft-" in name for _, name in models), "a fine-tuned model"
+    assert [kind for kind, _, _ in examples()].count("AIAccount") == 1
+
+
+def test_sandbox_until_ready():
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="sandbox-"))
+    proc = subprocess.Popen(
+        ["cargo", "xtask", "sandbox", "--until-ready", "--timeout", "150", "--dir", str(directory)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # so a timeout can stop the sandbox and everything it started
+    )
+    try:
+        output, _ = proc.communicate(timeout=400)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        raise AssertionError("cargo xtask sandbox --until-ready did not finish:\n" + output[-6000:])
+    assert proc.returncode == 0, output[-6000:]
+
+    azure_env = read_env_file(directory / "azure.env")
+    vault = azure_env["AZURE_KEY_VAULT_URI"].rstrip("/")
+    ready = {}
+    for line in output.splitlines():
+        match = re.match(r"^READY (\S+) (\S+) endpoint=(\S*)(?: deployment=(\S+))? keyVaultSecret=(\S*)$", line)
+        if match:
+            kind, name, endpoint, deployment, secret = match.groups()
+            ready[(kind, name)] = (endpoint, deployment, secret)
+    expected = {(kind, name) for kind, name, _ in examples()}
+    assert set(ready) == expected, output[-6000:]
+    for (kind, name), (endpoint, deployment, secret) in ready.items():
+        assert endpoint.startswith("https://"), (kind, name, endpoint)
+        # The Key Vault reference points into the sandbox's vault: <vault>/secrets/<name>/<version>.
+        assert re.match(re.escape(vault) + r"/secrets/[A-Za-z0-9-]+/[0-9a-f]+$", secret), (kind, name, secret)
+        if kind == "ModelDeployment":
+            assert deployment, (kind, name)
+    # Every deployment points at the same account key.
+    assert len({secret for _, _, secret in ready.values()}) == 1
+    assert f"KUBECONFIG={directory / 'kubeconfig'}" in output
+    # The sandbox stopped what it started.
+    assert "testbed ready" in output

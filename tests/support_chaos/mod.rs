@@ -1,0 +1,387 @@
+//! Shared harness of the issue-6 suites (chaos, bad-input catalogue, secret-leak scan):
+//! both emulators in-process, the CRDs, accounts, the operator started in-process, a debug
+//! log capture, the end-of-scenario invariants (checked from the emulators' state and request
+//! logs) and the secret-leak scan.
+#![allow(dead_code)]
+
+pub mod capture;
+pub mod invariants;
+pub mod leaks;
+
+use aoai_operator::crd::{AIAccount, ModelDeployment};
+use aoai_operator::{Config, Operator, Timing};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{CustomResourceExt, ResourceExt};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+use testbed::azure::{AccountSeed, AzureConfig, AzureEmulator};
+use testbed::kube::KubeEmulator;
+
+pub const SUB: &str = "00000000-0000-0000-0000-000000000000";
+pub const RG: &str = "rg-ai";
+pub const NAMESPACES: [&str; 3] = ["team-a", "team-b", "team-c"];
+
+/// One Azure account known to the test bed, with its AIAccount resource.
+#[derive(Clone, Debug)]
+pub struct AccountInfo {
+    /// Name of the AIAccount resource.
+    pub cr_name: String,
+    /// Azure account name.
+    pub account_name: String,
+    /// ARM id.
+    pub arm_id: String,
+    pub vault_uri: String,
+    pub secret_name: String,
+}
+
+/// Knobs of a test bed.
+#[derive(Clone, Debug)]
+pub struct BedOptions {
+    pub accounts: usize,
+    pub provisioning_delay: Duration,
+    pub token_lifetime: Duration,
+}
+
+impl Default for BedOptions {
+    fn default() -> Self {
+        BedOptions {
+            accounts: 3,
+            provisioning_delay: Duration::from_millis(60),
+            token_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Both emulators, the CRDs, namespaces team-a..c and `accounts` Ready-able AIAccounts.
+pub struct Bed {
+    pub kube: KubeEmulator,
+    pub azure: AzureEmulator,
+    pub client: kube::Client,
+    pub accounts: Vec<AccountInfo>,
+    /// azure.env values (AZURE_*, SSL_CERT_FILE) for the operator's ambient identity.
+    pub vars: HashMap<String, String>,
+    pub logs: capture::LogCapture,
+    /// Secrets registered on the fly (client secrets of extra principals) for the leak scan.
+    pub extra_secrets: parking_lot::Mutex<Vec<String>>,
+    /// Metrics addresses of operators started on this bed (scanned for leaks).
+    pub metrics_addrs: parking_lot::Mutex<Vec<std::net::SocketAddr>>,
+}
+
+impl Bed {
+    pub async fn new(opts: BedOptions) -> Bed {
+        let logs = capture::install();
+        let azure = AzureEmulator::start(AzureConfig {
+            provisioning_delay: opts.provisioning_delay,
+            // Scale ARM's Retry-After to the short provisioning delays of the tests (0 = poll again soon).
+            lro_retry_after_secs: 0,
+            token_lifetime: opts.token_lifetime,
+            ..AzureConfig::default()
+        })
+        .await
+        .expect("start the Azure emulator");
+        let kube = KubeEmulator::new();
+        let client = kube.client();
+        install_crds(&client).await;
+        let nsapi: Api<Namespace> = Api::all(client.clone());
+        for ns in NAMESPACES {
+            let n: Namespace = serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": ns, "labels": {"ai-access": "true"}}
+            }))
+            .unwrap();
+            nsapi.create(&PostParams::default(), &n).await.expect("create namespace");
+        }
+        let vault_uri = azure.default_vault_uri();
+        let mut accounts = Vec::new();
+        for i in 0..opts.accounts {
+            let account_name = format!("chaos-acct-{i}");
+            let arm_id = azure.add_account(AccountSeed {
+                subscription_id: SUB.into(),
+                resource_group: RG.into(),
+                name: account_name.clone(),
+                location: "eastus".into(),
+                kind: "AIServices".into(),
+            });
+            accounts.push(AccountInfo {
+                cr_name: format!("acct-{i}"),
+                account_name,
+                arm_id,
+                vault_uri: vault_uri.clone(),
+                secret_name: format!("chaos-acct-{i}-key"),
+            });
+        }
+        let vars: HashMap<String, String> =
+            azure.env().vars().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let bed = Bed {
+            kube,
+            azure,
+            client,
+            accounts,
+            vars,
+            logs,
+            extra_secrets: Default::default(),
+            metrics_addrs: Default::default(),
+        };
+        for a in bed.accounts.clone() {
+            bed.create_account_cr(&a, None).await;
+        }
+        bed
+    }
+
+    /// Create the AIAccount resource for `a` (ambient identity unless `credential` is given),
+    /// allowing namespaces team-a..c.
+    pub async fn create_account_cr(&self, a: &AccountInfo, credential: Option<Value>) {
+        let mut spec = json!({
+            "subscriptionId": SUB,
+            "resourceGroup": RG,
+            "accountName": a.account_name,
+            "keyVault": {"vaultUri": a.vault_uri, "secretName": a.secret_name},
+            "allowedNamespaces": {"names": NAMESPACES},
+        });
+        if let Some(c) = credential {
+            spec["credential"] = c;
+        }
+        let obj: AIAccount = serde_json::from_value(json!({
+            "apiVersion": "aoai.dev/v1alpha1", "kind": "AIAccount",
+            "metadata": {"name": a.cr_name}, "spec": spec,
+        }))
+        .expect("AIAccount");
+        Api::<AIAccount>::all(self.client.clone())
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("create AIAccount");
+    }
+
+    /// Operator configuration for this bed: fast timing scaled to the emulator's delays.
+    pub fn config(&self) -> Config {
+        self.config_with(&self.vars)
+    }
+
+    pub fn config_with(&self, vars: &HashMap<String, String>) -> Config {
+        let mut c = Config::for_tests(self.client.clone(), vars);
+        c.timing = Timing {
+            resync: Duration::from_secs(3),
+            account_resync: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(100),
+            max_poll_interval: Duration::from_millis(500),
+            write_slot_retry: Duration::from_millis(100),
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(1500),
+            terminal_recheck: Duration::from_secs(600),
+            http_timeout: Duration::from_secs(5),
+            max_write_hold: Duration::from_secs(60),
+        };
+        c.instance = "chaos-test".into();
+        c
+    }
+
+    pub async fn start_operator(&self) -> Operator {
+        self.start_operator_with(self.config()).await
+    }
+
+    pub async fn start_operator_with(&self, config: Config) -> Operator {
+        let op = aoai_operator::start(config).await.expect("start the operator");
+        if let Some(a) = op.metrics_addr {
+            self.metrics_addrs.lock().push(a);
+        }
+        op
+    }
+
+    pub fn account(&self, cr_name: &str) -> Option<&AccountInfo> {
+        self.accounts.iter().find(|a| a.cr_name == cr_name)
+    }
+
+    pub fn md_api(&self, ns: &str) -> Api<ModelDeployment> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    pub async fn create_md(&self, md: &ModelDeployment) {
+        let ns = md.namespace().expect("namespaced");
+        self.md_api(&ns).create(&PostParams::default(), md).await.expect("create ModelDeployment");
+    }
+
+    /// Merge-patch a ModelDeployment's spec (retries on conflicts).
+    pub async fn patch_md_spec(&self, ns: &str, name: &str, spec_patch: Value) {
+        self.md_api(ns)
+            .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": spec_patch})))
+            .await
+            .expect("patch ModelDeployment");
+    }
+
+    pub async fn delete_md(&self, ns: &str, name: &str) {
+        let _ = self.md_api(ns).delete(name, &DeleteParams::default()).await;
+    }
+
+    pub async fn list_mds(&self) -> Vec<ModelDeployment> {
+        Api::<ModelDeployment>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .expect("list ModelDeployments")
+            .items
+    }
+
+    pub async fn list_accounts(&self) -> Vec<AIAccount> {
+        Api::<AIAccount>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .expect("list AIAccounts")
+            .items
+    }
+
+    /// Wait until every AIAccount of the bed is Ready.
+    pub async fn wait_accounts_ready(&self, timeout: Duration) {
+        let names: Vec<String> = self.accounts.iter().map(|a| a.cr_name.clone()).collect();
+        wait_for(timeout, "AIAccounts Ready", || async {
+            let all = self.list_accounts().await;
+            names.iter().all(|n| {
+                all.iter().any(|a| {
+                    &a.name_any() == n
+                        && a.status.as_ref().is_some_and(|s| {
+                            s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        })
+                })
+            })
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Every secret value the leak scan looks for (collected from the emulators).
+    pub fn secret_values(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut ids: Vec<String> = self.accounts.iter().map(|a| a.arm_id.clone()).collect();
+        ids.push(self.azure.default_account_id());
+        for id in ids {
+            let (k1, k2) = self.azure.account_keys(&id);
+            out.push((format!("key1 of {id}"), k1));
+            out.push((format!("key2 of {id}"), k2));
+        }
+        out.push(("client secret (AZURE_CLIENT_SECRET)".into(), self.azure.env().client_secret));
+        out.push(("federated token".into(), self.azure.federated_token()));
+        for (i, s) in self.extra_secrets.lock().iter().enumerate() {
+            out.push((format!("extra client secret #{i}"), s.clone()));
+        }
+        out.retain(|(_, v)| v.len() >= 8);
+        out
+    }
+}
+
+/// Ask the emulator's Entra ID for an extra principal (its own client id and secret) and return
+/// azure.env-style vars that make the operator use it as its ambient identity.
+pub fn vars_for_principal(bed: &Bed, client_id: &str, secret: &str) -> HashMap<String, String> {
+    bed.azure.add_client(client_id, secret);
+    bed.extra_secrets.lock().push(secret.to_string());
+    let mut v = bed.vars.clone();
+    v.insert("AZURE_CLIENT_ID".into(), client_id.into());
+    v.insert("AZURE_CLIENT_SECRET".into(), secret.into());
+    v
+}
+
+pub async fn install_crds(client: &kube::Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [AIAccount::crd(), ModelDeployment::crd()] {
+        api.create(&PostParams::default(), &crd).await.expect("create CRD");
+    }
+    // The emulator serves a CRD as soon as it is created; make sure discovery agrees.
+    let mds: Api<ModelDeployment> = Api::all(client.clone());
+    wait_for(Duration::from_secs(10), "CRDs served", || async {
+        mds.list(&ListParams::default()).await.is_ok()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A ModelDeployment from its parts (version None = Azure's default).
+pub fn md(ns: &str, name: &str, account: &str, model: &str, version: Option<&str>, sku: &str, capacity: i32) -> ModelDeployment {
+    let mut m = json!({"format": "OpenAI", "name": model});
+    if let Some(v) = version {
+        m["version"] = json!(v);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "aoai.dev/v1alpha1", "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"accountRef": {"name": account}, "model": m, "sku": {"name": sku, "capacity": capacity}},
+    }))
+    .expect("ModelDeployment")
+}
+
+/// The i-th deployment of a chaos population: spread over namespaces and accounts, a mix of
+/// models, SKUs, explicit and default versions.
+pub fn population_md(i: usize, accounts: usize) -> ModelDeployment {
+    let ns = NAMESPACES[i % NAMESPACES.len()];
+    let account = format!("acct-{}", i % accounts);
+    let name = format!("md-{i:03}");
+    match i % 4 {
+        0 => md(ns, &name, &account, "gpt-4o-mini", Some("2024-07-18"), "GlobalStandard", 1 + (i % 5) as i32),
+        1 => md(ns, &name, &account, "gpt-4o-mini", None, "Standard", 2),
+        2 => md(ns, &name, &account, "gpt-4o", Some("2024-08-06"), "GlobalStandard", 3),
+        _ => md(ns, &name, &account, "gpt-4o", Some("2024-08-06"), "DataZoneStandard", 1),
+    }
+}
+
+/// Poll `cond` every 150 ms until it holds or `timeout` passes.
+pub async fn wait_for<F, Fut>(timeout: Duration, what: &str, mut cond: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if cond().await {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(format!("timed out after {timeout:?} waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// `(account name lower-case, deployment name lower-case)` of an ARM deployment path
+/// (`.../accounts/{a}/deployments/{d}[/...]`).
+pub fn deployment_of(path: &str) -> Option<(String, String)> {
+    let p = path.to_ascii_lowercase();
+    let segs: Vec<&str> = p.split('/').collect();
+    let ai = segs.iter().position(|s| *s == "accounts")?;
+    if segs.get(ai + 2) != Some(&"deployments") {
+        return None;
+    }
+    Some((segs.get(ai + 1)?.to_string(), segs.get(ai + 3)?.to_string()))
+}
+
+/// Is this request a write (decided from method and path, so injected faults count too)?
+pub fn is_write_request(r: &testbed::azure::RequestRecord) -> bool {
+    use testbed::azure::Surface;
+    match r.surface {
+        Surface::Arm => {
+            matches!(r.method.as_str(), "PUT" | "PATCH" | "DELETE")
+                || (r.method == "POST" && !r.path.to_ascii_lowercase().ends_with("/listkeys"))
+        }
+        Surface::KeyVault => matches!(r.method.as_str(), "PUT" | "PATCH" | "DELETE" | "POST"),
+        _ => false,
+    }
+}
+
+/// Short summary of the request log (for failure messages).
+pub fn log_summary(log: &[testbed::azure::RequestRecord]) -> String {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in log {
+        let kind = if r.path.contains("operationStatuses") || r.path.contains("operationResults") {
+            "poll".to_string()
+        } else {
+            format!("{:?} {}", r.surface, r.method)
+        };
+        *counts.entry(format!("{kind} {}", r.status)).or_default() += 1;
+    }
+    counts.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Is `program` on PATH?
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|c| c.is_file())
+}
