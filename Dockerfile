@@ -16,10 +16,8 @@ ENV CARGO_INCREMENTAL=0 \
     CARGO_TERM_COLOR=never \
     SOURCE_DATE_EPOCH=0 \
     RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols --remap-path-prefix=/src=."
-COPY Cargo.toml Cargo.lock ./
-COPY src ./src
-COPY testbed ./testbed
-COPY xtask ./xtask
+# The whole workspace (every member's manifest is needed to resolve it); .dockerignore keeps out the rest.
+COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --package aoai-operator --bin aoai-operator \
     && install -D -m 0555 target/release/aoai-operator /out/aoai-operator

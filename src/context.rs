@@ -6,13 +6,14 @@ use crate::azure::auth::{CredentialKind, Secret, TokenCredential};
 use crate::azure::cloud::{AzureSettings, Cloud};
 use crate::azure::keyvault::KeyVaultClient;
 use crate::azure::lock::WriteGate;
-use crate::crd::AIAccount;
+use crate::crd::{AIAccount, ModelDeployment};
 use crate::error::{Error, Result};
 use crate::leader::LeaderSettings;
 use crate::metrics::Metrics;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -121,7 +122,10 @@ impl Config {
     /// Test configuration: fast timing, metrics on 127.0.0.1:0, no leader election.
     /// `azure_vars` are the azure.env names (AZURE_*, SSL_CERT_FILE).
     pub fn for_tests(client: kube::Client, azure_vars: &HashMap<String, String>) -> Self {
-        let mut c = Config::new(client, AzureSettings::from_vars(|k| azure_vars.get(k).cloned()));
+        let mut c = Config::new(
+            client,
+            AzureSettings::from_vars(|k| azure_vars.get(k).cloned()),
+        );
         c.timing = Timing::fast();
         c.metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         c
@@ -147,22 +151,45 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     credentials: Mutex<HashMap<String, Arc<TokenCredential>>>,
     failures: Mutex<HashMap<String, u32>>,
+    wake_tx: tokio::sync::mpsc::UnboundedSender<ObjectRef<ModelDeployment>>,
+    wake_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ObjectRef<ModelDeployment>>>>,
+    /// Account model catalogs (pre-validation), per account key, with fetch time.
+    pub models_cache:
+        Mutex<HashMap<String, (std::time::Instant, Vec<crate::azure::arm::AccountModel>)>>,
 }
 
 impl Context {
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self> {
         let cloud = config.azure.cloud().map_err(Error::Config)?;
-        let http = crate::azure::http::build_client(config.azure.ca_file.as_deref(), config.timing.http_timeout)
-            .map_err(Error::Config)?;
-        let arm = ArmClient::new(http.clone(), &cloud.resource_manager, cloud.arm_scope(), metrics.clone());
+        let http = crate::azure::http::build_client(
+            config.azure.ca_file.as_deref(),
+            config.timing.http_timeout,
+        )
+        .map_err(Error::Config)?;
+        let arm = ArmClient::new(
+            http.clone(),
+            &cloud.resource_manager,
+            cloud.arm_scope(),
+            metrics.clone(),
+        );
         let keyvault = KeyVaultClient::new(http.clone(), cloud.key_vault_scope(), metrics.clone());
         let recorder = Recorder::new(
             config.client.clone(),
-            Reporter { controller: "aoai-operator".into(), instance: Some(config.instance.clone()) },
+            Reporter {
+                controller: "aoai-operator".into(),
+                instance: Some(config.instance.clone()),
+            },
         );
+        let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(Context {
+            wake_tx,
+            wake_rx: Mutex::new(Some(wake_rx)),
+            models_cache: Default::default(),
             client: config.client.clone(),
-            gate: WriteGate::new(config.timing.max_write_hold, config.timing.write_slot_retry * 20 + Duration::from_secs(5)),
+            gate: WriteGate::new(
+                config.timing.max_write_hold,
+                config.timing.write_slot_retry * 20 + Duration::from_secs(5),
+            ),
             cloud,
             http,
             arm,
@@ -192,9 +219,12 @@ impl Context {
                         token_file,
                     }
                 } else if let Some(m) = &c.managed_identity {
-                    CredentialKind::ManagedIdentity { client_id: m.client_id.clone() }
+                    CredentialKind::ManagedIdentity {
+                        client_id: m.client_id.clone(),
+                    }
                 } else if let Some(s) = &c.client_secret {
-                    let api: Api<K8sSecret> = Api::namespaced(self.client.clone(), &self.config.operator_namespace);
+                    let api: Api<K8sSecret> =
+                        Api::namespaced(self.client.clone(), &self.config.operator_namespace);
                     let secret = api.get_opt(&s.secret_ref.name).await?.ok_or_else(|| {
                         Error::Config(format!(
                             "Secret {}/{} (credential.clientSecret.secretRef) does not exist: create it in the operator's namespace",
@@ -254,7 +284,9 @@ impl Context {
                 client_id: a.client_id.clone().unwrap_or_default(),
                 token_file: a.federated_token_file.clone().unwrap_or_default(),
             },
-            _ => CredentialKind::ManagedIdentity { client_id: a.client_id.clone() },
+            _ => CredentialKind::ManagedIdentity {
+                client_id: a.client_id.clone(),
+            },
         })
     }
 
@@ -273,7 +305,9 @@ impl Context {
     /// Exponential backoff with ±20% jitter, at least `retry_after`, capped by backoff_max.
     pub fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
         let t = &self.config.timing;
-        let exp = t.backoff_base.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+        let exp = t
+            .backoff_base
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(16));
         let base = exp.min(t.backoff_max);
         let jitter: f64 = rand::random_range(0.8..1.2);
         let d = base.mul_f64(jitter);
@@ -283,8 +317,40 @@ impl Context {
         }
     }
 
+    /// Release `who`'s write slot on `account` and wake the next waiter at once.
+    pub fn release_slot(&self, account: &str, who: &str) {
+        if let Some(next) = self.gate.release(account, who) {
+            self.wake(&next);
+        }
+        self.update_gate_metrics();
+    }
+
+    /// Leave the account's write queue (no write planned any more).
+    pub fn leave_slot_queue(&self, account: &str, who: &str) {
+        if let Some(next) = self.gate.leave_queue(account, who) {
+            self.wake(&next);
+        }
+    }
+
+    fn wake(&self, owner: &str) {
+        if let Some((ns, name)) = owner.split_once('/') {
+            let _ = self.wake_tx.send(ObjectRef::new(name).within(ns));
+        }
+    }
+
+    /// The stream of ModelDeployments to reconcile now (write-slot hand-offs); taken once.
+    pub fn take_wake_receiver(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<ObjectRef<ModelDeployment>>> {
+        self.wake_rx.lock().take()
+    }
+
     pub fn update_gate_metrics(&self) {
-        self.metrics.write_queue_depth.set(self.gate.queue_depth() as i64);
-        self.metrics.accounts_write_busy.set(self.gate.busy_accounts() as i64);
+        self.metrics
+            .write_queue_depth
+            .set(self.gate.queue_depth() as i64);
+        self.metrics
+            .accounts_write_busy
+            .set(self.gate.busy_accounts() as i64);
     }
 }

@@ -36,13 +36,18 @@ pub const VERSION: &str = "v1alpha1";
 #[serde(rename_all = "camelCase")]
 pub struct AIAccountSpec {
     /// Azure subscription id (GUID) that holds the account.
-    #[schemars(regex(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"))]
+    #[schemars(regex(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ))]
     pub subscription_id: String,
     /// Resource group of the account.
     #[schemars(length(min = 1, max = 90))]
     pub resource_group: String,
     /// Name of the existing Microsoft.CognitiveServices account (kind AIServices or OpenAI).
-    #[schemars(length(min = 2, max = 64), regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"))]
+    #[schemars(
+        length(min = 2, max = 64),
+        regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+    )]
     pub account_name: String,
     /// Credential the operator uses for this account. Absent: the operator's own ambient
     /// identity (the AZURE_* environment of the operator pod). Set exactly one member.
@@ -208,7 +213,10 @@ pub struct ModelDeploymentSpec {
     /// Azure deployment name. Default: `<namespace>.<name>` (shortened with a hash when longer than 64
     /// characters), so two namespaces never collide. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 2, max = 64), regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"))]
+    #[schemars(
+        length(min = 2, max = 64),
+        regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+    )]
     pub deployment_name: Option<String>,
     /// The model to deploy.
     pub model: ModelSpec,
@@ -546,11 +554,7 @@ pub fn default_deployment_name(namespace: &str, name: &str) -> String {
 
 /// Both CRDs as multi-document YAML (what `aoai-operator crd` prints).
 pub fn crd_yaml() -> String {
-    format!(
-        "{}---\n{}",
-        account_crd_yaml(),
-        model_deployment_crd_yaml()
-    )
+    format!("{}---\n{}", account_crd_yaml(), model_deployment_crd_yaml())
 }
 
 /// The AIAccount CRD as YAML (crds/aoai.dev_aiaccounts.yaml).
@@ -567,7 +571,10 @@ pub fn model_deployment_crd_yaml() -> String {
 pub fn crd_files() -> Vec<(&'static str, String)> {
     vec![
         ("aoai.dev_aiaccounts.yaml", account_crd_yaml()),
-        ("aoai.dev_modeldeployments.yaml", model_deployment_crd_yaml()),
+        (
+            "aoai.dev_modeldeployments.yaml",
+            model_deployment_crd_yaml(),
+        ),
     ]
 }
 
@@ -617,10 +624,7 @@ mod tests {
                         continue;
                     }
                     let here = format!("{path}.{k}");
-                    assert!(
-                        p.get("description").is_some(),
-                        "no description on {here}"
-                    );
+                    assert!(p.get("description").is_some(), "no description on {here}");
                     check(p, &here);
                     if let Some(items) = p.get("items") {
                         check(items, &here);
@@ -629,10 +633,7 @@ mod tests {
             }
         }
         for crd in [md, serde_json::to_value(AIAccount::crd()).unwrap()] {
-            check(
-                &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
-                "",
-            );
+            check(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "");
         }
     }
 

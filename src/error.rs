@@ -31,7 +31,11 @@ impl AzureError {
 impl std::fmt::Display for AzureError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.status == 0 {
-            write!(f, "Azure {} failed: {}: {}", self.operation, self.code, self.message)
+            write!(
+                f,
+                "Azure {} failed: {}: {}",
+                self.operation, self.code, self.message
+            )
         } else {
             write!(
                 f,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
+pub mod prevalidate;
 pub mod reconcile;
 pub mod server;
 pub mod telemetry;
@@ -63,8 +64,15 @@ pub async fn start(config: Config) -> anyhow::Result<Operator> {
     let ready = Arc::new(AtomicBool::new(false));
     let metrics_addr = match config.metrics_addr {
         Some(addr) => Some(
-            server::serve(addr, server::ServerState { metrics: metrics.clone(), ready: ready.clone() }, shutdown.clone())
-                .await?,
+            server::serve(
+                addr,
+                server::ServerState {
+                    metrics: metrics.clone(),
+                    ready: ready.clone(),
+                },
+                shutdown.clone(),
+            )
+            .await?,
         ),
         None => None,
     };
@@ -100,7 +108,8 @@ pub async fn start(config: Config) -> anyhow::Result<Operator> {
             }
         };
         let stop_ctrl = stop.clone();
-        let controllers = reconcile::run_controllers(ctx, async move { stop_ctrl.cancelled().await });
+        let controllers =
+            reconcile::run_controllers(ctx, async move { stop_ctrl.cancelled().await });
         tokio::pin!(controllers);
         tokio::select! {
             _ = &mut controllers => Ok(()),
@@ -114,7 +123,12 @@ pub async fn start(config: Config) -> anyhow::Result<Operator> {
             }
         }
     });
-    Ok(Operator { metrics, metrics_addr, shutdown, task })
+    Ok(Operator {
+        metrics,
+        metrics_addr,
+        shutdown,
+        task,
+    })
 }
 
 /// Run the operator until it stops (error, shutdown signal handled by the caller via the token).

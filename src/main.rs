@@ -9,12 +9,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "aoai-operator", version, about = "Kubernetes operator for Azure OpenAI / AI Foundry model deployments")]
+#[command(
+    name = "aoai-operator",
+    version,
+    about = "Kubernetes operator for Azure OpenAI / AI Foundry model deployments"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller (KUBECONFIG or in-cluster config; Azure settings from flags or the AZURE_* environment).
@@ -25,8 +30,13 @@ enum Command {
 
 fn duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: use e.g. 500ms, 30s, 5m, 1h"))?;
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 500ms, 30s, 5m, 1h"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "" | "s" => n,
@@ -123,7 +133,9 @@ fn operator_namespace(flag: Option<String>) -> String {
 async fn run(a: RunArgs) -> anyhow::Result<()> {
     aoai_operator::telemetry::init(a.log_json, "info,kube_runtime=warn,kube_client=warn");
     let client = kube::Client::try_default().await.map_err(|e| {
-        anyhow::anyhow!("cannot load Kubernetes configuration (set KUBECONFIG or run in a cluster): {e}")
+        anyhow::anyhow!(
+            "cannot load Kubernetes configuration (set KUBECONFIG or run in a cluster): {e}"
+        )
     })?;
     let mut azure = AzureSettings::from_env();
     if a.azure_cloud.is_some() {
@@ -138,7 +150,11 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
     let namespace = operator_namespace(a.namespace);
     let mut config = Config::new(client, azure);
     config.metrics_addr = Some(a.metrics_addr.unwrap_or_else(|| {
-        if in_cluster { SocketAddr::from(([0, 0, 0, 0], 8080)) } else { SocketAddr::from(([127, 0, 0, 1], 8080)) }
+        if in_cluster {
+            SocketAddr::from(([0, 0, 0, 0], 8080))
+        } else {
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        }
     }));
     config.timing = Timing {
         resync: a.resync,
@@ -171,7 +187,8 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
     }
     let token = op.shutdown_token();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
@@ -198,9 +215,18 @@ async fn main() -> anyhow::Result<()> {
 mod tests {
     #[test]
     fn durations() {
-        assert_eq!(super::duration("500ms").unwrap(), std::time::Duration::from_millis(500));
-        assert_eq!(super::duration("5m").unwrap(), std::time::Duration::from_secs(300));
-        assert_eq!(super::duration("7").unwrap(), std::time::Duration::from_secs(7));
+        assert_eq!(
+            super::duration("500ms").unwrap(),
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(
+            super::duration("5m").unwrap(),
+            std::time::Duration::from_secs(300)
+        );
+        assert_eq!(
+            super::duration("7").unwrap(),
+            std::time::Duration::from_secs(7)
+        );
         assert!(super::duration("5x").is_err());
     }
 }

@@ -54,10 +54,9 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("aoai");
         let reconciles = Family::<KindLabels, Counter>::default();
-        let reconcile_duration =
-            Family::<KindLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.005, 2.0, 14))
-            });
+        let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
         let azure_requests = Family::<RequestLabels, Counter>::default();
         let azure_throttled = Family::<OperationLabels, Counter>::default();
@@ -123,28 +122,44 @@ impl Metrics {
     pub fn reconciled(&self, kind: &str, took: Duration) {
         let l = KindLabels { kind: kind.into() };
         self.reconciles.get_or_create(&l).inc();
-        self.reconcile_duration.get_or_create(&l).observe(took.as_secs_f64());
+        self.reconcile_duration
+            .get_or_create(&l)
+            .observe(took.as_secs_f64());
     }
 
     pub fn reconcile_failed(&self, kind: &str, reason: &str) {
         self.reconcile_errors
-            .get_or_create(&ErrorLabels { kind: kind.into(), reason: reason.into() })
+            .get_or_create(&ErrorLabels {
+                kind: kind.into(),
+                reason: reason.into(),
+            })
             .inc();
     }
 
     pub fn azure_request(&self, operation: &str, status: u16, write: bool) {
-        let status = if status == 0 { "error".to_string() } else { status.to_string() };
+        let status = if status == 0 {
+            "error".to_string()
+        } else {
+            status.to_string()
+        };
         self.azure_requests
-            .get_or_create(&RequestLabels { operation: operation.into(), status: status.clone() })
+            .get_or_create(&RequestLabels {
+                operation: operation.into(),
+                status: status.clone(),
+            })
             .inc();
         if status == "429" {
             self.azure_throttled
-                .get_or_create(&OperationLabels { operation: operation.into() })
+                .get_or_create(&OperationLabels {
+                    operation: operation.into(),
+                })
                 .inc();
         }
         if write {
             self.azure_writes
-                .get_or_create(&OperationLabels { operation: operation.into() })
+                .get_or_create(&OperationLabels {
+                    operation: operation.into(),
+                })
                 .inc();
         }
     }

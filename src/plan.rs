@@ -3,7 +3,9 @@
 //! Azure cannot change capacity and model version in one request: such a change is planned as
 //! two writes (capacity first, then the model version on the next pass).
 
-use crate::azure::arm::{Deployment, DeploymentModel, DeploymentRequest, DeploymentRequestProperties, Sku};
+use crate::azure::arm::{
+    Deployment, DeploymentModel, DeploymentRequest, DeploymentRequestProperties, Sku,
+};
 use crate::crd::{DeletionPolicy, LastError, ModelDeploymentSpec};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,7 +36,10 @@ pub struct AccountFacts {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Gate {
     Proceed,
-    Blocked { reason: &'static str, message: String },
+    Blocked {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 pub fn precheck(account_name: &str, namespace: &str, facts: &AccountFacts) -> Gate {
@@ -57,7 +62,9 @@ pub fn precheck(account_name: &str, namespace: &str, facts: &AccountFacts) -> Ga
     if facts.deleting {
         return Gate::Blocked {
             reason: "AccountDeleting",
-            message: format!("AIAccount {account_name:?} is being deleted; no new changes are made"),
+            message: format!(
+                "AIAccount {account_name:?} is being deleted; no new changes are made"
+            ),
         };
     }
     if !facts.ready {
@@ -65,7 +72,11 @@ pub fn precheck(account_name: &str, namespace: &str, facts: &AccountFacts) -> Ga
             reason: "AccountNotReady",
             message: format!(
                 "AIAccount {account_name:?} is not ready yet: {}",
-                if facts.ready_message.is_empty() { "waiting for its first sync" } else { &facts.ready_message }
+                if facts.ready_message.is_empty() {
+                    "waiting for its first sync"
+                } else {
+                    &facts.ready_message
+                }
             ),
         };
     }
@@ -141,18 +152,30 @@ impl WriteKind {
     }
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// PUT the deployment.
-    Put { kind: WriteKind, body: DeploymentRequest, changes: Vec<String> },
+    Put {
+        kind: WriteKind,
+        body: DeploymentRequest,
+        changes: Vec<String>,
+    },
     /// POST pause (true) or resume (false).
     SetPaused(bool),
     /// Azure is provisioning (someone's operation is running): wait, no write.
     WaitForProvisioning(String),
     /// Never touch it; Ready=False with this reason.
-    Blocked { reason: &'static str, message: String },
+    Blocked {
+        reason: &'static str,
+        message: String,
+    },
     /// A terminal error holds writes until the spec/account changes or the recheck time passes.
-    HoldTerminal { code: String, message: String, recheck_in: Duration },
+    HoldTerminal {
+        code: String,
+        message: String,
+        recheck_in: Duration,
+    },
     /// Azure matches every user-set field.
     InSync,
 }
@@ -176,7 +199,11 @@ pub struct Diff {
 
 impl Diff {
     pub fn needs_put(&self) -> bool {
-        self.capacity || self.sku_name || self.model_version || self.model_identity || !self.others.is_empty()
+        self.capacity
+            || self.sku_name
+            || self.model_version
+            || self.model_identity
+            || !self.others.is_empty()
     }
     pub fn describe(&self, spec: &ModelDeploymentSpec, observed: &Deployment) -> Vec<String> {
         let p = observed.props();
@@ -184,12 +211,18 @@ impl Diff {
         let sku = observed.sku.clone().unwrap_or_default();
         let mut out = vec![];
         if self.sku_name {
-            out.push(format!("sku.name {} -> {}", sku.name, spec.sku.name.as_str()));
+            out.push(format!(
+                "sku.name {} -> {}",
+                sku.name,
+                spec.sku.name.as_str()
+            ));
         }
         if self.capacity {
             out.push(format!(
                 "sku.capacity {} -> {}",
-                sku.capacity.map(|c| c.to_string()).unwrap_or_else(|| "none".into()),
+                sku.capacity
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "none".into()),
                 spec.sku.capacity
             ));
         }
@@ -230,48 +263,75 @@ pub fn diff(spec: &ModelDeploymentSpec, observed: &Deployment) -> Diff {
         sku_name: sku.name != spec.sku.name.as_str(),
         model_version: differs(spec.model.version.as_deref(), m.version.as_deref()),
         model_identity: m.name.as_deref() != Some(spec.model.name.as_str())
-            || !m.format.as_deref().unwrap_or("OpenAI").eq_ignore_ascii_case(&spec.model.format),
+            || !m
+                .format
+                .as_deref()
+                .unwrap_or("OpenAI")
+                .eq_ignore_ascii_case(&spec.model.format),
         ..Default::default()
     };
-    if differs(spec.rai_policy_name.as_deref(), p.rai_policy_name.as_deref()) {
+    if differs(
+        spec.rai_policy_name.as_deref(),
+        p.rai_policy_name.as_deref(),
+    ) {
         d.others.push(format!(
             "raiPolicyName {} -> {}",
             p.rai_policy_name.as_deref().unwrap_or("none"),
             spec.rai_policy_name.as_deref().unwrap_or_default()
         ));
     }
-    if differs(spec.version_upgrade_option.map(|v| v.as_str()), p.version_upgrade_option.as_deref()) {
+    if differs(
+        spec.version_upgrade_option.map(|v| v.as_str()),
+        p.version_upgrade_option.as_deref(),
+    ) {
         d.others.push(format!(
             "versionUpgradeOption {} -> {}",
             p.version_upgrade_option.as_deref().unwrap_or("none"),
-            spec.version_upgrade_option.map(|v| v.as_str()).unwrap_or_default()
+            spec.version_upgrade_option
+                .map(|v| v.as_str())
+                .unwrap_or_default()
         ));
     }
-    if differs(spec.spillover_deployment_name.as_deref(), p.spillover_deployment_name.as_deref()) {
+    if differs(
+        spec.spillover_deployment_name.as_deref(),
+        p.spillover_deployment_name.as_deref(),
+    ) {
         d.others.push(format!(
             "spilloverDeploymentName {} -> {}",
             p.spillover_deployment_name.as_deref().unwrap_or("none"),
-            spec.spillover_deployment_name.as_deref().unwrap_or_default()
+            spec.spillover_deployment_name
+                .as_deref()
+                .unwrap_or_default()
         ));
     }
-    if differs(spec.service_tier.map(|v| v.as_str()), p.service_tier.as_deref()) {
+    if differs(
+        spec.service_tier.map(|v| v.as_str()),
+        p.service_tier.as_deref(),
+    ) {
         d.others.push(format!(
             "serviceTier {} -> {}",
             p.service_tier.as_deref().unwrap_or("none"),
             spec.service_tier.map(|v| v.as_str()).unwrap_or_default()
         ));
     }
-    let observed_paused = p.deployment_state.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("Paused"));
-    if let Some(want) = spec.paused {
-        if want != observed_paused {
-            d.paused = Some(want);
-        }
+    let observed_paused = p
+        .deployment_state
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("Paused"));
+    if let Some(want) = spec.paused
+        && want != observed_paused
+    {
+        d.paused = Some(want);
     }
     d
 }
 
 /// Owner tags merged over the observed tags (other tags are preserved).
-pub fn tags_for(observed: Option<&Deployment>, owner: &str, cluster: &str) -> BTreeMap<String, String> {
+pub fn tags_for(
+    observed: Option<&Deployment>,
+    owner: &str,
+    cluster: &str,
+) -> BTreeMap<String, String> {
     let mut tags = observed.and_then(|d| d.tags.clone()).unwrap_or_default();
     tags.insert(OWNER_TAG.into(), owner.into());
     tags.insert(CLUSTER_TAG.into(), cluster.into());
@@ -299,7 +359,11 @@ pub fn build_body(
         .clone()
         .filter(|s| s.eq_ignore_ascii_case("Paused"));
     DeploymentRequest {
-        sku: Sku { name: spec.sku.name.as_str().into(), capacity: Some(spec.sku.capacity), tier: None },
+        sku: Sku {
+            name: spec.sku.name.as_str().into(),
+            capacity: Some(spec.sku.capacity),
+            tier: None,
+        },
         properties: DeploymentRequestProperties {
             model: DeploymentModel {
                 format: Some(spec.model.format.clone()),
@@ -316,7 +380,10 @@ pub fn build_body(
                 .spillover_deployment_name
                 .clone()
                 .or(p.spillover_deployment_name.clone()),
-            service_tier: spec.service_tier.map(|v| v.as_str().to_string()).or(p.service_tier.clone()),
+            service_tier: spec
+                .service_tier
+                .map(|v| v.as_str().to_string())
+                .or(p.service_tier.clone()),
             deployment_state: paused_state,
         },
         tags: tags_for(observed, owner, cluster),
@@ -326,7 +393,9 @@ pub fn build_body(
 fn hold(input: &PlanInput) -> Option<Action> {
     let e = input.last_error?;
     let same_spec = e.generation == Some(input.generation);
-    let same_account = e.account_generation.is_none_or(|g| g == input.account_generation);
+    let same_account = e
+        .account_generation
+        .is_none_or(|g| g == input.account_generation);
     if !(same_spec && same_account) {
         return None;
     }
@@ -404,7 +473,13 @@ pub fn next_action(input: &PlanInput) -> Action {
         }
         return Action::Put {
             kind,
-            body: build_body(spec, Some(observed), input.owner, input.cluster, keep_version),
+            body: build_body(
+                spec,
+                Some(observed),
+                input.owner,
+                input.cluster,
+                keep_version,
+            ),
             changes,
         };
     }
@@ -442,10 +517,14 @@ pub fn deletion_action(
     if policy == DeletionPolicy::Retain {
         return DeleteAction::Retain;
     }
-    let Some(o) = observed else { return DeleteAction::Gone };
+    let Some(o) = observed else {
+        return DeleteAction::Gone;
+    };
     match ownership(o, owner, cluster) {
         Ownership::Ours => {}
-        Ownership::Unowned => return DeleteAction::LeaveNotOwned("not managed by the operator".into()),
+        Ownership::Unowned => {
+            return DeleteAction::LeaveNotOwned("not managed by the operator".into());
+        }
         Ownership::Foreign(f) => return DeleteAction::LeaveNotOwned(format!("managed by {f}")),
     }
     match o.provisioning_state() {

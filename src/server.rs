@@ -14,7 +14,10 @@ pub struct ServerState {
 
 async fn metrics(State(s): State<ServerState>) -> impl IntoResponse {
     (
-        [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         s.metrics.encode(),
     )
 }
@@ -27,7 +30,10 @@ async fn readyz(State(s): State<ServerState>) -> impl IntoResponse {
     if s.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready (waiting for leadership or startup)")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready (waiting for leadership or startup)",
+        )
     }
 }
 
@@ -42,9 +48,9 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for /metrics (--metrics-addr): {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr} for /metrics (--metrics-addr): {e}")
+    })?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)

@@ -10,7 +10,7 @@
 mod support_chaos;
 
 use support_chaos::invariants::{Expectations, assert_converged, writes_by_principal};
-use support_chaos::{Bed, BedOptions, NAMESPACES, is_write_request, population_md, wait_for};
+use support_chaos::{Bed, BedOptions, is_write_request, population_md, wait_for};
 use aoai_operator::leader::LeaderSettings;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
@@ -392,6 +392,5 @@ async fn two_replicas_leader_killed() {
         "a write without a principal"
     );
     b.shutdown().await.unwrap();
-    let _ = NAMESPACES;
     support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;
 }

@@ -13,25 +13,52 @@ use std::time::Duration;
 async fn create_becomes_ready_with_endpoint_and_key_vault_reference() {
     let mut bed = Bed::new().await;
     bed.start().await;
-    bed.create_md("team-a", "chat", json!({"connectionConfigMap": "chat-connection"})).await;
+    bed.create_md(
+        "team-a",
+        "chat",
+        json!({"connectionConfigMap": "chat-connection"}),
+    )
+    .await;
     let md = bed.wait_ready("team-a", "chat").await;
     let st = md.status.clone().unwrap();
     let name = name_of("team-a", "chat");
     assert_eq!(st.deployment_name.as_deref(), Some(name.as_str()));
-    assert_eq!(st.endpoint, bed.azure.account_endpoint(&bed.account_id), "endpoint in status");
+    assert_eq!(
+        st.endpoint,
+        bed.azure.account_endpoint(&bed.account_id),
+        "endpoint in status"
+    );
     assert_eq!(st.provisioning_state.as_deref(), Some("Succeeded"));
-    assert!(st.azure_resource_id.as_deref().unwrap().ends_with(&format!("/deployments/{name}")));
-    assert_eq!(st.model.as_ref().unwrap().version.as_deref(), Some("2024-07-18"));
+    assert!(
+        st.azure_resource_id
+            .as_deref()
+            .unwrap()
+            .ends_with(&format!("/deployments/{name}"))
+    );
+    assert_eq!(
+        st.model.as_ref().unwrap().version.as_deref(),
+        Some("2024-07-18")
+    );
     let kv = st.key_vault_secret.clone().expect("key vault ref");
     assert_eq!(kv.vault_uri, bed.vault);
     assert_eq!(kv.name, SECRET_NAME);
-    let (value, version) = bed.azure.secret(&bed.vault, SECRET_NAME).expect("secret stored");
-    assert_eq!(value, bed.azure.account_keys(&bed.account_id).0, "Key Vault holds the account key");
+    let (value, version) = bed
+        .azure
+        .secret(&bed.vault, SECRET_NAME)
+        .expect("secret stored");
+    assert_eq!(
+        value,
+        bed.azure.account_keys(&bed.account_id).0,
+        "Key Vault holds the account key"
+    );
     assert_eq!(kv.version.as_deref(), Some(version.as_str()));
     // Status, ConfigMap and events never contain the key.
     let key = bed.azure.account_keys(&bed.account_id).0;
     assert!(!serde_json::to_string(&md).unwrap().contains(&key));
-    let cm = Api::<ConfigMap>::namespaced(bed.client.clone(), "team-a").get("chat-connection").await.unwrap();
+    let cm = Api::<ConfigMap>::namespaced(bed.client.clone(), "team-a")
+        .get("chat-connection")
+        .await
+        .unwrap();
     let data = cm.data.unwrap();
     assert_eq!(data["AZURE_OPENAI_DEPLOYMENT"], name);
     assert_eq!(Some(&data["AZURE_OPENAI_ENDPOINT"]), st.endpoint.as_ref());
@@ -55,7 +82,8 @@ async fn capacity_change_is_one_write() {
     bed.create_md("team-a", "chat", json!({})).await;
     bed.wait_ready("team-a", "chat").await;
     let name = name_of("team-a", "chat");
-    bed.patch_spec("team-a", "chat", json!({"sku": {"capacity": 25}})).await;
+    bed.patch_spec("team-a", "chat", json!({"sku": {"capacity": 25}}))
+        .await;
     let md = bed.wait_ready("team-a", "chat").await;
     assert_eq!(md.metadata.generation, Some(2));
     assert_eq!(bed.azure_deployment(&name).unwrap()["sku"]["capacity"], 25);
@@ -69,13 +97,25 @@ async fn capacity_change_is_one_write() {
 async fn model_version_change() {
     let mut bed = Bed::new().await;
     bed.start().await;
-    bed.create_md("team-a", "g4o", json!({"model": {"name": "gpt-4o", "version": "2024-05-13"}})).await;
+    bed.create_md(
+        "team-a",
+        "g4o",
+        json!({"model": {"name": "gpt-4o", "version": "2024-05-13"}}),
+    )
+    .await;
     bed.wait_ready("team-a", "g4o").await;
     let name = name_of("team-a", "g4o");
-    bed.patch_spec("team-a", "g4o", json!({"model": {"version": "2024-08-06"}})).await;
+    bed.patch_spec("team-a", "g4o", json!({"model": {"version": "2024-08-06"}}))
+        .await;
     let md = bed.wait_ready("team-a", "g4o").await;
-    assert_eq!(bed.azure_deployment(&name).unwrap()["properties"]["model"]["version"], "2024-08-06");
-    assert_eq!(md.status.unwrap().model.unwrap().version.as_deref(), Some("2024-08-06"));
+    assert_eq!(
+        bed.azure_deployment(&name).unwrap()["properties"]["model"]["version"],
+        "2024-08-06"
+    );
+    assert_eq!(
+        md.status.unwrap().model.unwrap().version.as_deref(),
+        Some("2024-08-06")
+    );
     assert_eq!(bed.puts(&name).len(), 2);
     bed.assert_contract_clean();
     bed.stop().await;
@@ -85,15 +125,28 @@ async fn model_version_change() {
 async fn combined_capacity_and_version_change_is_two_writes() {
     let mut bed = Bed::new().await;
     bed.start().await;
-    bed.create_md("team-a", "g4o", json!({"model": {"name": "gpt-4o", "version": "2024-05-13"}})).await;
+    bed.create_md(
+        "team-a",
+        "g4o",
+        json!({"model": {"name": "gpt-4o", "version": "2024-05-13"}}),
+    )
+    .await;
     bed.wait_ready("team-a", "g4o").await;
     let name = name_of("team-a", "g4o");
     bed.azure.clear_request_log();
-    bed.patch_spec("team-a", "g4o", json!({"model": {"version": "2024-11-20"}, "sku": {"capacity": 30}})).await;
+    bed.patch_spec(
+        "team-a",
+        "g4o",
+        json!({"model": {"version": "2024-11-20"}, "sku": {"capacity": 30}}),
+    )
+    .await;
     bed.wait_ready("team-a", "g4o").await;
     let puts = bed.puts(&name);
     assert_eq!(puts.len(), 2, "capacity then model: {puts:#?}");
-    assert!(puts.iter().all(|p| p.status < 300), "no rejected write: {puts:#?}");
+    assert!(
+        puts.iter().all(|p| p.status < 300),
+        "no rejected write: {puts:#?}"
+    );
     let d = bed.azure_deployment(&name).unwrap();
     assert_eq!(d["sku"]["capacity"], 30);
     assert_eq!(d["properties"]["model"]["version"], "2024-11-20");
@@ -109,19 +162,40 @@ async fn ten_deployments_at_once_one_write_in_flight_no_409() {
     bed.start().await;
     bed.wait_account_ready().await;
     let names: Vec<String> = (0..10).map(|i| format!("app-{i}")).collect();
-    futures::future::join_all(names.iter().map(|n| bed.create_md("team-a", n, json!({"sku": {"capacity": 5}})))).await;
+    futures::future::join_all(
+        names
+            .iter()
+            .map(|n| bed.create_md("team-a", n, json!({"sku": {"capacity": 5}}))),
+    )
+    .await;
     for n in &names {
-        bed.wait_md("team-a", n, Duration::from_secs(60), "Ready", |m| m.is_some_and(is_ready)).await;
+        bed.wait_md("team-a", n, Duration::from_secs(60), "Ready", |m| {
+            m.is_some_and(is_ready)
+        })
+        .await;
     }
     let log = bed.azure.request_log();
     let conflicts: Vec<_> = log.iter().filter(|r| r.status == 409).collect();
     assert!(conflicts.is_empty(), "409s: {conflicts:#?}");
-    assert_eq!(bed.azure.max_concurrent_writes_per_account(), 1, "at most one write in flight per account");
-    let puts = log.iter().filter(|r| r.method == "PUT" && r.path.contains("/deployments/")).count();
+    assert_eq!(
+        bed.azure.max_concurrent_writes_per_account(),
+        1,
+        "at most one write in flight per account"
+    );
+    let puts = log
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/deployments/"))
+        .count();
     assert_eq!(puts, 10, "one PUT per deployment");
     for n in &names {
         let md = bed.mds("team-a").get(n).await.unwrap();
-        assert!(md.status.unwrap().conditions.iter().all(|c| !c.message.contains("409")));
+        assert!(
+            md.status
+                .unwrap()
+                .conditions
+                .iter()
+                .all(|c| !c.message.contains("409"))
+        );
     }
     bed.assert_contract_clean();
     bed.stop().await;
@@ -134,21 +208,34 @@ async fn drift_is_corrected_and_deleted_deployment_recreated() {
     bed.create_md("team-a", "chat", json!({})).await;
     bed.wait_ready("team-a", "chat").await;
     let name = name_of("team-a", "chat");
-    bed.azure.patch_deployment_out_of_band(&bed.account_id, &name, |d| {
-        d["sku"]["capacity"] = json!(3);
-    });
+    bed.azure
+        .patch_deployment_out_of_band(&bed.account_id, &name, |d| {
+            d["sku"]["capacity"] = json!(3);
+        });
     let start = std::time::Instant::now();
     while bed.azure_deployment(&name).unwrap()["sku"]["capacity"] != 10 {
-        assert!(start.elapsed() < Duration::from_secs(20), "drift not corrected");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "drift not corrected"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let events = bed.events_for("team-a", "chat").await;
-    assert!(events.iter().any(|e| e.1 == "DriftDetected" && e.2.contains("capacity")), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.1 == "DriftDetected" && e.2.contains("capacity")),
+        "{events:?}"
+    );
     // Deleted in Azure -> recreated.
-    bed.azure.delete_deployment_out_of_band(&bed.account_id, &name);
+    bed.azure
+        .delete_deployment_out_of_band(&bed.account_id, &name);
     let start = std::time::Instant::now();
     while bed.azure_deployment(&name).is_none() {
-        assert!(start.elapsed() < Duration::from_secs(20), "deployment not recreated");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "deployment not recreated"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bed.wait_ready("team-a", "chat").await;
@@ -161,18 +248,33 @@ async fn deletion_policies_delete_and_retain() {
     let mut bed = Bed::new().await;
     bed.start().await;
     bed.create_md("team-a", "gone", json!({})).await;
-    bed.create_md("team-a", "kept", json!({"deletionPolicy": "Retain"})).await;
+    bed.create_md("team-a", "kept", json!({"deletionPolicy": "Retain"}))
+        .await;
     bed.wait_ready("team-a", "gone").await;
     bed.wait_ready("team-a", "kept").await;
     bed.delete_md("team-a", "gone").await;
     bed.delete_md("team-a", "kept").await;
     bed.wait_gone("team-a", "gone").await;
     bed.wait_gone("team-a", "kept").await;
-    assert!(bed.azure_deployment(&name_of("team-a", "gone")).is_none(), "Delete policy removes the Azure deployment");
-    assert!(bed.azure_deployment(&name_of("team-a", "kept")).is_some(), "Retain leaves it");
-    let deletes = bed.deployment_requests(&name_of("team-a", "gone")).into_iter().filter(|r| r.method == "DELETE").count();
+    assert!(
+        bed.azure_deployment(&name_of("team-a", "gone")).is_none(),
+        "Delete policy removes the Azure deployment"
+    );
+    assert!(
+        bed.azure_deployment(&name_of("team-a", "kept")).is_some(),
+        "Retain leaves it"
+    );
+    let deletes = bed
+        .deployment_requests(&name_of("team-a", "gone"))
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
     assert_eq!(deletes, 1);
-    assert!(bed.deployment_requests(&name_of("team-a", "kept")).iter().all(|r| r.method != "DELETE"));
+    assert!(
+        bed.deployment_requests(&name_of("team-a", "kept"))
+            .iter()
+            .all(|r| r.method != "DELETE")
+    );
     bed.assert_contract_clean();
     bed.stop().await;
 }
@@ -187,14 +289,26 @@ async fn adoption_refused_then_allowed_with_opt_in() {
         json!({"sku": {"name": "GlobalStandard", "capacity": 10},
                "properties": {"model": {"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18"}}}),
     );
-    bed.create_md("team-a", "legacy", json!({"deploymentName": "legacy-chat"})).await;
+    bed.create_md("team-a", "legacy", json!({"deploymentName": "legacy-chat"}))
+        .await;
     let md = bed.wait_reason("team-a", "legacy", "AdoptionRefused").await;
-    assert!(md.status.unwrap().conditions[0].message.contains("adoptExisting"));
+    assert!(
+        md.status.unwrap().conditions[0]
+            .message
+            .contains("adoptExisting")
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(bed.puts("legacy-chat").is_empty(), "never modified without the opt-in");
-    bed.patch_spec("team-a", "legacy", json!({"adoptExisting": true})).await;
+    assert!(
+        bed.puts("legacy-chat").is_empty(),
+        "never modified without the opt-in"
+    );
+    bed.patch_spec("team-a", "legacy", json!({"adoptExisting": true}))
+        .await;
     bed.wait_ready("team-a", "legacy").await;
-    assert_eq!(bed.azure_deployment("legacy-chat").unwrap()["tags"]["aoai.dev-owner"], "team-a/legacy");
+    assert_eq!(
+        bed.azure_deployment("legacy-chat").unwrap()["tags"]["aoai.dev-owner"],
+        "team-a/legacy"
+    );
     assert_eq!(bed.puts("legacy-chat").len(), 1);
     bed.assert_contract_clean();
     bed.stop().await;
@@ -210,15 +324,33 @@ async fn foreign_owned_deployment_is_left_alone() {
         json!({"sku": {"name": "GlobalStandard", "capacity": 10}, "tags": {"aoai.dev-owner": "team-z/other", "aoai.dev-cluster": "default"},
                "properties": {"model": {"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18"}}}),
     );
-    bed.create_md("team-a", "mine", json!({"deploymentName": "theirs", "adoptExisting": true, "sku": {"capacity": 20}})).await;
-    let md = bed.wait_reason("team-a", "mine", "OwnedByAnotherResource").await;
-    assert!(md.status.unwrap().conditions[0].message.contains("team-z/other"));
+    bed.create_md(
+        "team-a",
+        "mine",
+        json!({"deploymentName": "theirs", "adoptExisting": true, "sku": {"capacity": 20}}),
+    )
+    .await;
+    let md = bed
+        .wait_reason("team-a", "mine", "OwnedByAnotherResource")
+        .await;
+    assert!(
+        md.status.unwrap().conditions[0]
+            .message
+            .contains("team-z/other")
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(bed.puts("theirs").is_empty());
     bed.delete_md("team-a", "mine").await;
     bed.wait_gone("team-a", "mine").await;
-    assert!(bed.azure_deployment("theirs").is_some(), "not deleted either");
-    assert!(bed.deployment_requests("theirs").iter().all(|r| r.method == "GET"));
+    assert!(
+        bed.azure_deployment("theirs").is_some(),
+        "not deleted either"
+    );
+    assert!(
+        bed.deployment_requests("theirs")
+            .iter()
+            .all(|r| r.method == "GET")
+    );
     bed.stop().await;
 }
 
@@ -233,13 +365,27 @@ async fn disallowed_namespace_makes_zero_azure_calls() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     bed.azure.clear_request_log();
     bed.create_md("team-b", "chat", json!({})).await;
-    let md = bed.wait_reason("team-b", "chat", "NamespaceNotAllowed").await;
-    assert!(md.status.unwrap().conditions[0].message.contains("allowedNamespaces"));
+    let md = bed
+        .wait_reason("team-b", "chat", "NamespaceNotAllowed")
+        .await;
+    assert!(
+        md.status.unwrap().conditions[0]
+            .message
+            .contains("allowedNamespaces")
+    );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let calls = bed.deployment_requests(&name_of("team-b", "chat"));
-    assert!(calls.is_empty(), "Azure calls for a disallowed namespace: {calls:#?}");
+    assert!(
+        calls.is_empty(),
+        "Azure calls for a disallowed namespace: {calls:#?}"
+    );
     let events = bed.events_for("team-b", "chat").await;
-    assert!(events.iter().any(|e| e.0 == "Warning" && e.1 == "NamespaceNotAllowed"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.0 == "Warning" && e.1 == "NamespaceNotAllowed"),
+        "{events:?}"
+    );
     bed.stop().await;
 }
 
@@ -247,22 +393,48 @@ async fn disallowed_namespace_makes_zero_azure_calls() {
 async fn terminal_quota_error_stops_writing() {
     let mut bed = Bed::new().await;
     let sub = bed.env["AZURE_SUBSCRIPTION_ID"].clone();
-    bed.azure.set_quota(&sub, "eastus", "OpenAI.GlobalStandard.gpt-4o-mini", 5);
+    bed.azure
+        .set_quota(&sub, "eastus", "OpenAI.GlobalStandard.gpt-4o-mini", 5);
     bed.start().await;
-    bed.create_md("team-a", "big", json!({"sku": {"capacity": 10}})).await;
+    bed.create_md("team-a", "big", json!({"sku": {"capacity": 10}}))
+        .await;
     let md = bed.wait_reason("team-a", "big", "InsufficientQuota").await;
-    let cond = md.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap().clone();
+    let cond = md
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .clone();
     assert_eq!(cond.status, "False");
-    assert!(cond.message.contains("capacity"), "Azure's message is shown: {}", cond.message);
+    assert!(
+        cond.message.contains("capacity"),
+        "Azure's message is shown: {}",
+        cond.message
+    );
     let name = name_of("team-a", "big");
     tokio::time::sleep(Duration::from_secs(3)).await; // several resync periods
-    assert_eq!(bed.puts(&name).len(), 1, "no retry loop after a terminal error");
+    assert!(
+        bed.puts(&name).is_empty(),
+        "quota checked before writing: no PUT at all"
+    );
     let events = bed.events_for("team-a", "big").await;
-    assert_eq!(events.iter().filter(|e| e.0 == "Warning" && e.1 == "InsufficientQuota").count(), 1, "{events:?}");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.0 == "Warning" && e.1 == "InsufficientQuota")
+            .count(),
+        1,
+        "{events:?}"
+    );
+    // Azure enforces quota too: if the pre-check cannot see it, the PUT's error is terminal as well.
     // Changing the spec retries.
-    bed.patch_spec("team-a", "big", json!({"sku": {"capacity": 4}})).await;
+    bed.patch_spec("team-a", "big", json!({"sku": {"capacity": 4}}))
+        .await;
     bed.wait_ready("team-a", "big").await;
-    assert_eq!(bed.puts(&name).len(), 2);
+    assert_eq!(bed.puts(&name).len(), 1);
     bed.stop().await;
 }
 
@@ -272,15 +444,23 @@ async fn restart_during_operation_resumes_without_second_put() {
     bed.start().await;
     bed.create_md("team-a", "slow", json!({})).await;
     bed.wait_md("team-a", "slow", Duration::from_secs(20), "pending", |m| {
-        m.and_then(|m| m.status.as_ref()).is_some_and(|s| s.pending_operation.is_some())
+        m.and_then(|m| m.status.as_ref())
+            .is_some_and(|s| s.pending_operation.is_some())
     })
     .await;
     bed.op.take().unwrap().abort();
     tokio::time::sleep(Duration::from_millis(200)).await;
     bed.start().await;
-    bed.wait_md("team-a", "slow", Duration::from_secs(30), "Ready", |m| m.is_some_and(is_ready)).await;
+    bed.wait_md("team-a", "slow", Duration::from_secs(30), "Ready", |m| {
+        m.is_some_and(is_ready)
+    })
+    .await;
     let puts = bed.puts(&name_of("team-a", "slow"));
-    assert_eq!(puts.len(), 1, "resumed polling instead of writing again: {puts:#?}");
+    assert_eq!(
+        puts.len(),
+        1,
+        "resumed polling instead of writing again: {puts:#?}"
+    );
     bed.stop().await;
 }
 
@@ -289,7 +469,8 @@ async fn steady_state_makes_zero_writes() {
     let mut bed = Bed::new().await;
     bed.start().await;
     for n in ["a", "b", "c"] {
-        bed.create_md("team-a", n, json!({"sku": {"capacity": 2}})).await;
+        bed.create_md("team-a", n, json!({"sku": {"capacity": 2}}))
+            .await;
     }
     for n in ["a", "b", "c"] {
         bed.wait_ready("team-a", n).await;
@@ -299,14 +480,21 @@ async fn steady_state_makes_zero_writes() {
     let window = Duration::from_millis(700 * 5);
     tokio::time::sleep(window).await;
     let log = bed.azure.request_log();
-    let writes: Vec<_> = log.iter().filter(|r| r.is_write && !r.path.ends_with("/listKeys")).collect();
+    let writes: Vec<_> = log
+        .iter()
+        .filter(|r| r.is_write && !r.path.ends_with("/listKeys"))
+        .collect();
     assert!(writes.is_empty(), "writes in steady state: {writes:#?}");
     for n in ["a", "b", "c"] {
         let gets = bed.deployment_requests(&name_of("team-a", n)).len();
         // resync 700ms (±10% jitter) over 3.5s: about 5 GETs, never a storm.
         assert!((3..=7).contains(&gets), "{n}: {gets} GETs in {window:?}");
     }
-    eprintln!("steady state: {} Azure requests in {:?} for 3 deployments, 0 writes", log.len(), window);
+    eprintln!(
+        "steady state: {} Azure requests in {:?} for 3 deployments, 0 writes",
+        log.len(),
+        window
+    );
     bed.stop().await;
 }
 
@@ -319,33 +507,53 @@ async fn per_account_credentials_managed_workload_and_client_secret() {
     let tenant = bed.env["AZURE_TENANT_ID"].clone();
     let mi = bed.env["AZURE_MANAGED_IDENTITY_CLIENT_ID"].clone();
     let wi = bed.env["AZURE_CLIENT_ID"].clone();
-    bed.azure.add_client("11111111-2222-3333-4444-555555555555", "s3cret-value");
+    bed.azure
+        .add_client("11111111-2222-3333-4444-555555555555", "s3cret-value");
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "sp-secret", "namespace": "default"},
         "stringData": {"clientSecret": "s3cret-value"},
         "data": {"clientSecret": "czNjcmV0LXZhbHVl"}
     }))
     .unwrap();
-    Api::<Secret>::namespaced(bed.client.clone(), "default").create(&PostParams::default(), &secret).await.unwrap();
+    Api::<Secret>::namespaced(bed.client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
     bed.create_account("mi", json!({"credential": {"managedIdentity": {"clientId": mi}}, "keyVault": {"vaultUri": bed.vault, "secretName": "mi-key"}})).await;
     bed.create_account("wi", json!({"credential": {"workloadIdentity": {"clientId": wi, "tenantId": tenant}}, "keyVault": {"vaultUri": bed.vault, "secretName": "wi-key"}})).await;
     bed.create_account("sp", json!({"credential": {"clientSecret": {"tenantId": tenant, "clientId": "11111111-2222-3333-4444-555555555555",
         "secretRef": {"name": "sp-secret", "key": "clientSecret"}}}, "keyVault": {"vaultUri": bed.vault, "secretName": "sp-key"}})).await;
     bed.start().await;
     for (acct, md) in [("mi", "via-mi"), ("wi", "via-wi"), ("sp", "via-sp")] {
-        bed.create_md("team-a", md, json!({"accountRef": {"name": acct}, "sku": {"capacity": 1}})).await;
+        bed.create_md(
+            "team-a",
+            md,
+            json!({"accountRef": {"name": acct}, "sku": {"capacity": 1}}),
+        )
+        .await;
     }
     for md in ["via-mi", "via-wi", "via-sp"] {
         bed.wait_ready("team-a", md).await;
     }
     let log = bed.azure.request_log();
-    assert!(log.iter().any(|r| r.surface == Surface::ManagedIdentity && r.status == 200), "managed identity endpoint used");
+    assert!(
+        log.iter()
+            .any(|r| r.surface == Surface::ManagedIdentity && r.status == 200),
+        "managed identity endpoint used"
+    );
     let principal_of = |md: &str| {
-        bed.puts(&name_of("team-a", md)).first().and_then(|r| r.principal.clone()).unwrap_or_default().to_ascii_lowercase()
+        bed.puts(&name_of("team-a", md))
+            .first()
+            .and_then(|r| r.principal.clone())
+            .unwrap_or_default()
+            .to_ascii_lowercase()
     };
     assert_eq!(principal_of("via-mi"), mi.to_ascii_lowercase());
     assert_eq!(principal_of("via-wi"), wi.to_ascii_lowercase());
-    assert_eq!(principal_of("via-sp"), "11111111-2222-3333-4444-555555555555");
+    assert_eq!(
+        principal_of("via-sp"),
+        "11111111-2222-3333-4444-555555555555"
+    );
     bed.stop().await;
 }
 
@@ -360,7 +568,12 @@ async fn transient_errors_back_off_honouring_retry_after() {
         method: Some(http::Method::PUT),
         path_contains: Some("/deployments/".into()),
         count: 2,
-        action: FaultAction::Error { status: 429, code: "TooManyRequests".into(), message: "slow down".into(), retry_after: Some(1) },
+        action: FaultAction::Error {
+            status: 429,
+            code: "TooManyRequests".into(),
+            message: "slow down".into(),
+            retry_after: Some(1),
+        },
     });
     bed.create_md("team-a", "chat", json!({})).await;
     bed.wait_reason("team-a", "chat", "AzureThrottled").await;
@@ -369,23 +582,40 @@ async fn transient_errors_back_off_honouring_retry_after() {
     assert_eq!(puts.len(), 3, "two throttled + one accepted: {puts:#?}");
     for w in puts.windows(2) {
         let gap = w[1].started.duration_since(w[0].started);
-        assert!(gap >= Duration::from_millis(950), "Retry-After honoured: gap {gap:?}");
+        assert!(
+            gap >= Duration::from_millis(950),
+            "Retry-After honoured: gap {gap:?}"
+        );
     }
     let m = bed.op.as_ref().unwrap().metrics.encode();
-    assert!(m.contains("aoai_azure_throttled_total{operation=\"deployments.put\"} 2"), "{m}");
+    assert!(
+        m.contains("aoai_azure_throttled_total{operation=\"deployments.put\"} 2"),
+        "{m}"
+    );
     bed.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_rotation_rewrites_key_vault_once() {
     let mut bed = Bed::new().await;
-    bed.start_with(|c| c.timing.account_resync = Duration::from_millis(500)).await;
+    bed.start_with(|c| c.timing.account_resync = Duration::from_millis(500))
+        .await;
     bed.create_md("team-a", "chat", json!({})).await;
     bed.wait_ready("team-a", "chat").await;
     let (_, v1) = bed.azure.secret(&bed.vault, SECRET_NAME).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let sets = |bed: &Bed| bed.azure.request_log().iter().filter(|r| r.method == "PUT" && r.path.contains("/secrets/")).count();
-    assert_eq!(sets(&bed), 1, "key unchanged -> no Key Vault write on resync");
+    let sets = |bed: &Bed| {
+        bed.azure
+            .request_log()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path.contains("/secrets/"))
+            .count()
+    };
+    assert_eq!(
+        sets(&bed),
+        1,
+        "key unchanged -> no Key Vault write on resync"
+    );
     bed.azure.regenerate_key(&bed.account_id, true);
     let new_key = bed.azure.account_keys(&bed.account_id).0;
     let start = std::time::Instant::now();
@@ -394,14 +624,26 @@ async fn key_rotation_rewrites_key_vault_once() {
         if value == new_key {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "rotated key not stored");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "rotated key not stored"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (_, v2) = bed.azure.secret(&bed.vault, SECRET_NAME).unwrap();
     assert_ne!(v1, v2);
-    bed.wait_md("team-a", "chat", Duration::from_secs(10), "pointing at the new version", |m| {
-        m.and_then(|m| m.status.as_ref()).and_then(|s| s.key_vault_secret.as_ref()).and_then(|k| k.version.clone()) == Some(v2.clone())
-    })
+    bed.wait_md(
+        "team-a",
+        "chat",
+        Duration::from_secs(10),
+        "pointing at the new version",
+        |m| {
+            m.and_then(|m| m.status.as_ref())
+                .and_then(|s| s.key_vault_secret.as_ref())
+                .and_then(|k| k.version.clone())
+                == Some(v2.clone())
+        },
+    )
     .await;
     assert_eq!(sets(&bed), 2);
     bed.stop().await;
@@ -416,22 +658,38 @@ async fn account_deletion_is_held_while_deployments_use_it() {
     bed.create_md("team-a", "chat", json!({})).await;
     bed.wait_ready("team-a", "chat").await;
     let accounts: Api<AIAccount> = Api::all(bed.client.clone());
-    accounts.delete(ACCOUNT, &DeleteParams::default()).await.unwrap();
+    accounts
+        .delete(ACCOUNT, &DeleteParams::default())
+        .await
+        .unwrap();
     let start = std::time::Instant::now();
     loop {
         let a = accounts.get(ACCOUNT).await.expect("still there");
-        if a.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.reason == "InUse")) {
-            assert!(a.status.unwrap().conditions[0].message.contains("team-a/chat"));
+        if a.status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "InUse"))
+        {
+            assert!(
+                a.status.unwrap().conditions[0]
+                    .message
+                    .contains("team-a/chat")
+            );
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "deletion not held");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "deletion not held"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bed.delete_md("team-a", "chat").await;
     bed.wait_gone("team-a", "chat").await;
     let start = std::time::Instant::now();
     while accounts.get_opt(ACCOUNT).await.unwrap().is_some() {
-        assert!(start.elapsed() < Duration::from_secs(15), "account deletion not released");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "account deletion not released"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(bed.azure_deployment(&name_of("team-a", "chat")).is_none());
@@ -442,17 +700,34 @@ async fn account_deletion_is_held_while_deployments_use_it() {
 async fn pause_and_resume() {
     let mut bed = Bed::new().await;
     bed.start().await;
-    bed.create_md("team-a", "chat", json!({"sku": {"name": "Standard"}})).await;
+    bed.create_md("team-a", "chat", json!({"sku": {"name": "Standard"}}))
+        .await;
     bed.wait_ready("team-a", "chat").await;
     let name = name_of("team-a", "chat");
-    bed.patch_spec("team-a", "chat", json!({"paused": true})).await;
+    bed.patch_spec("team-a", "chat", json!({"paused": true}))
+        .await;
     let md = bed.wait_ready("team-a", "chat").await;
-    assert_eq!(md.status.unwrap().deployment_state.as_deref(), Some("Paused"));
-    assert_eq!(bed.azure_deployment(&name).unwrap()["properties"]["deploymentState"], "Paused");
-    bed.patch_spec("team-a", "chat", json!({"paused": false})).await;
+    assert_eq!(
+        md.status.unwrap().deployment_state.as_deref(),
+        Some("Paused")
+    );
+    assert_eq!(
+        bed.azure_deployment(&name).unwrap()["properties"]["deploymentState"],
+        "Paused"
+    );
+    bed.patch_spec("team-a", "chat", json!({"paused": false}))
+        .await;
     bed.wait_ready("team-a", "chat").await;
-    assert_eq!(bed.azure_deployment(&name).unwrap()["properties"]["deploymentState"], "Running");
-    let actions: Vec<_> = bed.deployment_requests(&name).into_iter().filter(|r| r.method == "POST").map(|r| r.path).collect();
+    assert_eq!(
+        bed.azure_deployment(&name).unwrap()["properties"]["deploymentState"],
+        "Running"
+    );
+    let actions: Vec<_> = bed
+        .deployment_requests(&name)
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.path)
+        .collect();
     assert_eq!(actions.len(), 2, "{actions:?}");
     bed.assert_contract_clean();
     bed.stop().await;
@@ -505,16 +780,131 @@ async fn leader_election_only_one_replica_writes() {
     let r2 = aoai_operator::start(c2).await.unwrap();
     bed.create_md("team-a", "chat", json!({})).await;
     bed.wait_ready("team-a", "chat").await;
-    let writes = |op: &aoai_operator::Operator| op.metrics.azure_request_count(|o| o == "deployments.put");
+    let writes =
+        |op: &aoai_operator::Operator| op.metrics.azure_request_count(|o| o == "deployments.put");
     assert_eq!(writes(&r1) + writes(&r2), 1);
     assert_eq!(writes(&r2), 0, "the follower never writes");
     let ready = |op: &aoai_operator::Operator| {
         let addr = op.metrics_addr.unwrap();
-        async move { reqwest::get(format!("http://{addr}/readyz")).await.unwrap().status().as_u16() }
+        async move {
+            reqwest::get(format!("http://{addr}/readyz"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     };
     assert_eq!(ready(&r1).await, 200);
     assert_eq!(ready(&r2).await, 503, "the follower is not ready");
     r2.shutdown().await.unwrap();
     r1.shutdown().await.unwrap();
+    bed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_operations_transient_retried_terminal_held() {
+    let mut bed = Bed::new().await;
+    bed.start().await;
+    bed.wait_account_ready().await;
+    bed.azure
+        .fail_next_operations(1, "InternalServerError", "transient backend failure");
+    bed.create_md("team-a", "flaky", json!({})).await;
+    bed.wait_ready("team-a", "flaky").await;
+    assert_eq!(
+        bed.puts(&name_of("team-a", "flaky")).len(),
+        2,
+        "a transiently failed operation is retried"
+    );
+    bed.azure.fail_next_operations(
+        1,
+        "ModelCapacityExhausted",
+        "no capacity for this model in the region",
+    );
+    bed.create_md("team-a", "stuck", json!({})).await;
+    let md = bed
+        .wait_reason("team-a", "stuck", "ModelCapacityExhausted")
+        .await;
+    assert!(
+        md.status.unwrap().conditions[0]
+            .message
+            .contains("no capacity")
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        bed.puts(&name_of("team-a", "stuck")).len(),
+        1,
+        "a terminally failed operation is not retried in a loop"
+    );
+    bed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_model_or_sku_is_refused_without_a_write() {
+    let mut bed = Bed::new().await;
+    bed.start().await;
+    bed.create_md("team-a", "nomodel", json!({"model": {"name": "gpt-9"}}))
+        .await;
+    bed.create_md(
+        "team-a",
+        "noversion",
+        json!({"model": {"version": "1999-01-01"}}),
+    )
+    .await;
+    bed.create_md("team-a", "nosku", json!({"model": {"name": "Phi-4", "format": "Microsoft", "version": "7"}, "sku": {"name": "Standard", "capacity": 1}})).await;
+    bed.wait_reason("team-a", "nomodel", "DeploymentModelNotSupported")
+        .await;
+    let md = bed
+        .wait_reason("team-a", "noversion", "DeploymentModelNotSupported")
+        .await;
+    assert!(
+        md.status.unwrap().conditions[0]
+            .message
+            .contains("2024-07-18"),
+        "lists the available versions"
+    );
+    bed.wait_reason("team-a", "nosku", "InvalidResourceProperties")
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes: Vec<_> = bed
+        .azure
+        .request_log()
+        .into_iter()
+        .filter(|r| r.is_write && r.path.contains("/deployments/"))
+        .collect();
+    assert!(writes.is_empty(), "{writes:#?}");
+    bed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_quota_error_on_put_is_terminal_too() {
+    use testbed::azure::{Fault, FaultAction, Surface};
+    let mut bed = Bed::new().await;
+    bed.start().await;
+    bed.wait_account_ready().await;
+    bed.azure.inject(Fault {
+        surface: Surface::Arm,
+        method: Some(http::Method::PUT),
+        path_contains: Some("/deployments/".into()),
+        count: 1,
+        action: FaultAction::Error {
+            status: 400,
+            code: "InsufficientQuota".into(),
+            message: "quota exhausted (required 10, available 0)".into(),
+            retry_after: None,
+        },
+    });
+    bed.create_md("team-a", "chat", json!({})).await;
+    let md = bed.wait_reason("team-a", "chat", "InsufficientQuota").await;
+    assert!(
+        md.status.unwrap().conditions[0]
+            .message
+            .contains("required 10")
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        bed.puts(&name_of("team-a", "chat")).len(),
+        1,
+        "no retry loop"
+    );
     bed.stop().await;
 }

@@ -11,7 +11,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
             let p = e.path();
             if p.is_dir() {
                 collect(&p, out);
-            } else if p.extension().is_some_and(|x| x == "json") && p.to_string_lossy().contains("/examples/") {
+            } else if p.extension().is_some_and(|x| x == "json")
+                && p.to_string_lossy().contains("/examples/")
+            {
                 out.push(p);
             }
         }
@@ -34,33 +36,56 @@ fn official_example_responses_parse() {
     collect(Path::new(&dir), &mut files);
     let mut checked = 0;
     for f in &files {
-        let ex: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
-        let op = ex.get("operationId").and_then(|o| o.as_str()).unwrap_or_default().to_string();
+        let ex: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        let op = ex
+            .get("operationId")
+            .and_then(|o| o.as_str())
+            .unwrap_or_default()
+            .to_string();
         let name = f.file_name().unwrap().to_string_lossy().to_string();
-        let Some(responses) = ex.get("responses").and_then(|r| r.as_object()) else { continue };
+        let Some(responses) = ex.get("responses").and_then(|r| r.as_object()) else {
+            continue;
+        };
         for (code, resp) in responses {
-            let Some(body) = resp.get("body") else { continue };
+            let Some(body) = resp.get("body") else {
+                continue;
+            };
             let what = format!("{} ({op}) {code}", f.display());
             let is = |n: &str| name.starts_with(n) || op.starts_with(n);
             if is("Deployments_") || name.contains("Deployment.json") {
-                let d: Deployment = serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
-                assert!(d.name.is_some() && d.sku.is_some(), "{what}: missing name/sku");
+                let d: Deployment =
+                    serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(
+                    d.name.is_some() && d.sku.is_some(),
+                    "{what}: missing name/sku"
+                );
                 checked += 1;
-            } else if is("Accounts_Get") || is("Accounts_Create") || name == "GetAccount.json" || name == "CreateAccount.json" {
-                let a: Account = serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+            } else if is("Accounts_Get")
+                || is("Accounts_Create")
+                || name == "GetAccount.json"
+                || name == "CreateAccount.json"
+            {
+                let a: Account =
+                    serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
                 assert!(a.properties.is_some(), "{what}: no properties");
                 checked += 1;
             } else if is("Accounts_ListKeys") || name == "ListKeys.json" {
-                let k: ApiKeys = serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+                let k: ApiKeys =
+                    serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
                 assert!(k.key1.is_some(), "{what}");
                 checked += 1;
             } else if name.ends_with("Secret-example.json") {
-                let s: SecretBundle = serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+                let s: SecretBundle =
+                    serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
                 assert!(s.version().is_some(), "{what}: no version in id");
                 checked += 1;
             }
         }
     }
     eprintln!("official example responses parsed into operator types: {checked}");
-    assert!(checked >= 12, "expected at least 12 relevant example responses, found {checked}");
+    assert!(
+        checked >= 12,
+        "expected at least 12 relevant example responses, found {checked}"
+    );
 }

@@ -164,6 +164,61 @@ pub struct OperationError {
     pub message: Option<String>,
 }
 
+/// One entry of `GET {account}/models` (Accounts_ListModels).
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountModel {
+    pub name: Option<String>,
+    pub format: Option<String>,
+    pub version: Option<String>,
+    pub base_model: Option<DeploymentModel>,
+    pub is_default_version: Option<bool>,
+    pub max_capacity: Option<i64>,
+    pub skus: Option<Vec<ModelSku>>,
+    pub lifecycle_status: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSku {
+    pub name: Option<String>,
+    pub usage_name: Option<String>,
+    pub capacity: Option<CapacityRange>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityRange {
+    pub minimum: Option<i64>,
+    pub maximum: Option<i64>,
+    pub default: Option<i64>,
+}
+
+/// One entry of `GET .../locations/{location}/usages`.
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub name: Option<UsageName>,
+    pub current_value: Option<f64>,
+    pub limit: Option<f64>,
+    pub unit: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageName {
+    pub value: Option<String>,
+    pub localized_value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListResult<T> {
+    #[serde(default = "Vec::new")]
+    value: Vec<T>,
+    #[serde(rename = "nextLink")]
+    next_link: Option<String>,
+}
+
 /// Coordinates of an account.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AccountId {
@@ -200,7 +255,11 @@ impl WriteOutcome {
         if self.async_operation_url.is_none() && self.location_url.is_none() {
             return false;
         }
-        match self.deployment.as_ref().and_then(|d| d.provisioning_state()) {
+        match self
+            .deployment
+            .as_ref()
+            .and_then(|d| d.provisioning_state())
+        {
             Some(s) => !is_terminal_state(s),
             None => self.status == 202 || self.status == 201,
         }
@@ -216,7 +275,10 @@ pub enum Poll {
 }
 
 pub fn is_terminal_state(s: &str) -> bool {
-    matches!(s.to_ascii_lowercase().as_str(), "succeeded" | "failed" | "canceled" | "cancelled")
+    matches!(
+        s.to_ascii_lowercase().as_str(),
+        "succeeded" | "failed" | "canceled" | "cancelled"
+    )
 }
 
 // ------------------------------------------------------------------ client
@@ -230,8 +292,18 @@ pub struct ArmClient {
 }
 
 impl ArmClient {
-    pub fn new(http: reqwest::Client, endpoint: &str, scope: String, metrics: Arc<Metrics>) -> Self {
-        ArmClient { http, endpoint: super::cloud::with_slash(endpoint), scope, metrics }
+    pub fn new(
+        http: reqwest::Client,
+        endpoint: &str,
+        scope: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        ArmClient {
+            http,
+            endpoint: super::cloud::with_slash(endpoint),
+            scope,
+            metrics,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -270,10 +342,21 @@ impl ArmClient {
         send(&self.metrics, operation, write, req).await
     }
 
-    pub async fn get_account(&self, cred: &TokenCredential, account: &AccountId) -> Result<Account, AzureError> {
+    pub async fn get_account(
+        &self,
+        cred: &TokenCredential,
+        account: &AccountId,
+    ) -> Result<Account, AzureError> {
         let op = "accounts.get";
         let r = self
-            .call(cred, op, false, reqwest::Method::GET, self.url(&account.resource_id()), None)
+            .call(
+                cred,
+                op,
+                false,
+                reqwest::Method::GET,
+                self.url(&account.resource_id()),
+                None,
+            )
             .await?;
         if !r.ok() {
             return Err(r.error(op));
@@ -281,14 +364,81 @@ impl ArmClient {
         r.json(op)
     }
 
-    pub async fn list_keys(&self, cred: &TokenCredential, account: &AccountId) -> Result<ApiKeys, AzureError> {
+    pub async fn list_keys(
+        &self,
+        cred: &TokenCredential,
+        account: &AccountId,
+    ) -> Result<ApiKeys, AzureError> {
         let op = "accounts.listKeys";
         let path = format!("{}/listKeys", account.resource_id());
-        let r = self.call(cred, op, false, reqwest::Method::POST, self.url(&path), None).await?;
+        let r = self
+            .call(
+                cred,
+                op,
+                false,
+                reqwest::Method::POST,
+                self.url(&path),
+                None,
+            )
+            .await?;
         if !r.ok() {
             return Err(r.error(op));
         }
         r.json(op)
+    }
+
+    /// Models the account can deploy (follows nextLink, at most 20 pages).
+    pub async fn list_account_models(
+        &self,
+        cred: &TokenCredential,
+        account: &AccountId,
+    ) -> Result<Vec<AccountModel>, AzureError> {
+        self.list(
+            cred,
+            "accounts.listModels",
+            self.url(&format!("{}/models", account.resource_id())),
+        )
+        .await
+    }
+
+    /// Quota usages of a subscription in a location.
+    pub async fn list_usages(
+        &self,
+        cred: &TokenCredential,
+        subscription_id: &str,
+        location: &str,
+    ) -> Result<Vec<Usage>, AzureError> {
+        let path = format!(
+            "/subscriptions/{subscription_id}/providers/Microsoft.CognitiveServices/locations/{location}/usages"
+        );
+        self.list(cred, "usages.list", self.url(&path)).await
+    }
+
+    async fn list<T: serde::de::DeserializeOwned>(
+        &self,
+        cred: &TokenCredential,
+        op: &str,
+        first: String,
+    ) -> Result<Vec<T>, AzureError> {
+        let mut out = vec![];
+        let mut next = Some(first);
+        let mut pages = 0;
+        while let Some(url) = next.take() {
+            pages += 1;
+            if pages > 20 || !same_origin(&url, &self.endpoint) {
+                break;
+            }
+            let r = self
+                .call(cred, op, false, reqwest::Method::GET, url, None)
+                .await?;
+            if !r.ok() {
+                return Err(r.error(op));
+            }
+            let page: ListResult<T> = r.json(op)?;
+            out.extend(page.value);
+            next = page.next_link;
+        }
+        Ok(out)
     }
 
     /// GET a deployment; `None` when it does not exist (404).
@@ -300,7 +450,14 @@ impl ArmClient {
     ) -> Result<Option<Deployment>, AzureError> {
         let op = "deployments.get";
         let r = self
-            .call(cred, op, false, reqwest::Method::GET, self.url(&Self::deployment_path(account, name)), None)
+            .call(
+                cred,
+                op,
+                false,
+                reqwest::Method::GET,
+                self.url(&Self::deployment_path(account, name)),
+                None,
+            )
             .await?;
         if r.status == 404 {
             return Ok(None);
@@ -320,12 +477,19 @@ impl ArmClient {
     ) -> Result<WriteOutcome, AzureError> {
         let op = "deployments.put";
         let r = self
-            .call(cred, op, true, reqwest::Method::PUT, self.url(&Self::deployment_path(account, name)), Some(body))
+            .call(
+                cred,
+                op,
+                true,
+                reqwest::Method::PUT,
+                self.url(&Self::deployment_path(account, name)),
+                Some(body),
+            )
             .await?;
         if !r.ok() {
             return Err(r.error(op));
         }
-        Ok(outcome(&r, op)?)
+        outcome(&r, op)
     }
 
     pub async fn delete_deployment(
@@ -336,10 +500,20 @@ impl ArmClient {
     ) -> Result<WriteOutcome, AzureError> {
         let op = "deployments.delete";
         let r = self
-            .call(cred, op, true, reqwest::Method::DELETE, self.url(&Self::deployment_path(account, name)), None)
+            .call(
+                cred,
+                op,
+                true,
+                reqwest::Method::DELETE,
+                self.url(&Self::deployment_path(account, name)),
+                None,
+            )
             .await?;
         if r.status == 404 {
-            return Ok(WriteOutcome { status: 404, ..Default::default() });
+            return Ok(WriteOutcome {
+                status: 404,
+                ..Default::default()
+            });
         }
         if !r.ok() {
             return Err(r.error(op));
@@ -360,13 +534,19 @@ impl ArmClient {
         name: &str,
         paused: bool,
     ) -> Result<WriteOutcome, AzureError> {
-        let (op, action) = if paused { ("deployments.pause", "pause") } else { ("deployments.resume", "resume") };
+        let (op, action) = if paused {
+            ("deployments.pause", "pause")
+        } else {
+            ("deployments.resume", "resume")
+        };
         let path = format!("{}/{}", Self::deployment_path(account, name), action);
-        let r = self.call(cred, op, true, reqwest::Method::POST, self.url(&path), None).await?;
+        let r = self
+            .call(cred, op, true, reqwest::Method::POST, self.url(&path), None)
+            .await?;
         if !r.ok() {
             return Err(r.error(op));
         }
-        Ok(outcome(&r, op)?)
+        outcome(&r, op)
     }
 
     /// Poll a long-running operation (Azure-AsyncOperation preferred, else Location).
@@ -395,7 +575,9 @@ impl ArmClient {
                 retry_after: None,
             });
         }
-        let r = self.call(cred, op, false, reqwest::Method::GET, url.to_string(), None).await?;
+        let r = self
+            .call(cred, op, false, reqwest::Method::GET, url.to_string(), None)
+            .await?;
         let retry = super::http::retry_after(&r.headers);
         if is_async {
             if !r.ok() {
@@ -410,7 +592,10 @@ impl ArmClient {
                 404 => Ok(Poll::Succeeded), // Location of a finished DELETE
                 _ => {
                     let e = r.error(op);
-                    Ok(Poll::Failed { code: e.code, message: e.message })
+                    Ok(Poll::Failed {
+                        code: e.code,
+                        message: e.message,
+                    })
                 }
             }
         }
@@ -423,8 +608,12 @@ pub fn poll_from_status(s: &OperationStatus, retry: Option<Duration>) -> Poll {
         Some("failed") | Some("canceled") | Some("cancelled") => {
             let e = s.error.clone().unwrap_or_default();
             Poll::Failed {
-                code: e.code.unwrap_or_else(|| s.status.clone().unwrap_or_default()),
-                message: e.message.unwrap_or_else(|| "the operation did not succeed".into()),
+                code: e
+                    .code
+                    .unwrap_or_else(|| s.status.clone().unwrap_or_default()),
+                message: e
+                    .message
+                    .unwrap_or_else(|| "the operation did not succeed".into()),
             }
         }
         _ => Poll::InProgress { retry_after: retry },
@@ -432,7 +621,11 @@ pub fn poll_from_status(s: &OperationStatus, retry: Option<Duration>) -> Poll {
 }
 
 fn outcome(r: &Resp, op: &str) -> Result<WriteOutcome, AzureError> {
-    let deployment = if r.body.trim().is_empty() { None } else { Some(r.json::<Deployment>(op)?) };
+    let deployment = if r.body.trim().is_empty() {
+        None
+    } else {
+        Some(r.json::<Deployment>(op)?)
+    };
     Ok(WriteOutcome {
         status: r.status,
         deployment,
@@ -446,7 +639,8 @@ fn same_origin(a: &str, b: &str) -> bool {
     match (url::Url::parse(a), url::Url::parse(b)) {
         (Ok(a), Ok(b)) => {
             a.scheme() == b.scheme()
-                && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+                && a.host_str().map(str::to_ascii_lowercase)
+                    == b.host_str().map(str::to_ascii_lowercase)
                 && a.port_or_known_default() == b.port_or_known_default()
         }
         _ => false,
@@ -460,7 +654,11 @@ mod tests {
     #[test]
     fn request_body_has_only_writable_fields() {
         let b = DeploymentRequest {
-            sku: Sku { name: "GlobalStandard".into(), capacity: Some(10), tier: None },
+            sku: Sku {
+                name: "GlobalStandard".into(),
+                capacity: Some(10),
+                tier: None,
+            },
             properties: DeploymentRequestProperties {
                 model: DeploymentModel {
                     format: Some("OpenAI".into()),
@@ -482,16 +680,31 @@ mod tests {
 
     #[test]
     fn origins() {
-        assert!(same_origin("https://127.0.0.1:5/x/y?z", "https://127.0.0.1:5/"));
+        assert!(same_origin(
+            "https://127.0.0.1:5/x/y?z",
+            "https://127.0.0.1:5/"
+        ));
         assert!(!same_origin("https://evil:5/x", "https://127.0.0.1:5/"));
-        assert!(same_origin("https://management.azure.com/x", "https://management.azure.com:443/"));
+        assert!(same_origin(
+            "https://management.azure.com/x",
+            "https://management.azure.com:443/"
+        ));
     }
 
     #[test]
     fn poll_states() {
-        let s = |st: &str| OperationStatus { status: Some(st.into()), ..Default::default() };
+        let s = |st: &str| OperationStatus {
+            status: Some(st.into()),
+            ..Default::default()
+        };
         assert_eq!(poll_from_status(&s("Succeeded"), None), Poll::Succeeded);
-        assert!(matches!(poll_from_status(&s("InProgress"), None), Poll::InProgress { .. }));
-        assert!(matches!(poll_from_status(&s("Failed"), None), Poll::Failed { .. }));
+        assert!(matches!(
+            poll_from_status(&s("InProgress"), None),
+            Poll::InProgress { .. }
+        ));
+        assert!(matches!(
+            poll_from_status(&s("Failed"), None),
+            Poll::Failed { .. }
+        ));
     }
 }

@@ -32,9 +32,19 @@ impl std::fmt::Debug for Secret {
 /// Which identity to use.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CredentialKind {
-    ClientSecret { tenant_id: String, client_id: String, secret: Secret },
-    WorkloadIdentity { tenant_id: String, client_id: String, token_file: PathBuf },
-    ManagedIdentity { client_id: Option<String> },
+    ClientSecret {
+        tenant_id: String,
+        client_id: String,
+        secret: Secret,
+    },
+    WorkloadIdentity {
+        tenant_id: String,
+        client_id: String,
+        token_file: PathBuf,
+    },
+    ManagedIdentity {
+        client_id: Option<String>,
+    },
 }
 
 impl CredentialKind {
@@ -42,12 +52,20 @@ impl CredentialKind {
     pub fn cache_key(&self) -> String {
         use sha2::Digest;
         match self {
-            CredentialKind::ClientSecret { tenant_id, client_id, secret } => {
+            CredentialKind::ClientSecret {
+                tenant_id,
+                client_id,
+                secret,
+            } => {
                 let h = sha2::Sha256::digest(secret.expose().as_bytes());
                 let h: String = h.iter().take(8).map(|b| format!("{b:02x}")).collect();
                 format!("cs:{tenant_id}:{client_id}:{h}")
             }
-            CredentialKind::WorkloadIdentity { tenant_id, client_id, token_file } => {
+            CredentialKind::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+            } => {
                 format!("wi:{tenant_id}:{client_id}:{}", token_file.display())
             }
             CredentialKind::ManagedIdentity { client_id } => {
@@ -57,7 +75,9 @@ impl CredentialKind {
     }
     pub fn describe(&self) -> String {
         match self {
-            CredentialKind::ClientSecret { client_id, .. } => format!("client secret of {client_id}"),
+            CredentialKind::ClientSecret { client_id, .. } => {
+                format!("client secret of {client_id}")
+            }
             CredentialKind::WorkloadIdentity { client_id, .. } => {
                 format!("workload identity {client_id}")
             }
@@ -140,10 +160,10 @@ impl TokenCredential {
     pub async fn token(&self, scope: &str) -> Result<Secret, String> {
         let mut cache = self.cache.lock().await;
         let now = Instant::now();
-        if let Some(t) = cache.get(scope) {
-            if now < t.refresh_at {
-                return Ok(t.token.clone());
-            }
+        if let Some(t) = cache.get(scope)
+            && now < t.refresh_at
+        {
+            return Ok(t.token.clone());
         }
         match self.fetch(scope).await {
             Ok((token, lifetime)) => {
@@ -151,17 +171,21 @@ impl TokenCredential {
                 let refresh_at = expires_at - refresh_margin(lifetime);
                 cache.insert(
                     scope.to_string(),
-                    CachedToken { token: token.clone(), refresh_at, expires_at },
+                    CachedToken {
+                        token: token.clone(),
+                        refresh_at,
+                        expires_at,
+                    },
                 );
                 Ok(token)
             }
             Err(e) => {
                 // A still-valid cached token is better than failing during a refresh outage.
-                if let Some(t) = cache.get(scope) {
-                    if now + Duration::from_secs(5) < t.expires_at {
-                        tracing::warn!(error = %e, "token refresh failed; using the cached token until it expires");
-                        return Ok(t.token.clone());
-                    }
+                if let Some(t) = cache.get(scope)
+                    && now + Duration::from_secs(5) < t.expires_at
+                {
+                    tracing::warn!(error = %e, "token refresh failed; using the cached token until it expires");
+                    return Ok(t.token.clone());
                 }
                 Err(e)
             }
@@ -171,10 +195,17 @@ impl TokenCredential {
     async fn fetch(&self, scope: &str) -> Result<(Secret, Duration), String> {
         let who = self.kind.describe();
         let (op, req) = match &self.kind {
-            CredentialKind::ClientSecret { tenant_id, client_id, secret } => (
+            CredentialKind::ClientSecret {
+                tenant_id,
+                client_id,
+                secret,
+            } => (
                 "token.client_secret",
                 self.http
-                    .post(format!("{}{}/oauth2/v2.0/token", self.authority_host, tenant_id))
+                    .post(format!(
+                        "{}{}/oauth2/v2.0/token",
+                        self.authority_host, tenant_id
+                    ))
                     .form(&[
                         ("grant_type", "client_credentials"),
                         ("client_id", client_id.as_str()),
@@ -182,7 +213,11 @@ impl TokenCredential {
                         ("scope", scope),
                     ]),
             ),
-            CredentialKind::WorkloadIdentity { tenant_id, client_id, token_file } => {
+            CredentialKind::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+            } => {
                 let assertion = tokio::fs::read_to_string(token_file).await.map_err(|e| {
                     format!(
                         "{who}: cannot read the federated token file {} (AZURE_FEDERATED_TOKEN_FILE; is the service account token projected?): {e}",
@@ -192,7 +227,10 @@ impl TokenCredential {
                 (
                     "token.workload_identity",
                     self.http
-                        .post(format!("{}{}/oauth2/v2.0/token", self.authority_host, tenant_id))
+                        .post(format!(
+                            "{}{}/oauth2/v2.0/token",
+                            self.authority_host, tenant_id
+                        ))
                         .form(&[
                             ("grant_type", "client_credentials"),
                             ("client_id", client_id.as_str()),
@@ -261,7 +299,13 @@ mod tests {
 
     #[test]
     fn refresh_before_expiry() {
-        assert_eq!(refresh_margin(Duration::from_secs(3600)), Duration::from_secs(300));
-        assert_eq!(refresh_margin(Duration::from_secs(60)), Duration::from_secs(30));
+        assert_eq!(
+            refresh_margin(Duration::from_secs(3600)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(60)),
+            Duration::from_secs(30)
+        );
     }
 }

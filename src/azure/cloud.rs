@@ -53,7 +53,10 @@ impl Cloud {
         }
     }
     pub fn arm_scope(&self) -> String {
-        format!("{}/.default", self.resource_manager_audience.trim_end_matches('/'))
+        format!(
+            "{}/.default",
+            self.resource_manager_audience.trim_end_matches('/')
+        )
     }
     pub fn key_vault_scope(&self) -> String {
         format!("https://{}/.default", self.key_vault_suffix)
@@ -93,7 +96,9 @@ impl std::fmt::Display for AzureSettings {
             f,
             "cloud={} arm={} authority={} ambient={}",
             self.cloud_name.as_deref().unwrap_or("public"),
-            self.resource_manager_endpoint.as_deref().unwrap_or("(preset)"),
+            self.resource_manager_endpoint
+                .as_deref()
+                .unwrap_or("(preset)"),
             self.authority_host.as_deref().unwrap_or("(preset)"),
             self.ambient_kind()
         )
@@ -176,13 +181,22 @@ mod tests {
 
     #[test]
     fn presets_and_overrides() {
-        assert_eq!(Cloud::preset("china").unwrap().key_vault_suffix, "vault.azure.cn");
+        assert_eq!(
+            Cloud::preset("china").unwrap().key_vault_suffix,
+            "vault.azure.cn"
+        );
         assert_eq!(
             Cloud::preset("AzureUSGovernment").unwrap().resource_manager,
             "https://management.usgovcloudapi.net/"
         );
-        assert_eq!(Cloud::public().arm_scope(), "https://management.azure.com/.default");
-        assert_eq!(Cloud::public().key_vault_scope(), "https://vault.azure.net/.default");
+        assert_eq!(
+            Cloud::public().arm_scope(),
+            "https://management.azure.com/.default"
+        );
+        assert_eq!(
+            Cloud::public().key_vault_scope(),
+            "https://vault.azure.net/.default"
+        );
         let s = AzureSettings::from_vars(|k| match k {
             "AZURE_RESOURCE_MANAGER_ENDPOINT" => Some("https://127.0.0.1:1".into()),
             "AZURE_AUTHORITY_HOST" => Some("https://127.0.0.1:2/".into()),
@@ -194,9 +208,14 @@ mod tests {
         assert_eq!(c.resource_manager, "https://127.0.0.1:1/");
         assert_eq!(c.resource_manager_audience, "https://management.azure.com");
         assert_eq!(s.ambient_kind(), "workload-identity");
-        assert!(AzureSettings { cloud_name: Some("mars".into()), ..Default::default() }
+        assert!(
+            AzureSettings {
+                cloud_name: Some("mars".into()),
+                ..Default::default()
+            }
             .cloud()
             .unwrap_err()
-            .contains("unknown Azure cloud"));
+            .contains("unknown Azure cloud")
+        );
     }
 }

@@ -17,28 +17,34 @@ pub fn build_client(ca_file: Option<&Path>, timeout: Duration) -> Result<reqwest
         .user_agent(concat!("aoai-operator/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca_file {
         let pem = std::fs::read(path).map_err(|e| {
-            format!("cannot read the CA bundle {} (SSL_CERT_FILE / --ca-file): {e}", path.display())
+            format!(
+                "cannot read the CA bundle {} (SSL_CERT_FILE / --ca-file): {e}",
+                path.display()
+            )
         })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            format!("the CA bundle {} is not valid PEM: {e}", path.display())
-        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("the CA bundle {} is not valid PEM: {e}", path.display()))?;
         if certs.is_empty() {
-            return Err(format!("the CA bundle {} holds no certificate", path.display()));
+            return Err(format!(
+                "the CA bundle {} holds no certificate",
+                path.display()
+            ));
         }
         for c in certs {
             b = b.add_root_certificate(c);
         }
     }
-    b.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+    b.build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 /// Parse Retry-After (seconds or HTTP date) and the retry-after-ms variants.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     for h in ["retry-after-ms", "x-ms-retry-after-ms"] {
-        if let Some(v) = headers.get(h).and_then(|v| v.to_str().ok()) {
-            if let Ok(ms) = v.trim().parse::<u64>() {
-                return Some(Duration::from_millis(ms));
-            }
+        if let Some(v) = headers.get(h).and_then(|v| v.to_str().ok())
+            && let Ok(ms) = v.trim().parse::<u64>()
+        {
+            return Some(Duration::from_millis(ms));
         }
     }
     let v = headers.get("retry-after")?.to_str().ok()?.trim();
@@ -51,7 +57,12 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 /// Extract `{"error":{"code","message"}}` (ARM and Key Vault share this shape).
-pub fn error_from_body(operation: &str, status: u16, retry: Option<Duration>, body: &str) -> AzureError {
+pub fn error_from_body(
+    operation: &str,
+    status: u16,
+    retry: Option<Duration>,
+    body: &str,
+) -> AzureError {
     #[derive(serde::Deserialize)]
     struct Outer {
         error: Option<Inner>,
@@ -80,9 +91,19 @@ pub fn error_from_body(operation: &str, status: u16, retry: Option<Duration>, bo
     });
     let message = message.unwrap_or_else(|| {
         let snippet: String = body.chars().take(200).collect();
-        if snippet.is_empty() { format!("HTTP {status} with no body") } else { snippet }
+        if snippet.is_empty() {
+            format!("HTTP {status} with no body")
+        } else {
+            snippet
+        }
     });
-    AzureError { operation: operation.into(), status, code, message, retry_after: retry }
+    AzureError {
+        operation: operation.into(),
+        status,
+        code,
+        message,
+        retry_after: retry,
+    }
 }
 
 /// Map a transport failure (no response) to a transient AzureError; never includes URLs' query or tokens.
@@ -137,7 +158,11 @@ pub async fn send(
             let headers = r.headers().clone();
             let body = r.text().await.map_err(|e| transport_error(operation, &e))?;
             tracing::debug!(operation, status, "azure request");
-            Ok(Resp { status, headers, body })
+            Ok(Resp {
+                status,
+                headers,
+                body,
+            })
         }
     }
 }
@@ -147,10 +172,18 @@ impl Resp {
         (200..300).contains(&self.status)
     }
     pub fn error(&self, operation: &str) -> AzureError {
-        error_from_body(operation, self.status, retry_after(&self.headers), &self.body)
+        error_from_body(
+            operation,
+            self.status,
+            retry_after(&self.headers),
+            &self.body,
+        )
     }
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
     pub fn json<T: serde::de::DeserializeOwned>(&self, operation: &str) -> Result<T, AzureError> {
         serde_json::from_str(&self.body).map_err(|e| AzureError {

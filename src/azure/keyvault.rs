@@ -23,7 +23,10 @@ pub struct SecretBundle {
 
 impl std::fmt::Debug for SecretBundle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretBundle").field("id", &self.id).field("value", &"<redacted>").finish()
+        f.debug_struct("SecretBundle")
+            .field("id", &self.id)
+            .field("value", &"<redacted>")
+            .finish()
     }
 }
 
@@ -66,7 +69,11 @@ pub struct KeyVaultClient {
 
 impl KeyVaultClient {
     pub fn new(http: reqwest::Client, scope: String, metrics: Arc<Metrics>) -> Self {
-        KeyVaultClient { http, scope, metrics }
+        KeyVaultClient {
+            http,
+            scope,
+            metrics,
+        }
     }
 
     fn url(vault_uri: &str, name: &str) -> String {
@@ -103,7 +110,13 @@ impl KeyVaultClient {
             name,
             super::KEY_VAULT_API_VERSION
         );
-        let r = send(&self.metrics, op, false, self.http.get(url).bearer_auth(token.expose())).await?;
+        let r = send(
+            &self.metrics,
+            op,
+            false,
+            self.http.get(url).bearer_auth(token.expose()),
+        )
+        .await?;
         if r.status == 404 {
             return Ok(None);
         }
@@ -124,12 +137,19 @@ impl KeyVaultClient {
     ) -> Result<SecretBundle, AzureError> {
         let op = "keyvault.setSecret";
         let token = self.token(cred, op).await?;
-        let body = SetSecretBody { value: value.expose(), content_type, tags };
+        let body = SetSecretBody {
+            value: value.expose(),
+            content_type,
+            tags,
+        };
         let r = send(
             &self.metrics,
             op,
             true,
-            self.http.put(Self::url(vault_uri, name)).bearer_auth(token.expose()).json(&body),
+            self.http
+                .put(Self::url(vault_uri, name))
+                .bearer_auth(token.expose())
+                .json(&body),
         )
         .await?;
         if !r.ok() {
@@ -158,7 +178,10 @@ mod tests {
             id: Some("https://myvault.vault.azure.net/secrets/crpsecret/03bcccc7c8cf4546a0e3e21e52560441".into()),
             ..Default::default()
         };
-        assert_eq!(b.version().as_deref(), Some("03bcccc7c8cf4546a0e3e21e52560441"));
+        assert_eq!(
+            b.version().as_deref(),
+            Some("03bcccc7c8cf4546a0e3e21e52560441")
+        );
         assert!(!format!("{b:?}").contains("value\": \"m"));
         assert!(secret_eq("abc", "abc"));
         assert!(!secret_eq("abc", "abd"));

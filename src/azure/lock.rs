@@ -23,7 +23,11 @@ pub struct WriteGate {
 
 impl WriteGate {
     pub fn new(max_hold: Duration, waiter_ttl: Duration) -> Self {
-        WriteGate { slots: Default::default(), max_hold, waiter_ttl }
+        WriteGate {
+            slots: Default::default(),
+            max_hold,
+            waiter_ttl,
+        }
     }
 
     /// Take (or keep) the account's write slot for `who`. On `false`, `who` is queued.
@@ -32,7 +36,8 @@ impl WriteGate {
         let mut slots = self.slots.lock();
         let slot = slots.entry(account.to_string()).or_default();
         let ttl = self.waiter_ttl;
-        slot.waiters.retain(|(w, seen)| w == who || now.duration_since(*seen) < ttl);
+        slot.waiters
+            .retain(|(w, seen)| w == who || now.duration_since(*seen) < ttl);
         if let Some((h, since)) = &slot.holder {
             if h == who {
                 return true;
@@ -75,23 +80,33 @@ impl WriteGate {
         }
     }
 
-    /// Release the slot if `who` holds it, and leave the queue.
-    pub fn release(&self, account: &str, who: &str) {
+    /// Release the slot if `who` holds it, and leave the queue. Returns the waiter to wake
+    /// when the slot is free and someone is queued (hand-off without waiting for its requeue).
+    pub fn release(&self, account: &str, who: &str) -> Option<String> {
         let mut slots = self.slots.lock();
-        if let Some(slot) = slots.get_mut(account) {
-            if slot.holder.as_ref().is_some_and(|(h, _)| h == who) {
-                slot.holder = None;
-            }
-            slot.waiters.retain(|(w, _)| w != who);
+        let slot = slots.get_mut(account)?;
+        if slot.holder.as_ref().is_some_and(|(h, _)| h == who) {
+            slot.holder = None;
         }
+        slot.waiters.retain(|(w, _)| w != who);
+        Self::next(slot)
     }
 
     /// Leave the queue without touching the slot (no write needed any more).
-    pub fn leave_queue(&self, account: &str, who: &str) {
+    /// Returns the new head of the queue to wake if the slot is free.
+    pub fn leave_queue(&self, account: &str, who: &str) -> Option<String> {
         let mut slots = self.slots.lock();
-        if let Some(slot) = slots.get_mut(account) {
-            slot.waiters.retain(|(w, _)| w != who);
+        let slot = slots.get_mut(account)?;
+        let was_head = slot.waiters.front().is_some_and(|(w, _)| w == who);
+        slot.waiters.retain(|(w, _)| w != who);
+        if was_head { Self::next(slot) } else { None }
+    }
+
+    fn next(slot: &Slot) -> Option<String> {
+        if slot.holder.is_some() {
+            return None;
         }
+        slot.waiters.front().map(|(w, _)| w.clone())
     }
 
     pub fn holds(&self, account: &str, who: &str) -> bool {
@@ -107,7 +122,11 @@ impl WriteGate {
     }
 
     pub fn busy_accounts(&self) -> usize {
-        self.slots.lock().values().filter(|s| s.holder.is_some()).count()
+        self.slots
+            .lock()
+            .values()
+            .filter(|s| s.holder.is_some())
+            .count()
     }
 }
 
@@ -122,12 +141,19 @@ mod tests {
         assert!(g.try_acquire("acc", "a"), "re-entrant for the holder");
         assert!(!g.try_acquire("acc", "b"));
         assert!(!g.try_acquire("acc", "c"));
-        assert!(g.try_acquire("other", "c"), "other accounts are independent");
-        g.release("acc", "a");
+        assert!(
+            g.try_acquire("other", "c"),
+            "other accounts are independent"
+        );
+        assert_eq!(
+            g.release("acc", "a").as_deref(),
+            Some("b"),
+            "hand-off to the head of the queue"
+        );
         assert!(!g.try_acquire("acc", "c"), "b queued first");
         assert!(g.try_acquire("acc", "b"));
         assert_eq!(g.queue_depth(), 1);
-        g.release("acc", "b");
+        assert_eq!(g.release("acc", "b").as_deref(), Some("c"));
         assert!(g.try_acquire("acc", "c"));
         assert_eq!(g.queue_depth(), 0);
     }
@@ -140,7 +166,7 @@ mod tests {
         assert!(g.try_acquire("acc", "b"), "holder timed out");
         g.claim("acc", "a");
         assert!(g.holds("acc", "a"));
-        g.leave_queue("acc", "b");
+        let _ = g.leave_queue("acc", "b");
         assert_eq!(g.queue_depth(), 0);
     }
 }

@@ -100,8 +100,21 @@ fn err(generation: i64) -> LastError {
     }
 }
 
-fn case(name: &'static str, spec: ModelDeploymentSpec, observed: Option<Deployment>, expect: Expect) -> Case {
-    Case { name, spec, observed, last_error: None, since: None, account_generation: 1, expect }
+fn case(
+    name: &'static str,
+    spec: ModelDeploymentSpec,
+    observed: Option<Deployment>,
+    expect: Expect,
+) -> Case {
+    Case {
+        name,
+        spec,
+        observed,
+        last_error: None,
+        since: None,
+        account_generation: 1,
+        expect,
+    }
 }
 
 fn any() -> Check {
@@ -135,7 +148,11 @@ fn check(c: &Case) {
         (Expect::InSync, Action::InSync) => true,
         _ => false,
     };
-    assert!(ok, "case {:?}: expected {:?}, got {:#?}", c.name, c.expect, got);
+    assert!(
+        ok,
+        "case {:?}: expected {:?}, got {:#?}",
+        c.name, c.expect, got
+    );
 }
 
 #[test]
@@ -143,100 +160,381 @@ fn next_action_table() {
     let v = |b: &serde_json::Value| b["properties"]["model"]["version"].clone();
     let cap = |b: &serde_json::Value| b["sku"]["capacity"].clone();
     let mut cases = vec![
-        case("absent -> create", spec(json!({})), None, Expect::Put(WriteKind::Create, Box::new(move |b| {
-            b["tags"][OWNER_TAG] == OWNER && b["tags"][CLUSTER_TAG] == CLUSTER
-                && b["properties"]["model"]["version"] == "2024-07-18"
-                && b["sku"] == json!({"name": "GlobalStandard", "capacity": 10})
-                && b["properties"].get("raiPolicyName").is_none()
-                && b["properties"].get("deploymentState").is_none()
-        }))),
-        case("absent, no version -> create lets Azure pick", spec(json!({"model": {"version": null}})), None,
-            Expect::Put(WriteKind::Create, Box::new(move |b| b["properties"]["model"].get("version").is_none()))),
-        case("absent with optional fields", spec(json!({"raiPolicyName": "strict", "versionUpgradeOption": "NoAutoUpgrade", "serviceTier": "Priority", "spilloverDeploymentName": "spill"})), None,
-            Expect::Put(WriteKind::Create, Box::new(|b| {
-                b["properties"]["raiPolicyName"] == "strict" && b["properties"]["versionUpgradeOption"] == "NoAutoUpgrade"
-                    && b["properties"]["serviceTier"] == "Priority" && b["properties"]["spilloverDeploymentName"] == "spill"
-            }))),
-        case("in sync despite server-filled defaults", spec(json!({})), Some(observed(json!({}))), Expect::InSync),
-        case("unset version follows Azure's default", spec(json!({"model": {"version": null}})), Some(observed(json!({}))), Expect::InSync),
-        case("server-filled rai/upgrade not compared when unset", spec(json!({})),
-            Some(observed(json!({"properties": {"raiPolicyName": "Other", "versionUpgradeOption": "NoAutoUpgrade", "serviceTier": "Default"}}))), Expect::InSync),
-        case("currentCapacity lag does not matter", spec(json!({})), Some(observed(json!({"properties": {"currentCapacity": 7}}))), Expect::InSync),
-        case("capacity change", spec(json!({"sku": {"capacity": 20}})), Some(observed(json!({}))),
-            Expect::Put(WriteKind::Update, Box::new(move |b| cap(b) == 20 && v(b) == "2024-07-18"))),
-        case("version change", spec(json!({"model": {"version": "2024-09-01"}})), Some(observed(json!({}))),
-            Expect::Put(WriteKind::Update, Box::new(move |b| cap(b) == 10 && v(b) == "2024-09-01"))),
-        case("capacity + version -> capacity first, old version", spec(json!({"sku": {"capacity": 20}, "model": {"version": "2024-09-01"}})), Some(observed(json!({}))),
-            Expect::Put(WriteKind::UpdateCapacity, Box::new(move |b| cap(b) == 20 && v(b) == "2024-07-18"))),
-        case("second step after capacity landed -> version", spec(json!({"sku": {"capacity": 20}, "model": {"version": "2024-09-01"}})), Some(observed(json!({"sku": {"capacity": 20}}))),
-            Expect::Put(WriteKind::Update, Box::new(move |b| cap(b) == 20 && v(b) == "2024-09-01"))),
-        case("sku change + version -> sku first", spec(json!({"sku": {"name": "Standard"}, "model": {"version": "2024-09-01"}})), Some(observed(json!({}))),
-            Expect::Put(WriteKind::UpdateCapacity, Box::new(move |b| b["sku"]["name"] == "Standard" && v(b) == "2024-07-18"))),
-        case("sku name change", spec(json!({"sku": {"name": "Standard"}})), Some(observed(json!({}))),
-            Expect::Put(WriteKind::Update, Box::new(|b| b["sku"]["name"] == "Standard"))),
-        case("rai policy set and different", spec(json!({"raiPolicyName": "strict"})), Some(observed(json!({}))),
-            Expect::Put(WriteKind::Update, Box::new(|b| b["properties"]["raiPolicyName"] == "strict"))),
-        case("rai policy set and equal", spec(json!({"raiPolicyName": "Microsoft.DefaultV2"})), Some(observed(json!({}))), Expect::InSync),
-        case("upgrade option differs", spec(json!({"versionUpgradeOption": "NoAutoUpgrade"})), Some(observed(json!({}))),
-            Expect::Put(WriteKind::Update, Box::new(|b| b["properties"]["versionUpgradeOption"] == "NoAutoUpgrade"))),
-        case("service tier differs", spec(json!({"serviceTier": "Priority"})), Some(observed(json!({"properties": {"serviceTier": "Default"}}))),
-            Expect::Put(WriteKind::Update, Box::new(|b| b["properties"]["serviceTier"] == "Priority"))),
-        case("spillover differs", spec(json!({"spilloverDeploymentName": "b"})), Some(observed(json!({}))),
-            Expect::Put(WriteKind::Update, Box::new(|b| b["properties"]["spilloverDeploymentName"] == "b"))),
-        case("update keeps server values and foreign tags", spec(json!({"sku": {"capacity": 11}})), Some(observed(json!({}))),
-            Expect::Put(WriteKind::Update, Box::new(|b| b["properties"]["raiPolicyName"] == "Microsoft.DefaultV2"
-                && b["properties"]["versionUpgradeOption"] == "OnceNewDefaultVersionAvailable" && b["tags"]["cost-center"] == "42"))),
-        case("update of a paused deployment keeps it paused", spec(json!({"sku": {"capacity": 11}})), Some(observed(json!({"properties": {"deploymentState": "Paused"}}))),
-            Expect::Put(WriteKind::Update, Box::new(|b| b["properties"]["deploymentState"] == "Paused"))),
-        case("pause", spec(json!({"paused": true})), Some(observed(json!({}))), Expect::Paused(true)),
-        case("resume", spec(json!({"paused": false})), Some(observed(json!({"properties": {"deploymentState": "Paused"}}))), Expect::Paused(false)),
-        case("paused unmanaged", spec(json!({})), Some(observed(json!({"properties": {"deploymentState": "Paused"}}))), Expect::InSync),
-        case("paused already", spec(json!({"paused": true})), Some(observed(json!({"properties": {"deploymentState": "Paused"}}))), Expect::InSync),
-        case("unowned without opt-in", spec(json!({})), Some(observed(json!({"tags": null}))), Expect::Blocked("AdoptionRefused")),
-        case("unowned with opt-in -> adopt", spec(json!({"adoptExisting": true})), Some(observed(json!({"tags": null}))),
-            Expect::Put(WriteKind::Adopt, Box::new(|b| b["tags"][OWNER_TAG] == OWNER))),
-        case("unowned with opt-in and changes -> adopt applies them", spec(json!({"adoptExisting": true, "sku": {"capacity": 5}})), Some(observed(json!({"tags": {OWNER_TAG: null, CLUSTER_TAG: null}}))),
-            Expect::Put(WriteKind::Adopt, Box::new(move |b| cap(b) == 5))),
-        case("foreign owner", spec(json!({"adoptExisting": true})), Some(observed(json!({"tags": {OWNER_TAG: "team-b/chat"}}))), Expect::Blocked("OwnedByAnotherResource")),
-        case("same owner other cluster", spec(json!({})), Some(observed(json!({"tags": {CLUSTER_TAG: "prod-2"}}))), Expect::Blocked("OwnedByAnotherResource")),
-        case("creating -> wait", spec(json!({"sku": {"capacity": 99}})), Some(observed(json!({"properties": {"provisioningState": "Creating"}}))), Expect::Wait),
-        case("accepted -> wait", spec(json!({})), Some(observed(json!({"properties": {"provisioningState": "Accepted"}}))), Expect::Wait),
-        case("deleting -> wait", spec(json!({})), Some(observed(json!({"properties": {"provisioningState": "Deleting"}}))), Expect::Wait),
-        case("failed -> repair", spec(json!({})), Some(observed(json!({"properties": {"provisioningState": "Failed"}}))), Expect::Put(WriteKind::Repair, any())),
-        case("no provisioningState treated as succeeded", spec(json!({})), Some(observed(json!({"properties": {"provisioningState": null}}))), Expect::InSync),
-        case("model name drift", spec(json!({})), Some(observed(json!({"properties": {"model": {"name": "gpt-4o"}}}))),
-            Expect::Put(WriteKind::Update, Box::new(|b| b["properties"]["model"]["name"] == "gpt-4o-mini"))),
+        case(
+            "absent -> create",
+            spec(json!({})),
+            None,
+            Expect::Put(
+                WriteKind::Create,
+                Box::new(move |b| {
+                    b["tags"][OWNER_TAG] == OWNER
+                        && b["tags"][CLUSTER_TAG] == CLUSTER
+                        && b["properties"]["model"]["version"] == "2024-07-18"
+                        && b["sku"] == json!({"name": "GlobalStandard", "capacity": 10})
+                        && b["properties"].get("raiPolicyName").is_none()
+                        && b["properties"].get("deploymentState").is_none()
+                }),
+            ),
+        ),
+        case(
+            "absent, no version -> create lets Azure pick",
+            spec(json!({"model": {"version": null}})),
+            None,
+            Expect::Put(
+                WriteKind::Create,
+                Box::new(move |b| b["properties"]["model"].get("version").is_none()),
+            ),
+        ),
+        case(
+            "absent with optional fields",
+            spec(
+                json!({"raiPolicyName": "strict", "versionUpgradeOption": "NoAutoUpgrade", "serviceTier": "Priority", "spilloverDeploymentName": "spill"}),
+            ),
+            None,
+            Expect::Put(
+                WriteKind::Create,
+                Box::new(|b| {
+                    b["properties"]["raiPolicyName"] == "strict"
+                        && b["properties"]["versionUpgradeOption"] == "NoAutoUpgrade"
+                        && b["properties"]["serviceTier"] == "Priority"
+                        && b["properties"]["spilloverDeploymentName"] == "spill"
+                }),
+            ),
+        ),
+        case(
+            "in sync despite server-filled defaults",
+            spec(json!({})),
+            Some(observed(json!({}))),
+            Expect::InSync,
+        ),
+        case(
+            "unset version follows Azure's default",
+            spec(json!({"model": {"version": null}})),
+            Some(observed(json!({}))),
+            Expect::InSync,
+        ),
+        case(
+            "server-filled rai/upgrade not compared when unset",
+            spec(json!({})),
+            Some(observed(
+                json!({"properties": {"raiPolicyName": "Other", "versionUpgradeOption": "NoAutoUpgrade", "serviceTier": "Default"}}),
+            )),
+            Expect::InSync,
+        ),
+        case(
+            "currentCapacity lag does not matter",
+            spec(json!({})),
+            Some(observed(json!({"properties": {"currentCapacity": 7}}))),
+            Expect::InSync,
+        ),
+        case(
+            "capacity change",
+            spec(json!({"sku": {"capacity": 20}})),
+            Some(observed(json!({}))),
+            Expect::Put(
+                WriteKind::Update,
+                Box::new(move |b| cap(b) == 20 && v(b) == "2024-07-18"),
+            ),
+        ),
+        case(
+            "version change",
+            spec(json!({"model": {"version": "2024-09-01"}})),
+            Some(observed(json!({}))),
+            Expect::Put(
+                WriteKind::Update,
+                Box::new(move |b| cap(b) == 10 && v(b) == "2024-09-01"),
+            ),
+        ),
+        case(
+            "capacity + version -> capacity first, old version",
+            spec(json!({"sku": {"capacity": 20}, "model": {"version": "2024-09-01"}})),
+            Some(observed(json!({}))),
+            Expect::Put(
+                WriteKind::UpdateCapacity,
+                Box::new(move |b| cap(b) == 20 && v(b) == "2024-07-18"),
+            ),
+        ),
+        case(
+            "second step after capacity landed -> version",
+            spec(json!({"sku": {"capacity": 20}, "model": {"version": "2024-09-01"}})),
+            Some(observed(json!({"sku": {"capacity": 20}}))),
+            Expect::Put(
+                WriteKind::Update,
+                Box::new(move |b| cap(b) == 20 && v(b) == "2024-09-01"),
+            ),
+        ),
+        case(
+            "sku change + version -> sku first",
+            spec(json!({"sku": {"name": "Standard"}, "model": {"version": "2024-09-01"}})),
+            Some(observed(json!({}))),
+            Expect::Put(
+                WriteKind::UpdateCapacity,
+                Box::new(move |b| b["sku"]["name"] == "Standard" && v(b) == "2024-07-18"),
+            ),
+        ),
+        case(
+            "sku name change",
+            spec(json!({"sku": {"name": "Standard"}})),
+            Some(observed(json!({}))),
+            Expect::Put(
+                WriteKind::Update,
+                Box::new(|b| b["sku"]["name"] == "Standard"),
+            ),
+        ),
+        case(
+            "rai policy set and different",
+            spec(json!({"raiPolicyName": "strict"})),
+            Some(observed(json!({}))),
+            Expect::Put(
+                WriteKind::Update,
+                Box::new(|b| b["properties"]["raiPolicyName"] == "strict"),
+            ),
+        ),
+        case(
+            "rai policy set and equal",
+            spec(json!({"raiPolicyName": "Microsoft.DefaultV2"})),
+            Some(observed(json!({}))),
+            Expect::InSync,
+        ),
+        case(
+            "upgrade option differs",
+            spec(json!({"versionUpgradeOption": "NoAutoUpgrade"})),
+            Some(observed(json!({}))),
+            Expect::Put(
+                WriteKind::Update,
+                Box::new(|b| b["properties"]["versionUpgradeOption"] == "NoAutoUpgrade"),
+            ),
+        ),
+        case(
+            "service tier differs",
+            spec(json!({"serviceTier": "Priority"})),
+            Some(observed(json!({"properties": {"serviceTier": "Default"}}))),
+            Expect::Put(
+                WriteKind::Update,
+                Box::new(|b| b["properties"]["serviceTier"] == "Priority"),
+            ),
+        ),
+        case(
+            "spillover differs",
+            spec(json!({"spilloverDeploymentName": "b"})),
+            Some(observed(json!({}))),
+            Expect::Put(
+                WriteKind::Update,
+                Box::new(|b| b["properties"]["spilloverDeploymentName"] == "b"),
+            ),
+        ),
+        case(
+            "update keeps server values and foreign tags",
+            spec(json!({"sku": {"capacity": 11}})),
+            Some(observed(json!({}))),
+            Expect::Put(
+                WriteKind::Update,
+                Box::new(|b| {
+                    b["properties"]["raiPolicyName"] == "Microsoft.DefaultV2"
+                        && b["properties"]["versionUpgradeOption"]
+                            == "OnceNewDefaultVersionAvailable"
+                        && b["tags"]["cost-center"] == "42"
+                }),
+            ),
+        ),
+        case(
+            "update of a paused deployment keeps it paused",
+            spec(json!({"sku": {"capacity": 11}})),
+            Some(observed(
+                json!({"properties": {"deploymentState": "Paused"}}),
+            )),
+            Expect::Put(
+                WriteKind::Update,
+                Box::new(|b| b["properties"]["deploymentState"] == "Paused"),
+            ),
+        ),
+        case(
+            "pause",
+            spec(json!({"paused": true})),
+            Some(observed(json!({}))),
+            Expect::Paused(true),
+        ),
+        case(
+            "resume",
+            spec(json!({"paused": false})),
+            Some(observed(
+                json!({"properties": {"deploymentState": "Paused"}}),
+            )),
+            Expect::Paused(false),
+        ),
+        case(
+            "paused unmanaged",
+            spec(json!({})),
+            Some(observed(
+                json!({"properties": {"deploymentState": "Paused"}}),
+            )),
+            Expect::InSync,
+        ),
+        case(
+            "paused already",
+            spec(json!({"paused": true})),
+            Some(observed(
+                json!({"properties": {"deploymentState": "Paused"}}),
+            )),
+            Expect::InSync,
+        ),
+        case(
+            "unowned without opt-in",
+            spec(json!({})),
+            Some(observed(json!({"tags": null}))),
+            Expect::Blocked("AdoptionRefused"),
+        ),
+        case(
+            "unowned with opt-in -> adopt",
+            spec(json!({"adoptExisting": true})),
+            Some(observed(json!({"tags": null}))),
+            Expect::Put(
+                WriteKind::Adopt,
+                Box::new(|b| b["tags"][OWNER_TAG] == OWNER),
+            ),
+        ),
+        case(
+            "unowned with opt-in and changes -> adopt applies them",
+            spec(json!({"adoptExisting": true, "sku": {"capacity": 5}})),
+            Some(observed(
+                json!({"tags": {OWNER_TAG: null, CLUSTER_TAG: null}}),
+            )),
+            Expect::Put(WriteKind::Adopt, Box::new(move |b| cap(b) == 5)),
+        ),
+        case(
+            "foreign owner",
+            spec(json!({"adoptExisting": true})),
+            Some(observed(json!({"tags": {OWNER_TAG: "team-b/chat"}}))),
+            Expect::Blocked("OwnedByAnotherResource"),
+        ),
+        case(
+            "same owner other cluster",
+            spec(json!({})),
+            Some(observed(json!({"tags": {CLUSTER_TAG: "prod-2"}}))),
+            Expect::Blocked("OwnedByAnotherResource"),
+        ),
+        case(
+            "creating -> wait",
+            spec(json!({"sku": {"capacity": 99}})),
+            Some(observed(
+                json!({"properties": {"provisioningState": "Creating"}}),
+            )),
+            Expect::Wait,
+        ),
+        case(
+            "accepted -> wait",
+            spec(json!({})),
+            Some(observed(
+                json!({"properties": {"provisioningState": "Accepted"}}),
+            )),
+            Expect::Wait,
+        ),
+        case(
+            "deleting -> wait",
+            spec(json!({})),
+            Some(observed(
+                json!({"properties": {"provisioningState": "Deleting"}}),
+            )),
+            Expect::Wait,
+        ),
+        case(
+            "failed -> repair",
+            spec(json!({})),
+            Some(observed(
+                json!({"properties": {"provisioningState": "Failed"}}),
+            )),
+            Expect::Put(WriteKind::Repair, any()),
+        ),
+        case(
+            "no provisioningState treated as succeeded",
+            spec(json!({})),
+            Some(observed(json!({"properties": {"provisioningState": null}}))),
+            Expect::InSync,
+        ),
+        case(
+            "model name drift",
+            spec(json!({})),
+            Some(observed(
+                json!({"properties": {"model": {"name": "gpt-4o"}}}),
+            )),
+            Expect::Put(
+                WriteKind::Update,
+                Box::new(|b| b["properties"]["model"]["name"] == "gpt-4o-mini"),
+            ),
+        ),
     ];
     // Terminal error holds.
-    let mut c = case("terminal error holds create", spec(json!({})), None, Expect::Hold);
+    let mut c = case(
+        "terminal error holds create",
+        spec(json!({})),
+        None,
+        Expect::Hold,
+    );
     c.last_error = Some(err(3));
     c.since = Some(Duration::from_secs(5));
     cases.push(c);
-    let mut c = case("terminal error of an older generation does not hold", spec(json!({})), None, Expect::Put(WriteKind::Create, any()));
+    let mut c = case(
+        "terminal error of an older generation does not hold",
+        spec(json!({})),
+        None,
+        Expect::Put(WriteKind::Create, any()),
+    );
     c.last_error = Some(err(2));
     cases.push(c);
-    let mut c = case("terminal error released after recheck time", spec(json!({})), None, Expect::Put(WriteKind::Create, any()));
+    let mut c = case(
+        "terminal error released after recheck time",
+        spec(json!({})),
+        None,
+        Expect::Put(WriteKind::Create, any()),
+    );
     c.last_error = Some(err(3));
     c.since = Some(Duration::from_secs(601));
     cases.push(c);
-    let mut c = case("terminal error released when the account changed", spec(json!({})), None, Expect::Put(WriteKind::Create, any()));
+    let mut c = case(
+        "terminal error released when the account changed",
+        spec(json!({})),
+        None,
+        Expect::Put(WriteKind::Create, any()),
+    );
     c.last_error = Some(err(3));
     c.since = Some(Duration::from_secs(1));
     c.account_generation = 2;
     cases.push(c);
-    let mut c = case("terminal error holds an update", spec(json!({"sku": {"capacity": 50}})), Some(observed(json!({}))), Expect::Hold);
+    let mut c = case(
+        "terminal error holds an update",
+        spec(json!({"sku": {"capacity": 50}})),
+        Some(observed(json!({}))),
+        Expect::Hold,
+    );
     c.last_error = Some(err(3));
     c.since = Some(Duration::from_secs(1));
     cases.push(c);
-    let mut c = case("terminal error does not hide in-sync", spec(json!({})), Some(observed(json!({}))), Expect::InSync);
+    let mut c = case(
+        "terminal error does not hide in-sync",
+        spec(json!({})),
+        Some(observed(json!({}))),
+        Expect::InSync,
+    );
     c.last_error = Some(err(3));
     c.since = Some(Duration::from_secs(1));
     cases.push(c);
-    let mut c = case("terminal error holds repair", spec(json!({})), Some(observed(json!({"properties": {"provisioningState": "Failed"}}))), Expect::Hold);
+    let mut c = case(
+        "terminal error holds repair",
+        spec(json!({})),
+        Some(observed(
+            json!({"properties": {"provisioningState": "Failed"}}),
+        )),
+        Expect::Hold,
+    );
     c.last_error = Some(err(3));
     c.since = Some(Duration::from_secs(1));
     cases.push(c);
-    let mut c = case("terminal error holds pause", spec(json!({"paused": true})), Some(observed(json!({}))), Expect::Hold);
+    let mut c = case(
+        "terminal error holds pause",
+        spec(json!({"paused": true})),
+        Some(observed(json!({}))),
+        Expect::Hold,
+    );
     c.last_error = Some(err(3));
     c.since = Some(Duration::from_secs(1));
     cases.push(c);
@@ -268,13 +566,44 @@ fn every_sku_name_round_trips() {
 
 #[test]
 fn precheck_table() {
-    let ok = AccountFacts { exists: true, deleting: false, namespace_allowed: true, ready: true, ready_message: String::new() };
+    let ok = AccountFacts {
+        exists: true,
+        deleting: false,
+        namespace_allowed: true,
+        ready: true,
+        ready_message: String::new(),
+    };
     let table: Vec<(AccountFacts, Option<&str>)> = vec![
         (AccountFacts::default(), Some("AccountNotFound")),
-        (AccountFacts { namespace_allowed: false, ..ok.clone() }, Some("NamespaceNotAllowed")),
-        (AccountFacts { namespace_allowed: false, ready: false, ..ok.clone() }, Some("NamespaceNotAllowed")),
-        (AccountFacts { deleting: true, ..ok.clone() }, Some("AccountDeleting")),
-        (AccountFacts { ready: false, ..ok.clone() }, Some("AccountNotReady")),
+        (
+            AccountFacts {
+                namespace_allowed: false,
+                ..ok.clone()
+            },
+            Some("NamespaceNotAllowed"),
+        ),
+        (
+            AccountFacts {
+                namespace_allowed: false,
+                ready: false,
+                ..ok.clone()
+            },
+            Some("NamespaceNotAllowed"),
+        ),
+        (
+            AccountFacts {
+                deleting: true,
+                ..ok.clone()
+            },
+            Some("AccountDeleting"),
+        ),
+        (
+            AccountFacts {
+                ready: false,
+                ..ok.clone()
+            },
+            Some("AccountNotReady"),
+        ),
         (ok.clone(), None),
     ];
     for (facts, want) in table {
@@ -302,13 +631,23 @@ fn deletion_table() {
         (Retain, None, DeleteAction::Retain),
         (Delete, None, DeleteAction::Gone),
         (Delete, Some(&ours), DeleteAction::Delete),
-        (Delete, Some(&deleting), DeleteAction::Wait("Deleting".into())),
+        (
+            Delete,
+            Some(&deleting),
+            DeleteAction::Wait("Deleting".into()),
+        ),
     ];
     for (policy, obs, want) in table {
         assert_eq!(deletion_action(policy, obs, OWNER, CLUSTER), want);
     }
-    assert!(matches!(deletion_action(Delete, Some(&unowned), OWNER, CLUSTER), DeleteAction::LeaveNotOwned(_)));
-    assert!(matches!(deletion_action(Delete, Some(&foreign), OWNER, CLUSTER), DeleteAction::LeaveNotOwned(_)));
+    assert!(matches!(
+        deletion_action(Delete, Some(&unowned), OWNER, CLUSTER),
+        DeleteAction::LeaveNotOwned(_)
+    ));
+    assert!(matches!(
+        deletion_action(Delete, Some(&foreign), OWNER, CLUSTER),
+        DeleteAction::LeaveNotOwned(_)
+    ));
 }
 
 /// Every official example response that is a deployment, as observed state.
@@ -327,11 +666,19 @@ fn official_examples_as_observed_state() {
     let mut checked = 0;
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        let Ok(ex) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
-        let Some(responses) = ex.get("responses").and_then(|r| r.as_object()) else { continue };
+        let Ok(ex) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let Some(responses) = ex.get("responses").and_then(|r| r.as_object()) else {
+            continue;
+        };
         for (code, resp) in responses {
-            let Some(body) = resp.get("body") else { continue };
-            if body.get("type").and_then(|t| t.as_str()) != Some("Microsoft.CognitiveServices/accounts/deployments") {
+            let Some(body) = resp.get("body") else {
+                continue;
+            };
+            if body.get("type").and_then(|t| t.as_str())
+                != Some("Microsoft.CognitiveServices/accounts/deployments")
+            {
                 continue;
             }
             let d: Deployment = serde_json::from_value(body.clone())
@@ -347,34 +694,73 @@ fn official_examples_as_observed_state() {
             let state = d.provisioning_state().unwrap_or("Succeeded").to_string();
             let settled = state == "Succeeded";
             // Untagged example: never touched without the opt-in.
-            let c = case("example unowned", matching.clone(), Some(d.clone()), Expect::Blocked("AdoptionRefused"));
+            let c = case(
+                "example unowned",
+                matching.clone(),
+                Some(d.clone()),
+                Expect::Blocked("AdoptionRefused"),
+            );
             check(&c);
             // Owned: in sync (or waiting while Azure provisions).
             let mut owned = d.clone();
             owned.tags = Some(tags_for(None, OWNER, CLUSTER));
-            let c = case("example owned", matching.clone(), Some(owned.clone()), if settled { Expect::InSync } else { Expect::Wait });
+            let c = case(
+                "example owned",
+                matching.clone(),
+                Some(owned.clone()),
+                if settled {
+                    Expect::InSync
+                } else {
+                    Expect::Wait
+                },
+            );
             check(&c);
             if settled {
                 let mut bigger = matching.clone();
                 bigger.sku.capacity += 1;
-                check(&case("example capacity", bigger.clone(), Some(owned.clone()), Expect::Put(WriteKind::Update, any())));
+                check(&case(
+                    "example capacity",
+                    bigger.clone(),
+                    Some(owned.clone()),
+                    Expect::Put(WriteKind::Update, any()),
+                ));
                 bigger.model.version = Some("9999-01-01".into());
-                check(&case("example two-step", bigger, Some(owned.clone()), Expect::Put(WriteKind::UpdateCapacity, any())));
+                check(&case(
+                    "example two-step",
+                    bigger,
+                    Some(owned.clone()),
+                    Expect::Put(WriteKind::UpdateCapacity, any()),
+                ));
                 let mut adopt = matching.clone();
                 adopt.adopt_existing = true;
-                check(&case("example adopt", adopt, Some(d.clone()), Expect::Put(WriteKind::Adopt, any())));
+                check(&case(
+                    "example adopt",
+                    adopt,
+                    Some(d.clone()),
+                    Expect::Put(WriteKind::Adopt, any()),
+                ));
                 let paused = d.props().deployment_state.as_deref() == Some("Paused");
                 let mut toggle = matching.clone();
                 toggle.paused = Some(!paused);
-                check(&case("example pause toggle", toggle, Some(owned.clone()), Expect::Paused(!paused)));
+                check(&case(
+                    "example pause toggle",
+                    toggle,
+                    Some(owned.clone()),
+                    Expect::Paused(!paused),
+                ));
             }
-            assert_eq!(deletion_action(crate::crd::DeletionPolicy::Delete, Some(&d), OWNER, CLUSTER),
-                DeleteAction::LeaveNotOwned("not managed by the operator".into()));
+            assert_eq!(
+                deletion_action(crate::crd::DeletionPolicy::Delete, Some(&d), OWNER, CLUSTER),
+                DeleteAction::LeaveNotOwned("not managed by the operator".into())
+            );
             checked += 1;
         }
     }
     eprintln!("official example deployment responses used as observed state: {checked}");
-    assert!(checked >= 5, "expected at least 5 deployment example responses under AZURE_SPECS_DIR, found {checked}");
+    assert!(
+        checked >= 5,
+        "expected at least 5 deployment example responses under AZURE_SPECS_DIR, found {checked}"
+    );
 }
 
 fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
@@ -383,7 +769,9 @@ fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
             let p = e.path();
             if p.is_dir() {
                 collect(&p, out);
-            } else if p.extension().is_some_and(|x| x == "json") && p.to_string_lossy().contains("examples") {
+            } else if p.extension().is_some_and(|x| x == "json")
+                && p.to_string_lossy().contains("examples")
+            {
                 out.push(p);
             }
         }

@@ -40,7 +40,8 @@ pub async fn reconcile(acct: Arc<AIAccount>, ctx: Arc<Context>) -> Result<Action
 }
 
 pub fn error_policy(acct: Arc<AIAccount>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed("AIAccount", &err.metric_label());
+    ctx.metrics
+        .reconcile_failed("AIAccount", &err.metric_label());
     let key = format!("AIAccount/{}", acct.name_any());
     if let Error::AccountInUse(_) = err.inner() {
         return Action::requeue(ctx.config.timing.write_slot_retry * 5);
@@ -97,7 +98,10 @@ async fn apply(acct: Arc<AIAccount>, ctx: &Context) -> Result<Action> {
             (current.and_then(|c| c.version()), false)
         } else {
             let tags = [("aoai.dev-account".to_string(), id.resource_id())].into();
-            let b = ctx.keyvault.set_secret(&cred, vault, name, &key, Some("text/plain"), &tags).await?;
+            let b = ctx
+                .keyvault
+                .set_secret(&cred, vault, name, &key, Some("text/plain"), &tags)
+                .await?;
             (b.version(), true)
         };
         Ok::<_, AzureError>((a, version, wrote))
@@ -144,7 +148,9 @@ async fn apply(acct: Arc<AIAccount>, ctx: &Context) -> Result<Action> {
         }
         Err(e) => {
             let hint = match e.status {
-                401 | 403 => " — grant the operator's identity access (Cognitive Services Contributor on the account, Key Vault Secrets Officer on the vault)",
+                401 | 403 => {
+                    " — grant the operator's identity access (Cognitive Services Contributor on the account, Key Vault Secrets Officer on the vault)"
+                }
                 404 => " — check subscriptionId, resourceGroup, accountName and the vault URI",
                 _ => "",
             };
@@ -154,7 +160,12 @@ async fn apply(acct: Arc<AIAccount>, ctx: &Context) -> Result<Action> {
             if e.is_transient() {
                 Err(Error::Azure(e))
             } else {
-                Ok(Action::requeue(ctx.config.timing.account_resync.min(ctx.config.timing.terminal_recheck)))
+                Ok(Action::requeue(
+                    ctx.config
+                        .timing
+                        .account_resync
+                        .min(ctx.config.timing.terminal_recheck),
+                ))
             }
         }
     }
@@ -173,10 +184,24 @@ async fn finish(
 ) -> Result<()> {
     let prev_reason = super::ready_condition(&old.conditions).map(|c| c.reason.clone());
     if warn && prev_reason.as_deref() != Some(reason) {
-        publish(ctx, &acct.object_ref(&()), true, reason, "Sync", msg.to_string()).await;
+        publish(
+            ctx,
+            &acct.object_ref(&()),
+            true,
+            reason,
+            "Sync",
+            msg.to_string(),
+        )
+        .await;
     }
     if &st != old {
-        apply_status(ctx, api, acct, serde_json::to_value(&st).expect("status serializes")).await?;
+        apply_status(
+            ctx,
+            api,
+            acct,
+            serde_json::to_value(&st).expect("status serializes"),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -205,7 +230,14 @@ async fn cleanup(acct: Arc<AIAccount>, ctx: &Context) -> Result<Action> {
         shown.join(", "),
         if users.len() > 5 { ", ..." } else { "" }
     );
-    set_condition(&mut st.conditions, "Ready", false, "InUse", &msg, acct.metadata.generation);
+    set_condition(
+        &mut st.conditions,
+        "Ready",
+        false,
+        "InUse",
+        &msg,
+        acct.metadata.generation,
+    );
     finish(ctx, &api, &acct, &old, st, true, "InUse", &msg).await?;
     Err(Error::AccountInUse(users.len()))
 }

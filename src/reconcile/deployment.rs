@@ -10,10 +10,11 @@ use crate::azure::arm::{AccountId, Deployment, Poll, WriteOutcome};
 use crate::azure::auth::TokenCredential;
 use crate::context::Context;
 use crate::crd::{
-    AIAccount, LastError, ModelDeployment, ModelDeploymentStatus, PendingOperation, RateLimit, ResolvedModel,
+    AIAccount, LastError, ModelDeployment, ModelDeploymentStatus, PendingOperation, RateLimit,
+    ResolvedModel,
 };
 use crate::error::{AzureError, Error, Result};
-use crate::plan::{self, Action as PlanAction, AccountFacts, DeleteAction, Gate, PlanInput};
+use crate::plan::{self, AccountFacts, Action as PlanAction, DeleteAction, Gate, PlanInput};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference};
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::{Selector, SelectorExt};
@@ -41,10 +42,15 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
 }
 
 pub fn error_policy(md: Arc<ModelDeployment>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed("ModelDeployment", &err.metric_label());
+    ctx.metrics
+        .reconcile_failed("ModelDeployment", &err.metric_label());
     let t = &ctx.config.timing;
     if let Error::DeletionInProgress(_) = err.inner() {
-        return Action::requeue(jitter(t.poll_interval.max(err.retry_after().unwrap_or_default()).min(t.max_poll_interval)));
+        return Action::requeue(jitter(
+            t.poll_interval
+                .max(err.retry_after().unwrap_or_default())
+                .min(t.max_poll_interval),
+        ));
     }
     let key = key_of(&md);
     let n = ctx.failed(&key);
@@ -97,7 +103,14 @@ impl<'a> Pass<'a> {
 
     fn ready(&mut self, ok: bool, reason: &str, msg: &str) {
         self.st.observed_generation = self.generation;
-        set_condition(&mut self.st.conditions, "Ready", ok, reason, msg, self.generation);
+        set_condition(
+            &mut self.st.conditions,
+            "Ready",
+            ok,
+            reason,
+            msg,
+            self.generation,
+        );
     }
 
     async fn event(&self, warning: bool, reason: &str, action: &str, note: String) {
@@ -114,7 +127,13 @@ impl<'a> Pass<'a> {
 
     async fn save(&self) -> Result<()> {
         if self.st != self.old {
-            apply_status(self.ctx, &self.api, self.md, serde_json::to_value(&self.st).expect("status serializes")).await?;
+            apply_status(
+                self.ctx,
+                &self.api,
+                self.md,
+                serde_json::to_value(&self.st).expect("status serializes"),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -129,18 +148,29 @@ impl<'a> Pass<'a> {
             version: m.version.clone(),
         });
         self.st.sku_name = d.sku.as_ref().map(|s| s.name.clone());
-        self.st.capacity = p.current_capacity.or(d.sku.as_ref().and_then(|s| s.capacity));
+        self.st.capacity = p
+            .current_capacity
+            .or(d.sku.as_ref().and_then(|s| s.capacity));
         self.st.deployment_state = p.deployment_state.clone();
         self.st.rate_limits = p
             .rate_limits
             .unwrap_or_default()
             .into_iter()
-            .map(|r| RateLimit { key: r.key, count: r.count, renewal_period: r.renewal_period })
+            .map(|r| RateLimit {
+                key: r.key,
+                count: r.count,
+                renewal_period: r.renewal_period,
+            })
             .collect();
     }
 
     /// Handle an Azure error: transient → Err (backoff honouring Retry-After); terminal → hold.
-    async fn azure_error(&mut self, e: AzureError, was_write: bool, account_gen: Option<i64>) -> Result<Action> {
+    async fn azure_error(
+        &mut self,
+        e: AzureError,
+        was_write: bool,
+        account_gen: Option<i64>,
+    ) -> Result<Action> {
         let t = &self.ctx.config.timing;
         if e.is_transient() {
             let reason = match e.status {
@@ -159,7 +189,9 @@ impl<'a> Pass<'a> {
             return Err(Error::Azure(e));
         }
         let what_to_do = match e.code.as_str() {
-            "InsufficientQuota" => " — lower spec.sku.capacity, free quota on the subscription, or request more quota",
+            "InsufficientQuota" => {
+                " — lower spec.sku.capacity, free quota on the subscription, or request more quota"
+            }
             "DeploymentModelNotSupported" | "InvalidResourceProperties" | "InvalidModel" => {
                 " — check spec.model and spec.sku against the models available on the account"
             }
@@ -181,18 +213,27 @@ impl<'a> Pass<'a> {
         }
         self.ready(false, &e.code, &msg);
         self.save().await?;
-        Ok(Action::requeue(if was_write { t.terminal_recheck } else { t.resync }))
+        Ok(Action::requeue(if was_write {
+            t.terminal_recheck
+        } else {
+            t.resync
+        }))
     }
 
     fn poll_delay(&self, retry_after: Option<Duration>) -> Duration {
         let t = &self.ctx.config.timing;
-        retry_after.unwrap_or(t.poll_interval).clamp(t.poll_interval.min(Duration::from_millis(50)), t.max_poll_interval)
+        retry_after.unwrap_or(t.poll_interval).clamp(
+            t.poll_interval.min(Duration::from_millis(50)),
+            t.max_poll_interval,
+        )
     }
 }
 
 /// Namespace policy and account readiness, from Kubernetes only.
 async fn gather_facts(ctx: &Context, acct: Option<&AIAccount>, ns: &str) -> Result<AccountFacts> {
-    let Some(a) = acct else { return Ok(AccountFacts::default()) };
+    let Some(a) = acct else {
+        return Ok(AccountFacts::default());
+    };
     let allowed = match &a.spec.allowed_namespaces {
         None => false,
         Some(allow) => {
@@ -220,7 +261,9 @@ async fn gather_facts(ctx: &Context, acct: Option<&AIAccount>, ns: &str) -> Resu
         exists: true,
         deleting: a.metadata.deletion_timestamp.is_some(),
         namespace_allowed: allowed,
-        ready: ready.is_some_and(|c| c.status == "True") && status.key_vault_secret.is_some() && status.endpoint.is_some(),
+        ready: ready.is_some_and(|c| c.status == "True")
+            && status.key_vault_secret.is_some()
+            && status.endpoint.is_some(),
         ready_message: ready.map(|c| c.message.clone()).unwrap_or_default(),
     })
 }
@@ -232,9 +275,11 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
     let accounts: Api<AIAccount> = Api::all(ctx.client.clone());
     let acct = accounts.get_opt(&md.spec.account_ref.name).await?;
     let facts = gather_facts(ctx, acct.as_ref(), &ns).await?;
-    if let Gate::Blocked { reason, message } = plan::precheck(&md.spec.account_ref.name, &ns, &facts) {
+    if let Gate::Blocked { reason, message } =
+        plan::precheck(&md.spec.account_ref.name, &ns, &facts)
+    {
         if let Some(a) = &acct {
-            ctx.gate.leave_queue(&account_id(a).key(), &p.owner);
+            ctx.leave_slot_queue(&account_id(a).key(), &p.owner);
         }
         p.warn_on_change(reason, &message).await;
         p.ready(false, reason, &message);
@@ -264,33 +309,62 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
     // 1. A long-running operation we started: poll it, never write again meanwhile.
     if let Some(op) = p.st.pending_operation.clone() {
         ctx.gate.claim(&gate_key, &p.owner);
-        match ctx.arm.poll(&cred, op.async_operation_url.as_deref(), op.location_url.as_deref()).await {
+        match ctx
+            .arm
+            .poll(
+                &cred,
+                op.async_operation_url.as_deref(),
+                op.location_url.as_deref(),
+            )
+            .await
+        {
             Err(e) if e.is_transient() => return p.azure_error(e, false, account_gen).await,
             Err(e) => {
                 p.st.pending_operation = None;
-                ctx.gate.release(&gate_key, &p.owner);
+                ctx.release_slot(&gate_key, &p.owner);
                 return p.azure_error(e, true, account_gen).await;
             }
             Ok(Poll::InProgress { retry_after }) => {
-                let msg = format!("Azure is running the {} operation on deployment {}", op.kind, p.name);
+                let msg = format!(
+                    "Azure is running the {} operation on deployment {}",
+                    op.kind, p.name
+                );
                 p.ready(false, &progress_reason(&op.kind), &msg);
                 p.save().await?;
-                ctx.metrics.operations_in_flight.set(ctx.gate.busy_accounts() as i64);
+                ctx.metrics
+                    .operations_in_flight
+                    .set(ctx.gate.busy_accounts() as i64);
                 return Ok(Action::requeue(p.poll_delay(retry_after)));
             }
             Ok(Poll::Succeeded) => {
                 p.st.pending_operation = None;
-                ctx.gate.release(&gate_key, &p.owner);
-                p.event(false, &format!("{}Succeeded", op.kind), op.kind.as_str(), format!("Azure finished the {} of deployment {}", op.kind, p.name)).await;
+                ctx.release_slot(&gate_key, &p.owner);
+                p.event(
+                    false,
+                    &format!("{}Succeeded", op.kind),
+                    op.kind.as_str(),
+                    format!("Azure finished the {} of deployment {}", op.kind, p.name),
+                )
+                .await;
             }
             Ok(Poll::Failed { code, message }) => {
                 p.st.pending_operation = None;
-                ctx.gate.release(&gate_key, &p.owner);
-                let e = AzureError { operation: format!("deployments.{}", op.kind), status: 400, code, message, retry_after: None };
+                ctx.release_slot(&gate_key, &p.owner);
+                // A failed operation is terminal unless its code says "try again".
+                let status = if is_transient_code(&code) { 500 } else { 400 };
+                let e = AzureError {
+                    operation: format!("deployments.{}", op.kind),
+                    status,
+                    code,
+                    message,
+                    retry_after: None,
+                };
                 return p.azure_error(e, true, account_gen).await;
             }
         }
-        ctx.metrics.operations_in_flight.set(ctx.gate.busy_accounts() as i64);
+        ctx.metrics
+            .operations_in_flight
+            .set(ctx.gate.busy_accounts() as i64);
     }
 
     // 2. Observe.
@@ -300,12 +374,16 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
     };
 
     // 3. Plan.
-    let since = p
-        .st
-        .last_error
-        .as_ref()
-        .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e.at).ok())
-        .map(|at| chrono::Utc::now().signed_duration_since(at).to_std().unwrap_or_default());
+    let since =
+        p.st.last_error
+            .as_ref()
+            .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e.at).ok())
+            .map(|at| {
+                chrono::Utc::now()
+                    .signed_duration_since(at)
+                    .to_std()
+                    .unwrap_or_default()
+            });
     let action = plan::next_action(&PlanInput {
         spec: &md.spec,
         owner: &p.owner,
@@ -319,7 +397,7 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
     });
     tracing::debug!(deployment = %p.owner, ?action, "planned");
     if !action.is_write() {
-        ctx.gate.leave_queue(&gate_key, &p.owner);
+        ctx.leave_slot_queue(&gate_key, &p.owner);
     }
     if let Some(o) = &observed {
         p.observe(o);
@@ -350,7 +428,10 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
             Ok(Action::requeue(jitter(t.resync)))
         }
         PlanAction::WaitForProvisioning(state) => {
-            let msg = format!("Azure reports provisioningState {state} for deployment {}; waiting", p.name);
+            let msg = format!(
+                "Azure reports provisioningState {state} for deployment {}; waiting",
+                p.name
+            );
             p.ready(false, "Provisioning", &msg);
             p.save().await?;
             Ok(Action::requeue(t.poll_interval))
@@ -361,7 +442,11 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
             p.save().await?;
             Ok(Action::requeue(t.resync))
         }
-        PlanAction::HoldTerminal { code, message, recheck_in } => {
+        PlanAction::HoldTerminal {
+            code,
+            message,
+            recheck_in,
+        } => {
             let msg = format!(
                 "{message} — not retried until the spec or the AIAccount changes (recheck in {}s)",
                 recheck_in.as_secs()
@@ -370,24 +455,65 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
             p.save().await?;
             Ok(Action::requeue(recheck_in.min(t.resync.max(recheck_in))))
         }
-        PlanAction::Put { kind, body, changes } => {
+        PlanAction::Put {
+            kind,
+            body,
+            changes,
+        } => {
             if !ctx.gate.try_acquire(&gate_key, &p.owner) {
                 return wait_for_slot(&mut p, &t).await;
+            }
+            if let Err(rej) = prevalidate(
+                ctx,
+                &cred,
+                &id,
+                &md,
+                acct_status.location.as_deref(),
+                observed.as_ref(),
+            )
+            .await
+            {
+                ctx.release_slot(&gate_key, &p.owner);
+                let e = AzureError {
+                    operation: "deployments.prevalidate".into(),
+                    status: 400,
+                    code: rej.code.into(),
+                    message: rej.message,
+                    retry_after: None,
+                };
+                return p.azure_error(e, true, account_gen).await;
             }
             let drift = kind != plan::WriteKind::Create
                 && p.old.observed_generation == p.generation
                 && ready_condition(&p.old.conditions).is_some_and(|c| c.status == "True");
-            let drift_created = kind == plan::WriteKind::Create && p.old.azure_resource_id.is_some() && p.old.observed_generation == p.generation;
+            let drift_created = kind == plan::WriteKind::Create
+                && p.old.azure_resource_id.is_some()
+                && p.old.observed_generation == p.generation;
             if drift || drift_created {
                 let note = if drift_created {
-                    format!("Azure deployment {} was deleted outside the operator; re-creating it", p.name)
+                    format!(
+                        "Azure deployment {} was deleted outside the operator; re-creating it",
+                        p.name
+                    )
                 } else {
-                    format!("Azure deployment {} was changed outside the operator ({}); correcting it", p.name, changes.join(", "))
+                    format!(
+                        "Azure deployment {} was changed outside the operator ({}); correcting it",
+                        p.name,
+                        changes.join(", ")
+                    )
                 };
                 p.event(true, "DriftDetected", "Reconcile", note).await;
             }
             let res = ctx.arm.put_deployment(&cred, &id, &p.name, &body).await;
-            after_write(&mut p, &gate_key, kind.as_str(), changes.join(", "), res, account_gen).await
+            after_write(
+                &mut p,
+                &gate_key,
+                kind.as_str(),
+                changes.join(", "),
+                res,
+                account_gen,
+            )
+            .await
         }
         PlanAction::SetPaused(paused) => {
             if !ctx.gate.try_acquire(&gate_key, &p.owner) {
@@ -395,9 +521,94 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
             }
             let kind = if paused { "Pause" } else { "Resume" };
             let res = ctx.arm.set_paused(&cred, &id, &p.name, paused).await;
-            after_write(&mut p, &gate_key, kind, format!("deploymentState -> {}", if paused { "Paused" } else { "Running" }), res, account_gen).await
+            after_write(
+                &mut p,
+                &gate_key,
+                kind,
+                format!(
+                    "deploymentState -> {}",
+                    if paused { "Paused" } else { "Running" }
+                ),
+                res,
+                account_gen,
+            )
+            .await
         }
     }
+}
+
+/// Check a planned write against the account's models (cached) and the quota (read each time),
+/// so Azure never sees a write it would reject. Read failures skip the check (Azure still enforces).
+async fn prevalidate(
+    ctx: &Context,
+    cred: &TokenCredential,
+    id: &AccountId,
+    md: &ModelDeployment,
+    location: Option<&str>,
+    observed: Option<&Deployment>,
+) -> std::result::Result<(), crate::prevalidate::Rejection> {
+    let key = id.key();
+    let ttl = Duration::from_secs(600);
+    let cached = ctx
+        .models_cache
+        .lock()
+        .get(&key)
+        .filter(|(at, _)| at.elapsed() < ttl)
+        .map(|(_, m)| m.clone());
+    let models = match cached {
+        Some(m) => m,
+        None => match ctx.arm.list_account_models(cred, id).await {
+            Ok(m) => {
+                ctx.models_cache
+                    .lock()
+                    .insert(key.clone(), (Instant::now(), m.clone()));
+                m
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot list account models; skipping pre-validation");
+                vec![]
+            }
+        },
+    };
+    let usage_name = crate::prevalidate::check_catalog(&md.spec, &models)?;
+    let usage_name = usage_name.unwrap_or_else(|| {
+        format!(
+            "{}.{}.{}",
+            md.spec.model.format,
+            md.spec.sku.name.as_str(),
+            md.spec.model.name
+        )
+    });
+    if let Some(loc) = location {
+        match ctx.arm.list_usages(cred, &id.subscription_id, loc).await {
+            Ok(usages) => {
+                crate::prevalidate::check_quota(&md.spec, &usage_name, &usages, observed)?
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read usages; skipping the quota pre-check")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Operation failure codes that mean "retry later" rather than "fix the request".
+pub fn is_transient_code(code: &str) -> bool {
+    matches!(
+        code.to_ascii_lowercase().as_str(),
+        "internalservererror"
+            | "internalerror"
+            | "serviceunavailable"
+            | "servererror"
+            | "requestconflict"
+            | "conflict"
+            | "anotheroperationinprogress"
+            | "operationtimedout"
+            | "timeout"
+            | "toomanyrequests"
+            | "gatewaytimeout"
+            | "canceled"
+    )
 }
 
 fn progress_reason(kind: &str) -> String {
@@ -434,11 +645,20 @@ async fn after_write(
     let ctx = p.ctx;
     match res {
         Err(e) => {
-            ctx.gate.release(gate_key, &p.owner);
+            ctx.release_slot(gate_key, &p.owner);
+            if e.code == "DeploymentModelNotSupported" || e.code == "InvalidResourceProperties" {
+                ctx.models_cache.lock().remove(gate_key);
+            }
             p.azure_error(e, true, account_gen).await
         }
         Ok(out) => {
-            p.event(false, kind, kind, format!("Azure {kind} of deployment {}: {changes}", p.name)).await;
+            p.event(
+                false,
+                kind,
+                kind,
+                format!("Azure {kind} of deployment {}: {changes}", p.name),
+            )
+            .await;
             p.st.last_error = None;
             if let Some(d) = &out.deployment {
                 p.observe(d);
@@ -447,18 +667,30 @@ async fn after_write(
                 p.st.pending_operation = Some(PendingOperation {
                     kind: kind.to_string(),
                     async_operation_url: out.async_operation_url.clone(),
-                    location_url: if out.async_operation_url.is_none() { out.location_url.clone() } else { None },
+                    location_url: if out.async_operation_url.is_none() {
+                        out.location_url.clone()
+                    } else {
+                        None
+                    },
                     started_at: now_rfc3339(),
                     generation: p.generation,
                 });
-                let msg = format!("Azure accepted the {kind} of deployment {} ({changes}); polling the operation", p.name);
+                let msg = format!(
+                    "Azure accepted the {kind} of deployment {} ({changes}); polling the operation",
+                    p.name
+                );
                 p.ready(false, &progress_reason(kind), &msg);
                 p.save().await?;
-                ctx.metrics.operations_in_flight.set(ctx.gate.busy_accounts() as i64);
+                ctx.metrics
+                    .operations_in_flight
+                    .set(ctx.gate.busy_accounts() as i64);
                 Ok(Action::requeue(p.poll_delay(out.retry_after)))
             } else {
-                ctx.gate.release(gate_key, &p.owner);
-                let msg = format!("Azure applied the {kind} of deployment {}; verifying", p.name);
+                ctx.release_slot(gate_key, &p.owner);
+                let msg = format!(
+                    "Azure applied the {kind} of deployment {}; verifying",
+                    p.name
+                );
                 p.ready(false, &progress_reason(kind), &msg);
                 p.save().await?;
                 Ok(Action::requeue(Duration::from_millis(10)))
@@ -468,8 +700,14 @@ async fn after_write(
 }
 
 /// Connection settings for apps (never the key).
-async fn write_config_map(ctx: &Context, md: &ModelDeployment, st: &ModelDeploymentStatus) -> Result<()> {
-    let Some(cm_name) = &md.spec.connection_config_map else { return Ok(()) };
+async fn write_config_map(
+    ctx: &Context,
+    md: &ModelDeployment,
+    st: &ModelDeploymentStatus,
+) -> Result<()> {
+    let Some(cm_name) = &md.spec.connection_config_map else {
+        return Ok(());
+    };
     let ns = md.namespace().unwrap_or_default();
     let kv = st.key_vault_secret.clone().unwrap_or_default();
     let vault = crate::azure::cloud::with_slash(&kv.vault_uri);
@@ -478,9 +716,18 @@ async fn write_config_map(ctx: &Context, md: &ModelDeployment, st: &ModelDeploym
         None => format!("{vault}secrets/{}", kv.name),
     };
     let data: std::collections::BTreeMap<String, String> = [
-        ("AZURE_OPENAI_ENDPOINT", st.endpoint.clone().unwrap_or_default()),
-        ("AZURE_OPENAI_DEPLOYMENT", st.deployment_name.clone().unwrap_or_default()),
-        ("AZURE_OPENAI_API_VERSION", ctx.config.openai_api_version.clone()),
+        (
+            "AZURE_OPENAI_ENDPOINT",
+            st.endpoint.clone().unwrap_or_default(),
+        ),
+        (
+            "AZURE_OPENAI_DEPLOYMENT",
+            st.deployment_name.clone().unwrap_or_default(),
+        ),
+        (
+            "AZURE_OPENAI_API_VERSION",
+            ctx.config.openai_api_version.clone(),
+        ),
         ("AZURE_KEY_VAULT_URI", kv.vault_uri.clone()),
         ("AZURE_KEY_VAULT_SECRET_NAME", kv.name.clone()),
         ("AZURE_KEY_VAULT_SECRET_URI", secret_uri),
@@ -489,12 +736,14 @@ async fn write_config_map(ctx: &Context, md: &ModelDeployment, st: &ModelDeploym
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-    if let Some(existing) = api.get_opt(cm_name).await? {
-        if existing.data.as_ref() == Some(&data) {
-            return Ok(());
-        }
+    if let Some(existing) = api.get_opt(cm_name).await?
+        && existing.data.as_ref() == Some(&data)
+    {
+        return Ok(());
     }
-    let owner = md.controller_owner_ref(&()).expect("namespaced object has an owner ref");
+    let owner = md
+        .controller_owner_ref(&())
+        .expect("namespaced object has an owner ref");
     let cm = serde_json::json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -506,8 +755,12 @@ async fn write_config_map(ctx: &Context, md: &ModelDeployment, st: &ModelDeploym
         },
         "data": data,
     });
-    api.patch(cm_name, &PatchParams::apply(&ctx.config.field_manager).force(), &Patch::Apply(&cm))
-        .await?;
+    api.patch(
+        cm_name,
+        &PatchParams::apply(&ctx.config.field_manager).force(),
+        &Patch::Apply(&cm),
+    )
+    .await?;
     Ok(())
 }
 
@@ -516,18 +769,37 @@ async fn cleanup(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
     let ns = md.namespace().unwrap_or_default();
     let accounts: Api<AIAccount> = Api::all(ctx.client.clone());
     let acct = accounts.get_opt(&md.spec.account_ref.name).await?;
-    let release = |a: &AIAccount, who: &str| ctx.gate.release(&account_id(a).key(), who);
+    let release = |a: &AIAccount, who: &str| ctx.release_slot(&account_id(a).key(), who);
     if md.spec.deletion_policy == crate::crd::DeletionPolicy::Retain {
         if let Some(a) = &acct {
             release(a, &p.owner);
         }
-        p.event(false, "Retained", "Delete", format!("deletionPolicy Retain: Azure deployment {} is left in place", p.name)).await;
+        p.event(
+            false,
+            "Retained",
+            "Delete",
+            format!(
+                "deletionPolicy Retain: Azure deployment {} is left in place",
+                p.name
+            ),
+        )
+        .await;
         return Ok(Action::await_change());
     }
     let facts = gather_facts(ctx, acct.as_ref(), &ns).await?;
     let Some(acct) = acct.filter(|_| facts.namespace_allowed) else {
-        let why = if facts.exists { "the namespace is not allowed on the AIAccount" } else { "its AIAccount no longer exists" };
-        p.event(true, "NotDeletedInAzure", "Delete", format!("Azure deployment {} was not deleted: {why}", p.name)).await;
+        let why = if facts.exists {
+            "the namespace is not allowed on the AIAccount"
+        } else {
+            "its AIAccount no longer exists"
+        };
+        p.event(
+            true,
+            "NotDeletedInAzure",
+            "Delete",
+            format!("Azure deployment {} was not deleted: {why}", p.name),
+        )
+        .await;
         return Ok(Action::await_change());
     };
     let id: AccountId = account_id(&acct);
@@ -536,7 +808,15 @@ async fn cleanup(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
 
     if let Some(op) = p.st.pending_operation.clone() {
         ctx.gate.claim(&gate_key, &p.owner);
-        match ctx.arm.poll(&cred, op.async_operation_url.as_deref(), op.location_url.as_deref()).await {
+        match ctx
+            .arm
+            .poll(
+                &cred,
+                op.async_operation_url.as_deref(),
+                op.location_url.as_deref(),
+            )
+            .await
+        {
             Err(e) => return Err(Error::Azure(e)),
             Ok(Poll::InProgress { retry_after }) => {
                 return Err(Error::DeletionInProgress(format!(
@@ -546,37 +826,64 @@ async fn cleanup(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
             }
             Ok(Poll::Succeeded) | Ok(Poll::Failed { .. }) => {
                 p.st.pending_operation = None;
-                ctx.gate.release(&gate_key, &p.owner);
+                ctx.release_slot(&gate_key, &p.owner);
                 p.save().await?;
             }
         }
     }
 
-    let observed = ctx.arm.get_deployment(&cred, &id, &p.name).await.map_err(Error::Azure)?;
-    match plan::deletion_action(md.spec.deletion_policy, observed.as_ref(), &p.owner, &ctx.config.cluster_name) {
+    let observed = ctx
+        .arm
+        .get_deployment(&cred, &id, &p.name)
+        .await
+        .map_err(Error::Azure)?;
+    match plan::deletion_action(
+        md.spec.deletion_policy,
+        observed.as_ref(),
+        &p.owner,
+        &ctx.config.cluster_name,
+    ) {
         DeleteAction::Retain => Ok(Action::await_change()),
         DeleteAction::Gone => {
-            ctx.gate.release(&gate_key, &p.owner);
+            ctx.release_slot(&gate_key, &p.owner);
             if p.old.azure_resource_id.is_some() {
-                p.event(false, "Deleted", "Delete", format!("Azure deployment {} is deleted", p.name)).await;
+                p.event(
+                    false,
+                    "Deleted",
+                    "Delete",
+                    format!("Azure deployment {} is deleted", p.name),
+                )
+                .await;
             }
             Ok(Action::await_change())
         }
         DeleteAction::LeaveNotOwned(why) => {
-            ctx.gate.release(&gate_key, &p.owner);
-            p.event(false, "LeftInPlace", "Delete", format!("Azure deployment {} is {why}; not deleted", p.name)).await;
+            ctx.release_slot(&gate_key, &p.owner);
+            p.event(
+                false,
+                "LeftInPlace",
+                "Delete",
+                format!("Azure deployment {} is {why}; not deleted", p.name),
+            )
+            .await;
             Ok(Action::await_change())
         }
-        DeleteAction::Wait(state) => Err(Error::DeletionInProgress(format!("Azure reports provisioningState {state}"))),
+        DeleteAction::Wait(state) => Err(Error::DeletionInProgress(format!(
+            "Azure reports provisioningState {state}"
+        ))),
         DeleteAction::Delete => {
             if !ctx.gate.try_acquire(&gate_key, &p.owner) {
-                return Err(Error::DeletionInProgress("waiting for the account's write slot".into()));
+                return Err(Error::DeletionInProgress(
+                    "waiting for the account's write slot".into(),
+                ));
             }
             match ctx.arm.delete_deployment(&cred, &id, &p.name).await {
                 Err(e) => {
-                    ctx.gate.release(&gate_key, &p.owner);
+                    ctx.release_slot(&gate_key, &p.owner);
                     if !e.is_transient() {
-                        let msg = format!("{e} — fix the cause or set spec.deletionPolicy: Retain to delete the resource without touching Azure");
+                        let msg = format!(
+                            "{e} — fix the cause or set spec.deletionPolicy: Retain to delete the resource without touching Azure"
+                        );
                         p.warn_on_change(&e.code, &msg).await;
                         p.ready(false, &e.code, &msg);
                         p.save().await?;
@@ -584,20 +891,36 @@ async fn cleanup(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
                     Err(Error::Azure(e))
                 }
                 Ok(out) => {
-                    p.event(false, "Delete", "Delete", format!("Azure Delete of deployment {}", p.name)).await;
+                    p.event(
+                        false,
+                        "Delete",
+                        "Delete",
+                        format!("Azure Delete of deployment {}", p.name),
+                    )
+                    .await;
                     if out.async_operation_url.is_some() || out.location_url.is_some() {
                         p.st.pending_operation = Some(PendingOperation {
                             kind: "Delete".into(),
                             async_operation_url: out.async_operation_url.clone(),
-                            location_url: if out.async_operation_url.is_none() { out.location_url.clone() } else { None },
+                            location_url: if out.async_operation_url.is_none() {
+                                out.location_url.clone()
+                            } else {
+                                None
+                            },
                             started_at: now_rfc3339(),
                             generation: p.generation,
                         });
-                        p.ready(false, "Deleting", &format!("Azure is deleting deployment {}", p.name));
+                        p.ready(
+                            false,
+                            "Deleting",
+                            &format!("Azure is deleting deployment {}", p.name),
+                        );
                         p.save().await?;
-                        Err(Error::DeletionInProgress("Azure accepted the delete".into()))
+                        Err(Error::DeletionInProgress(
+                            "Azure accepted the delete".into(),
+                        ))
                     } else {
-                        ctx.gate.release(&gate_key, &p.owner);
+                        ctx.release_slot(&gate_key, &p.owner);
                         // Verify on the next pass that it is gone.
                         Err(Error::DeletionInProgress("verifying the deletion".into()))
                     }

@@ -66,9 +66,20 @@ pub fn truncate(s: &str, n: usize) -> String {
 }
 
 /// Publish an event; failures are logged, never fatal.
-pub async fn publish(ctx: &Context, reference: &ObjectReference, warning: bool, reason: &str, action: &str, note: String) {
+pub async fn publish(
+    ctx: &Context,
+    reference: &ObjectReference,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let ev = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: reason.into(),
         note: Some(truncate(&note, 1000)),
         action: action.into(),
@@ -80,7 +91,12 @@ pub async fn publish(ctx: &Context, reference: &ObjectReference, warning: bool, 
 }
 
 /// Server-side apply of the whole status with the fixed field manager.
-pub async fn apply_status<K>(ctx: &Context, api: &Api<K>, obj: &K, status: serde_json::Value) -> Result<(), kube::Error>
+pub async fn apply_status<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    status: serde_json::Value,
+) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -117,9 +133,14 @@ fn account_trigger_hash(a: &AIAccount) -> Option<u64> {
     a.metadata.generation.hash(&mut h);
     a.metadata.deletion_timestamp.is_some().hash(&mut h);
     if let Some(s) = &a.status {
-        ready_condition(&s.conditions).map(|c| c.status.clone()).hash(&mut h);
+        ready_condition(&s.conditions)
+            .map(|c| c.status.clone())
+            .hash(&mut h);
         s.endpoint.hash(&mut h);
-        s.key_vault_secret.as_ref().map(|k| (&k.vault_uri, &k.name, &k.version)).hash(&mut h);
+        s.key_vault_secret
+            .as_ref()
+            .map(|k| (&k.vault_uri, &k.name, &k.version))
+            .hash(&mut h);
     }
     Some(h.finish())
 }
@@ -127,21 +148,37 @@ fn account_trigger_hash(a: &AIAccount) -> Option<u64> {
 /// After a restart, give each account's write slot back to the deployment whose long-running
 /// operation (persisted in status) is still running, before any reconcile can start a new write.
 async fn prime_write_gate(ctx: &Context) {
-    let mds = Api::<ModelDeployment>::all(ctx.client.clone()).list(&Default::default()).await;
-    let accounts = Api::<AIAccount>::all(ctx.client.clone()).list(&Default::default()).await;
-    let (Ok(mds), Ok(accounts)) = (mds, accounts) else { return };
+    let mds = Api::<ModelDeployment>::all(ctx.client.clone())
+        .list(&Default::default())
+        .await;
+    let accounts = Api::<AIAccount>::all(ctx.client.clone())
+        .list(&Default::default())
+        .await;
+    let (Ok(mds), Ok(accounts)) = (mds, accounts) else {
+        return;
+    };
     for md in mds.items {
-        if md.status.as_ref().is_some_and(|s| s.pending_operation.is_some()) {
-            if let Some(a) = accounts.items.iter().find(|a| a.name_any() == md.spec.account_ref.name) {
-                ctx.gate.claim(&account::account_id(a).key(), &md.owner_id());
-                tracing::info!(deployment = %md.owner_id(), "resuming a pending Azure operation");
-            }
+        if md
+            .status
+            .as_ref()
+            .is_some_and(|s| s.pending_operation.is_some())
+            && let Some(a) = accounts
+                .items
+                .iter()
+                .find(|a| a.name_any() == md.spec.account_ref.name)
+        {
+            ctx.gate
+                .claim(&account::account_id(a).key(), &md.owner_id());
+            tracing::info!(deployment = %md.owner_id(), "resuming a pending Azure operation");
         }
     }
 }
 
 /// Run both controllers until `shutdown` resolves.
-pub async fn run_controllers(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+pub async fn run_controllers(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let client = ctx.client.clone();
     prime_write_gate(&ctx).await;
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
@@ -155,13 +192,21 @@ pub async fn run_controllers(ctx: Arc<Context>, shutdown: impl std::future::Futu
         .reflect(md_writer)
         .applied_objects()
         .predicate_filter(trigger_hash::<ModelDeployment>, Default::default());
-    let acct_stream = watcher(Api::<AIAccount>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .applied_objects()
-        .predicate_filter(account_trigger_hash, Default::default());
+    let acct_stream = watcher(
+        Api::<AIAccount>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(account_trigger_hash, Default::default());
     let reader = md_reader.clone();
+    let wake = ctx.take_wake_receiver().map(|rx| {
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
+            .boxed()
+    });
     let md_controller = Controller::for_stream(md_stream, md_reader)
         .with_config(cfg.clone())
+        .reconcile_on(wake.unwrap_or_else(|| futures::stream::empty().boxed()))
         .watches_stream(acct_stream, move |acct: AIAccount| {
             let name = acct.name_any();
             reader
@@ -180,11 +225,14 @@ pub async fn run_controllers(ctx: Arc<Context>, shutdown: impl std::future::Futu
         });
 
     let (acct_reader, acct_writer) = reflector::store();
-    let acct_own_stream = watcher(Api::<AIAccount>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(acct_writer)
-        .applied_objects()
-        .predicate_filter(trigger_hash::<AIAccount>, Default::default());
+    let acct_own_stream = watcher(
+        Api::<AIAccount>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(acct_writer)
+    .applied_objects()
+    .predicate_filter(trigger_hash::<AIAccount>, Default::default());
     let acct_controller = Controller::for_stream(acct_own_stream, acct_reader)
         .with_config(cfg)
         .graceful_shutdown_on(shutdown)

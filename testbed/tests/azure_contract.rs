@@ -18,9 +18,13 @@ fn specs() -> Option<PathBuf> {
         Some(d) => Some(d),
         None => {
             let banner = "=".repeat(78);
-            eprintln!("{banner}\nAZURE CONTRACT SUITE NOT RUN: AZURE_SPECS_DIR is not set or does not exist.\nGet the specs (Microsoft's azure-rest-api-specs repository, https://github.com/Azure/azure-rest-api-specs;\nthis project expects the copy at ../shared/azure-specs) and run with\n  AZURE_SPECS_DIR=../shared/azure-specs cargo nextest run -p testbed --test azure_contract\n{banner}");
+            eprintln!(
+                "{banner}\nAZURE CONTRACT SUITE NOT RUN: AZURE_SPECS_DIR is not set or does not exist.\nGet the specs (Microsoft's azure-rest-api-specs repository, https://github.com/Azure/azure-rest-api-specs;\nthis project expects the copy at ../shared/azure-specs) and run with\n  AZURE_SPECS_DIR=../shared/azure-specs cargo nextest run -p testbed --test azure_contract\n{banner}"
+            );
             if std::env::var("REQUIRE_AZURE_SPECS").is_ok_and(|v| v == "1") {
-                panic!("REQUIRE_AZURE_SPECS=1 but the Azure specs are missing (set AZURE_SPECS_DIR)");
+                panic!(
+                    "REQUIRE_AZURE_SPECS=1 but the Azure specs are missing (set AZURE_SPECS_DIR)"
+                );
             }
             None
         }
@@ -29,8 +33,20 @@ fn specs() -> Option<PathBuf> {
 
 fn example_catalog() -> Vec<CatalogModel> {
     let mut c = testbed::azure::catalog::default_catalog();
-    c.push(CatalogModel::new("OpenAI", "ada", "1", &["Standard", "ProvisionedManaged", "GlobalStandard"], true));
-    c.push(CatalogModel::new("OpenAI", "gpt-4", "0613", &["Standard", "ProvisionedManaged"], true));
+    c.push(CatalogModel::new(
+        "OpenAI",
+        "ada",
+        "1",
+        &["Standard", "ProvisionedManaged", "GlobalStandard"],
+        true,
+    ));
+    c.push(CatalogModel::new(
+        "OpenAI",
+        "gpt-4",
+        "0613",
+        &["Standard", "ProvisionedManaged"],
+        true,
+    ));
     c
 }
 
@@ -42,7 +58,15 @@ fn strip_read_only_account(body: &Value) -> Value {
         }
     }
     if let Some(p) = b["properties"].as_object_mut() {
-        for k in ["provisioningState", "endpoint", "endpoints", "internalId", "dateCreated", "isMigrated", "capabilities"] {
+        for k in [
+            "provisioningState",
+            "endpoint",
+            "endpoints",
+            "internalId",
+            "dateCreated",
+            "isMigrated",
+            "capabilities",
+        ] {
             p.remove(k);
         }
     }
@@ -58,7 +82,9 @@ struct Replay<'a> {
 
 impl Replay<'_> {
     fn ensure_account(&self, sub: &str, rg: &str, name: &str, location: &str) -> String {
-        let id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}");
+        let id = format!(
+            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}"
+        );
         if self.az.emu.account_endpoint(&id).is_none() {
             self.az.emu.add_account(AccountSeed {
                 subscription_id: sub.into(),
@@ -80,14 +106,24 @@ impl Replay<'_> {
     async fn run(&self, file: &Path) -> Vec<String> {
         let example: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         let Some(at) = self.contract.example_operation(file, &example) else {
-            return vec![format!("no operation in the specs documents {}", file.display())];
+            return vec![format!(
+                "no operation in the specs documents {}",
+                file.display()
+            )];
         };
         let (spec, op) = self.contract.operation(at);
         let params = example["parameters"].clone();
         let p = |n: &str| params[n].as_str().map(str::to_string);
         let mut problems = Vec::new();
-        let responses = example["responses"].as_object().cloned().unwrap_or_default();
-        let first_2xx = responses.iter().find(|(k, _)| k.starts_with('2')).map(|(_, v)| v.clone()).unwrap_or(Value::Null);
+        let responses = example["responses"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let first_2xx = responses
+            .iter()
+            .find(|(k, _)| k.starts_with('2'))
+            .map(|(_, v)| v.clone())
+            .unwrap_or(Value::Null);
 
         // Seed the state the example presupposes.
         let mut overrides: Vec<(String, String)> = Vec::new();
@@ -96,23 +132,36 @@ impl Replay<'_> {
             SpecKind::KeyVault => self.az.env.key_vault_uri.clone(),
         };
         if spec.kind == SpecKind::Arm {
-            let sub = p("subscriptionId").unwrap_or_else(|| "00000000-0000-0000-0000-000000000000".into());
+            let sub = p("subscriptionId")
+                .unwrap_or_else(|| "00000000-0000-0000-0000-000000000000".into());
             let location = p("location").unwrap_or_else(|| "westus".into());
             if let (Some(rg), Some(name)) = (p("resourceGroupName"), p("accountName")) {
                 if op.id != "Accounts_Create" {
                     let id = self.ensure_account(&sub, &rg, &name, &location);
                     if op.id == "Accounts_Get" {
-                        let url = format!("{base}{}?api-version={}", id.trim_start_matches('/'), spec.api_version);
+                        let url = format!(
+                            "{base}{}?api-version={}",
+                            id.trim_start_matches('/'),
+                            spec.api_version
+                        );
                         let seed = strip_read_only_account(&first_2xx["body"]);
                         let r = self.arm("PUT", &url, Some(&seed)).await;
                         if r.status >= 300 {
-                            problems.push(format!("seeding the account failed: {} {:?}", r.status, r.body));
+                            problems.push(format!(
+                                "seeding the account failed: {} {:?}",
+                                r.status, r.body
+                            ));
                         }
                     }
                     if op.id == "Deployments_CreateOrUpdate" {
-                        self.az.emu.delete_deployment_out_of_band(&id, &p("deploymentName").unwrap_or_default());
+                        self.az.emu.delete_deployment_out_of_band(
+                            &id,
+                            &p("deploymentName").unwrap_or_default(),
+                        );
                     }
-                    if let Some(d) = p("deploymentName").filter(|_| op.id != "Deployments_CreateOrUpdate") {
+                    if let Some(d) =
+                        p("deploymentName").filter(|_| op.id != "Deployments_CreateOrUpdate")
+                    {
                         let body = if first_2xx["body"]["properties"]["model"].is_object() {
                             first_2xx["body"].clone()
                         } else {
@@ -120,24 +169,52 @@ impl Replay<'_> {
                         };
                         self.az.emu.put_deployment_out_of_band(&id, &d, body);
                     }
-                    if let Some(policy) = p("raiPolicyName").filter(|_| op.id != "RaiPolicies_CreateOrUpdate") {
-                        let url = format!("{base}{}/raiPolicies/{policy}?api-version={}", id.trim_start_matches('/'), spec.api_version);
+                    if let Some(policy) =
+                        p("raiPolicyName").filter(|_| op.id != "RaiPolicies_CreateOrUpdate")
+                    {
+                        let url = format!(
+                            "{base}{}/raiPolicies/{policy}?api-version={}",
+                            id.trim_start_matches('/'),
+                            spec.api_version
+                        );
                         let body = json!({"properties": first_2xx["body"]["properties"].clone()});
                         let r = self.arm("PUT", &url, Some(&body)).await;
                         if r.status >= 300 {
-                            problems.push(format!("seeding the RAI policy failed: {} {:?}", r.status, r.body));
+                            problems.push(format!(
+                                "seeding the RAI policy failed: {} {:?}",
+                                r.status, r.body
+                            ));
                         }
                     }
                 }
             } else {
                 self.ensure_account(&sub, "example-rg", "example-account", &location);
             }
-        } else if let Some(name) = p("secret-name") {
-            if op.id != "SetSecret" {
-                let value = first_2xx["body"]["value"].as_str().unwrap_or("seeded").to_string();
+        } else if let Some(name) = p("secret-name")
+            && op.id != "SetSecret"
+        {
+            {
+                let value = first_2xx["body"]["value"]
+                    .as_str()
+                    .unwrap_or("seeded")
+                    .to_string();
                 let url = format!("{base}secrets/{name}?api-version={}", spec.api_version);
-                let r = self.az.send("PUT", &url, Some(&self.kv_token), Some(&json!({"value": value}))).await;
-                let version = r.body["id"].as_str().unwrap_or("").rsplit('/').next().unwrap_or("").to_string();
+                let r = self
+                    .az
+                    .send(
+                        "PUT",
+                        &url,
+                        Some(&self.kv_token),
+                        Some(&json!({"value": value})),
+                    )
+                    .await;
+                let version = r.body["id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
                 overrides.push(("secret-version".into(), version));
             }
         }
@@ -148,16 +225,30 @@ impl Replay<'_> {
         let mut body = None;
         for param in &op.params {
             let name = param["name"].as_str().unwrap_or("");
-            let value = overrides.iter().find(|(k, _)| k == name).map(|(_, v)| Value::String(v.clone())).or_else(|| params.get(name).cloned());
+            let value = overrides
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| Value::String(v.clone()))
+                .or_else(|| params.get(name).cloned());
             match param["in"].as_str() {
                 Some("path") => {
-                    let v = value.as_ref().and_then(Value::as_str).unwrap_or("").to_string();
+                    let v = value
+                        .as_ref()
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
                     path = path.replace(&format!("{{{name}}}"), &v);
                 }
                 Some("query") if name != "api-version" => {
                     if let Some(v) = value {
-                        let s = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-                        query.push(format!("{name}={}", url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()));
+                        let s = v
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string());
+                        query.push(format!(
+                            "{name}={}",
+                            url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                        ));
                     }
                 }
                 Some("body") => body = value,
@@ -165,21 +256,44 @@ impl Replay<'_> {
             }
         }
         let url = format!("{base}{}?{}", path.trim_start_matches('/'), query.join("&"));
-        let token = if spec.kind == SpecKind::Arm { &self.arm_token } else { &self.kv_token };
-        let r = self.az.send(&op.method, &url, Some(token), body.as_ref()).await;
+        let token = if spec.kind == SpecKind::Arm {
+            &self.arm_token
+        } else {
+            &self.kv_token
+        };
+        let r = self
+            .az
+            .send(&op.method, &url, Some(token), body.as_ref())
+            .await;
         let status = r.status.to_string();
         let Some(documented) = responses.get(&status) else {
-            problems.push(format!("{} {}: status {} not in the example's responses {:?}: {:?}", op.method, path, r.status, responses.keys().collect::<Vec<_>>(), r.body));
+            problems.push(format!(
+                "{} {}: status {} not in the example's responses {:?}: {:?}",
+                op.method,
+                path,
+                r.status,
+                responses.keys().collect::<Vec<_>>(),
+                r.body
+            ));
             return problems;
         };
-        let actual_body = if r.body.is_null() { None } else { Some(&r.body) };
+        let actual_body = if r.body.is_null() {
+            None
+        } else {
+            Some(&r.body)
+        };
         if let Err(errs) = self.contract.validate_response(at, r.status, actual_body) {
             problems.push(format!("{}: response does not validate: {errs:?}", op.id));
         }
         if let Some(expected) = documented.get("body") {
-            let missing = self.contract.missing_fields(at, r.status, expected, &r.body);
+            let missing = self
+                .contract
+                .missing_fields(at, r.status, expected, &r.body);
             if !missing.is_empty() {
-                problems.push(format!("{}: response lacks fields of the example: {missing:?}", op.id));
+                problems.push(format!(
+                    "{}: response lacks fields of the example: {missing:?}",
+                    op.id
+                ));
             }
         }
         if let Some(headers) = documented["headers"].as_object() {
@@ -197,7 +311,11 @@ impl Replay<'_> {
 async fn every_example_file_replays_against_the_emulator() {
     let Some(dir) = specs() else { return };
     let contract = Contract::load(&dir).expect("load specs");
-    let az = Az::start(AzureConfig { specs_dir: Some(dir.clone()), ..Default::default() }).await;
+    let az = Az::start(AzureConfig {
+        specs_dir: Some(dir.clone()),
+        ..Default::default()
+    })
+    .await;
     assert!(az.emu.contract_loaded());
     let replay = Replay {
         az: &az,
@@ -206,66 +324,238 @@ async fn every_example_file_replays_against_the_emulator() {
         kv_token: az.token("https://vault.azure.net").await,
     };
     let files = contract::example_files(&dir);
-    assert!(!files.is_empty(), "no example files under {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no example files under {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     for file in &files {
         for p in replay.run(file).await {
-            failures.push(format!("{}: {p}", file.strip_prefix(&dir).unwrap_or(file).display()));
+            failures.push(format!(
+                "{}: {p}",
+                file.strip_prefix(&dir).unwrap_or(file).display()
+            ));
         }
     }
     let violations = az.emu.contract_violations();
-    println!("azure contract: {} example files checked against {} specs ({} api-versions of Microsoft.CognitiveServices, Key Vault {})",
-        files.len(), contract.specs.len(), contract.api_versions(SpecKind::Arm).join(", "), contract.api_versions(SpecKind::KeyVault).join(", "));
-    assert!(failures.is_empty(), "example replay failures:\n{}", failures.join("\n"));
-    assert!(violations.is_empty(), "contract violations:\n{}", violations.join("\n"));
+    println!(
+        "azure contract: {} example files checked against {} specs ({} api-versions of Microsoft.CognitiveServices, Key Vault {})",
+        files.len(),
+        contract.specs.len(),
+        contract.api_versions(SpecKind::Arm).join(", "),
+        contract.api_versions(SpecKind::KeyVault).join(", ")
+    );
+    assert!(
+        failures.is_empty(),
+        "example replay failures:\n{}",
+        failures.join("\n")
+    );
+    assert!(
+        violations.is_empty(),
+        "contract violations:\n{}",
+        violations.join("\n")
+    );
 }
 
 #[tokio::test]
 async fn a_full_scenario_produces_no_contract_violation() {
     let Some(dir) = specs() else { return };
-    let az = Az::start(AzureConfig { specs_dir: Some(dir), ..Default::default() }).await;
+    let az = Az::start(AzureConfig {
+        specs_dir: Some(dir),
+        ..Default::default()
+    })
+    .await;
     let sub = az.env.subscription_id.clone();
     for api in ["2025-09-01", "2026-09-01"] {
-        let path = format!("{}?api-version={api}", az.deployment_path(&format!("s-{api}")));
+        let path = format!(
+            "{}?api-version={api}",
+            az.deployment_path(&format!("s-{api}"))
+        );
         let mut body = deployment_body("gpt-4o-mini", None, "GlobalStandard", 2);
         body["tags"] = json!({"owner": "x"});
         body["properties"]["raiPolicyName"] = json!("Microsoft.DefaultV2");
         assert_eq!(az.arm("PUT", &path, Some(&body)).await.status, 201);
         assert_eq!(az.arm("GET", &path, None).await.status, 200);
-        assert_eq!(az.arm("PATCH", &path, Some(&json!({"sku": {"name": "GlobalStandard", "capacity": 3}}))).await.status, 202);
-        assert_eq!(az.arm("GET", &format!("{}/deployments?api-version={api}", az.account_path()), None).await.status, 200);
-        assert_eq!(az.arm("GET", &format!("{}?api-version={api}", az.account_path()), None).await.status, 200);
+        assert_eq!(
+            az.arm(
+                "PATCH",
+                &path,
+                Some(&json!({"sku": {"name": "GlobalStandard", "capacity": 3}}))
+            )
+            .await
+            .status,
+            202
+        );
+        assert_eq!(
+            az.arm(
+                "GET",
+                &format!("{}/deployments?api-version={api}", az.account_path()),
+                None
+            )
+            .await
+            .status,
+            200
+        );
+        assert_eq!(
+            az.arm(
+                "GET",
+                &format!("{}?api-version={api}", az.account_path()),
+                None
+            )
+            .await
+            .status,
+            200
+        );
         assert_eq!(az.arm("GET", &format!("subscriptions/{sub}/providers/Microsoft.CognitiveServices/accounts?api-version={api}"), None).await.status, 200);
-        assert_eq!(az.arm("POST", &format!("{}/listKeys?api-version={api}", az.account_path()), None).await.status, 200);
-        assert_eq!(az.arm("POST", &format!("{}/regenerateKey?api-version={api}", az.account_path()), Some(&json!({"keyName": "Key2"}))).await.status, 200);
-        assert_eq!(az.arm("GET", &format!("{}/models?api-version={api}", az.account_path()), None).await.status, 200);
-        assert_eq!(az.arm("GET", &format!("{}/usages?api-version={api}", az.account_path()), None).await.status, 200);
+        assert_eq!(
+            az.arm(
+                "POST",
+                &format!("{}/listKeys?api-version={api}", az.account_path()),
+                None
+            )
+            .await
+            .status,
+            200
+        );
+        assert_eq!(
+            az.arm(
+                "POST",
+                &format!("{}/regenerateKey?api-version={api}", az.account_path()),
+                Some(&json!({"keyName": "Key2"}))
+            )
+            .await
+            .status,
+            200
+        );
+        assert_eq!(
+            az.arm(
+                "GET",
+                &format!("{}/models?api-version={api}", az.account_path()),
+                None
+            )
+            .await
+            .status,
+            200
+        );
+        assert_eq!(
+            az.arm(
+                "GET",
+                &format!("{}/usages?api-version={api}", az.account_path()),
+                None
+            )
+            .await
+            .status,
+            200
+        );
         assert_eq!(az.arm("GET", &format!("subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/eastus/usages?api-version={api}"), None).await.status, 200);
         assert_eq!(az.arm("GET", &format!("subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/eastus/models?api-version={api}"), None).await.status, 200);
-        let skus = az.arm("GET", &format!("{}/skus?api-version={api}", az.deployment_path(&format!("s-{api}"))), None).await;
+        let skus = az
+            .arm(
+                "GET",
+                &format!(
+                    "{}/skus?api-version={api}",
+                    az.deployment_path(&format!("s-{api}"))
+                ),
+                None,
+            )
+            .await;
         assert_eq!(skus.status, 200);
         assert!(!skus.body["value"].as_array().unwrap().is_empty());
-        assert_eq!(az.arm("GET", &format!("{}?api-version={api}", az.deployment_path("missing")), None).await.status, 404);
+        assert_eq!(
+            az.arm(
+                "GET",
+                &format!("{}?api-version={api}", az.deployment_path("missing")),
+                None
+            )
+            .await
+            .status,
+            404
+        );
         assert_eq!(az.arm("DELETE", &path, None).await.status, 202);
     }
     // Errors are ErrorResponse bodies too.
-    az.emu.set_quota(&sub, "eastus", "OpenAI.Standard.gpt-4o", 1);
-    assert_eq!(az.arm("PUT", &az.deployment_path("q"), Some(&deployment_body("gpt-4o", None, "Standard", 5))).await.code(), "InsufficientQuota");
+    az.emu
+        .set_quota(&sub, "eastus", "OpenAI.Standard.gpt-4o", 1);
+    assert_eq!(
+        az.arm(
+            "PUT",
+            &az.deployment_path("q"),
+            Some(&deployment_body("gpt-4o", None, "Standard", 5))
+        )
+        .await
+        .code(),
+        "InsufficientQuota"
+    );
     let kv = az.token("https://vault.azure.net").await;
     let url = format!("{}secrets/k?api-version=2026-04-01", az.env.key_vault_uri);
-    assert_eq!(az.send("PUT", &url, Some(&kv), Some(&json!({"value": "v", "tags": {"a": "b"}, "contentType": "text/plain"}))).await.status, 200);
-    assert_eq!(az.send("GET", &format!("{}secrets/k/?api-version=2026-04-01", az.env.key_vault_uri), Some(&kv), None).await.status, 200);
-    assert_eq!(az.send("GET", &format!("{}secrets/k/versions?api-version=2026-04-01", az.env.key_vault_uri), Some(&kv), None).await.status, 200);
-    assert_eq!(az.send("GET", &format!("{}secrets/nope/?api-version=2026-04-01", az.env.key_vault_uri), Some(&kv), None).await.status, 404);
+    assert_eq!(
+        az.send(
+            "PUT",
+            &url,
+            Some(&kv),
+            Some(&json!({"value": "v", "tags": {"a": "b"}, "contentType": "text/plain"}))
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        az.send(
+            "GET",
+            &format!("{}secrets/k/?api-version=2026-04-01", az.env.key_vault_uri),
+            Some(&kv),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        az.send(
+            "GET",
+            &format!(
+                "{}secrets/k/versions?api-version=2026-04-01",
+                az.env.key_vault_uri
+            ),
+            Some(&kv),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        az.send(
+            "GET",
+            &format!(
+                "{}secrets/nope/?api-version=2026-04-01",
+                az.env.key_vault_uri
+            ),
+            Some(&kv),
+            None
+        )
+        .await
+        .status,
+        404
+    );
     assert_eq!(az.send("DELETE", &url, Some(&kv), None).await.status, 200);
     let violations = az.emu.contract_violations();
-    assert!(violations.is_empty(), "contract violations:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "contract violations:\n{}",
+        violations.join("\n")
+    );
 }
 
 #[tokio::test]
 async fn request_bodies_that_do_not_match_the_spec_are_rejected() {
     let Some(dir) = specs() else { return };
-    let az = Az::start(AzureConfig { specs_dir: Some(dir), ..Default::default() }).await;
+    let az = Az::start(AzureConfig {
+        specs_dir: Some(dir),
+        ..Default::default()
+    })
+    .await;
     let mut body = deployment_body("gpt-4o-mini", None, "GlobalStandard", 1);
     body["sku"]["capacity"] = json!("ten");
     let r = az.arm("PUT", &az.deployment_path("bad"), Some(&body)).await;
@@ -274,9 +564,26 @@ async fn request_bodies_that_do_not_match_the_spec_are_rejected() {
     assert!(r.message().contains("capacity"), "{}", r.message());
     let mut body = deployment_body("gpt-4o-mini", None, "GlobalStandard", 1);
     body["sku"] = json!({"capacity": 1});
-    assert_eq!(az.arm("PUT", &az.deployment_path("bad"), Some(&body)).await.code(), "InvalidRequestContent", "sku.name is required by the spec");
+    assert_eq!(
+        az.arm("PUT", &az.deployment_path("bad"), Some(&body))
+            .await
+            .code(),
+        "InvalidRequestContent",
+        "sku.name is required by the spec"
+    );
     let kv = az.token("https://vault.azure.net").await;
-    let r = az.send("PUT", &format!("{}secrets/k?api-version=2026-04-01", az.env.key_vault_uri), Some(&kv), Some(&json!({"value": 5}))).await;
+    let r = az
+        .send(
+            "PUT",
+            &format!("{}secrets/k?api-version=2026-04-01", az.env.key_vault_uri),
+            Some(&kv),
+            Some(&json!({"value": 5})),
+        )
+        .await;
     assert_eq!(r.status, 400);
-    assert!(az.emu.deployment(&az.emu.default_account_id(), "bad").is_none());
+    assert!(
+        az.emu
+            .deployment(&az.emu.default_account_id(), "bad")
+            .is_none()
+    );
 }

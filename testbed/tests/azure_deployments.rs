@@ -11,18 +11,37 @@ use serde_json::json;
 use testbed::azure::AzureConfig;
 
 fn slow(ms: u64) -> AzureConfig {
-    AzureConfig { provisioning_delay: Duration::from_millis(ms), ..Default::default() }
+    AzureConfig {
+        provisioning_delay: Duration::from_millis(ms),
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
 async fn put_is_a_long_running_operation_that_progresses_to_succeeded() {
     let az = Az::start(slow(400)).await;
     let path = az.deployment_path("chat");
-    let r = az.arm("PUT", &path, Some(&deployment_body("gpt-4o-mini", Some("2024-07-18"), "GlobalStandard", 10))).await;
+    let r = az
+        .arm(
+            "PUT",
+            &path,
+            Some(&deployment_body(
+                "gpt-4o-mini",
+                Some("2024-07-18"),
+                "GlobalStandard",
+                10,
+            )),
+        )
+        .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.body["properties"]["provisioningState"], "Creating");
-    let status_url = r.header("azure-asyncoperation").expect("Azure-AsyncOperation header");
-    assert!(status_url.contains("/operationStatuses/") && status_url.contains("api-version=2026-09-01"), "{status_url}");
+    let status_url = r
+        .header("azure-asyncoperation")
+        .expect("Azure-AsyncOperation header");
+    assert!(
+        status_url.contains("/operationStatuses/") && status_url.contains("api-version=2026-09-01"),
+        "{status_url}"
+    );
     assert_eq!(r.header("retry-after").as_deref(), Some("1"));
 
     let s = az.arm("GET", &status_url, None).await;
@@ -56,22 +75,38 @@ async fn server_fills_defaults_and_keeps_tags_as_sent() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     let g = az.arm("GET", &path, None).await;
     let p = &g.body["properties"];
-    assert_eq!(p["model"]["version"], "2024-08-06", "default version of gpt-4o");
+    assert_eq!(
+        p["model"]["version"], "2024-08-06",
+        "default version of gpt-4o"
+    );
     assert_eq!(p["versionUpgradeOption"], "OnceNewDefaultVersionAvailable");
     assert_eq!(p["currentCapacity"], 5);
     assert_eq!(p["raiPolicyName"], "Microsoft.DefaultV2");
     assert_eq!(p["capabilities"]["chatCompletion"], "true");
     assert_eq!(p["rateLimits"][1]["key"], "token");
     assert_eq!(p["rateLimits"][1]["count"], 5000);
-    assert_eq!(g.body["tags"], json!({"aoai.dev/owner": "team-a/chat", "Mixed-Case": "Value"}));
+    assert_eq!(
+        g.body["tags"],
+        json!({"aoai.dev/owner": "team-a/chat", "Mixed-Case": "Value"})
+    );
     assert!(g.body["etag"].as_str().is_some_and(|e| e.starts_with('"')));
     assert_eq!(g.body["systemData"]["createdByType"], "Application");
     assert_eq!(g.body["id"], format!("/{path}"));
-    assert_eq!(g.body["type"], "Microsoft.CognitiveServices/accounts/deployments");
+    assert_eq!(
+        g.body["type"],
+        "Microsoft.CognitiveServices/accounts/deployments"
+    );
     // The handle sees the same JSON.
-    assert_eq!(az.emu.deployment(&az.emu.default_account_id(), "d1").unwrap()["properties"]["model"]["version"], "2024-08-06");
+    assert_eq!(
+        az.emu
+            .deployment(&az.emu.default_account_id(), "d1")
+            .unwrap()["properties"]["model"]["version"],
+        "2024-08-06"
+    );
     // 2025-09-01 renders without the newer fields.
-    let old = az.arm("GET", &format!("{path}?api-version=2025-09-01"), None).await;
+    let old = az
+        .arm("GET", &format!("{path}?api-version=2025-09-01"), None)
+        .await;
     assert_eq!(old.status, 200);
     assert!(old.body["properties"].get("deploymentState").is_none());
     assert!(g.body["properties"].get("deploymentState").is_some());
@@ -81,16 +116,32 @@ async fn server_fills_defaults_and_keeps_tags_as_sent() {
 async fn list_patch_and_delete() {
     let az = Az::start(slow(150)).await;
     for name in ["a", "b"] {
-        let r = az.arm("PUT", &az.deployment_path(name), Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1))).await;
-        az.wait_operation(&r.header("azure-asyncoperation").unwrap()).await;
+        let r = az
+            .arm(
+                "PUT",
+                &az.deployment_path(name),
+                Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1)),
+            )
+            .await;
+        az.wait_operation(&r.header("azure-asyncoperation").unwrap())
+            .await;
     }
-    let l = az.arm("GET", &format!("{}/deployments", az.account_path()), None).await;
+    let l = az
+        .arm("GET", &format!("{}/deployments", az.account_path()), None)
+        .await;
     assert_eq!(l.body["value"].as_array().unwrap().len(), 2);
 
-    let p = az.arm("PATCH", &az.deployment_path("a"), Some(&json!({"sku": {"name": "GlobalStandard", "capacity": 7}, "tags": {"x": "y"}}))).await;
+    let p = az
+        .arm(
+            "PATCH",
+            &az.deployment_path("a"),
+            Some(&json!({"sku": {"name": "GlobalStandard", "capacity": 7}, "tags": {"x": "y"}})),
+        )
+        .await;
     assert_eq!(p.status, 202, "{:?}", p.body);
     let loc = p.header("location").expect("Location");
-    az.wait_operation(&p.header("azure-asyncoperation").unwrap()).await;
+    az.wait_operation(&p.header("azure-asyncoperation").unwrap())
+        .await;
     let fin = az.arm("GET", &loc, None).await;
     assert_eq!(fin.status, 200);
     assert_eq!(fin.body["sku"]["capacity"], 7);
@@ -101,39 +152,80 @@ async fn list_patch_and_delete() {
     assert_eq!(d.status, 202);
     let loc = d.header("location").expect("Location");
     assert_eq!(az.arm("GET", &loc, None).await.status, 202);
-    az.wait_operation(&d.header("azure-asyncoperation").unwrap()).await;
+    az.wait_operation(&d.header("azure-asyncoperation").unwrap())
+        .await;
     assert_eq!(az.arm("GET", &loc, None).await.status, 204);
     let g = az.arm("GET", &az.deployment_path("b"), None).await;
     assert_eq!(g.status, 404);
     assert_eq!(g.code(), "DeploymentNotFound");
     // Deleting what does not exist: 204.
-    assert_eq!(az.arm("DELETE", &az.deployment_path("b"), None).await.status, 204);
+    assert_eq!(
+        az.arm("DELETE", &az.deployment_path("b"), None)
+            .await
+            .status,
+        204
+    );
 }
 
 #[tokio::test]
 async fn second_write_on_the_account_while_one_is_in_flight_gets_request_conflict() {
     let az = Az::start(slow(500)).await;
     let account = az.emu.default_account_id();
-    let r = az.arm("PUT", &az.deployment_path("one"), Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1))).await;
+    let r = az
+        .arm(
+            "PUT",
+            &az.deployment_path("one"),
+            Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1)),
+        )
+        .await;
     assert_eq!(r.status, 201);
     assert_eq!(az.emu.max_concurrent_writes_per_account(), 1);
     // A different deployment on the same account: 409 with ARM's body.
-    let c = az.arm("PUT", &az.deployment_path("two"), Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1))).await;
+    let c = az
+        .arm(
+            "PUT",
+            &az.deployment_path("two"),
+            Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1)),
+        )
+        .await;
     assert_eq!(c.status, 409);
     assert_eq!(c.code(), "RequestConflict");
-    assert_eq!(c.message(), format!("Another operation is being performed on the parent resource '{account}'. Please try again later."));
+    assert_eq!(
+        c.message(),
+        format!(
+            "Another operation is being performed on the parent resource '{account}'. Please try again later."
+        )
+    );
     assert_eq!(az.emu.max_concurrent_writes_per_account(), 2);
     // Deletes conflict too; reads do not.
-    assert_eq!(az.arm("DELETE", &az.deployment_path("one"), None).await.status, 409);
-    assert_eq!(az.arm("GET", &az.deployment_path("one"), None).await.status, 200);
+    assert_eq!(
+        az.arm("DELETE", &az.deployment_path("one"), None)
+            .await
+            .status,
+        409
+    );
+    assert_eq!(
+        az.arm("GET", &az.deployment_path("one"), None).await.status,
+        200
+    );
     // Once the operation is over, the write goes through.
-    az.wait_operation(&r.header("azure-asyncoperation").unwrap()).await;
-    let ok = az.arm("PUT", &az.deployment_path("two"), Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1))).await;
+    az.wait_operation(&r.header("azure-asyncoperation").unwrap())
+        .await;
+    let ok = az
+        .arm(
+            "PUT",
+            &az.deployment_path("two"),
+            Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1)),
+        )
+        .await;
     assert_eq!(ok.status, 201);
     let log = az.emu.request_log();
     let conflicts = log.iter().filter(|r| r.status == 409 && r.is_write).count();
     assert_eq!(conflicts, 2);
-    assert!(log.iter().all(|r| r.account_id.is_none() || r.account_id.as_deref() == Some(account.as_str())));
+    assert!(
+        log.iter()
+            .all(|r| r.account_id.is_none() || r.account_id.as_deref() == Some(account.as_str()))
+    );
 }
 
 #[tokio::test]
@@ -143,7 +235,11 @@ async fn concurrent_puts_on_one_account_admit_exactly_one() {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let path = az.deployment_path(&format!("c{i}"));
-        let (http, base, token) = (az.http.clone(), az.env.resource_manager_endpoint.clone(), token.clone());
+        let (http, base, token) = (
+            az.http.clone(),
+            az.env.resource_manager_endpoint.clone(),
+            token.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             http.put(format!("{base}{path}?api-version={API}"))
                 .bearer_auth(token)
@@ -160,8 +256,16 @@ async fn concurrent_puts_on_one_account_admit_exactly_one() {
         statuses.push(t.await.unwrap());
     }
     statuses.sort();
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 7, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        7,
+        "{statuses:?}"
+    );
     // Each rejected write overlapped the admitted one.
     assert_eq!(az.emu.max_concurrent_writes_per_account(), 2);
 }
@@ -170,9 +274,15 @@ async fn concurrent_puts_on_one_account_admit_exactly_one() {
 async fn insufficient_quota_carries_figures_and_is_checked_on_a_no_op_put() {
     let az = Az::default().await;
     let sub = az.env.subscription_id.clone();
-    az.emu.set_quota(&sub, "eastus", "OpenAI.GlobalStandard.gpt-4o-mini", 30);
+    az.emu
+        .set_quota(&sub, "eastus", "OpenAI.GlobalStandard.gpt-4o-mini", 30);
     let body = deployment_body("gpt-4o-mini", Some("2024-07-18"), "GlobalStandard", 20);
-    assert_eq!(az.arm("PUT", &az.deployment_path("q1"), Some(&body)).await.status, 201);
+    assert_eq!(
+        az.arm("PUT", &az.deployment_path("q1"), Some(&body))
+            .await
+            .status,
+        201
+    );
     let r = az.arm("PUT", &az.deployment_path("q2"), Some(&body)).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.code(), "InsufficientQuota");
@@ -181,19 +291,58 @@ async fn insufficient_quota_carries_figures_and_is_checked_on_a_no_op_put() {
         "This operation require 20 new capacity in quota Tokens Per Minute (thousands) - gpt-4o-mini - GlobalStandard, which is bigger than the current available capacity 10. The current quota usage is 20 and the quota limit is 30 for quota Tokens Per Minute (thousands) - gpt-4o-mini - GlobalStandard."
     );
     // Other SKUs have their own quota.
-    assert_eq!(az.arm("PUT", &az.deployment_path("q3"), Some(&deployment_body("gpt-4o-mini", None, "Standard", 20))).await.status, 201);
+    assert_eq!(
+        az.arm(
+            "PUT",
+            &az.deployment_path("q3"),
+            Some(&deployment_body("gpt-4o-mini", None, "Standard", 20))
+        )
+        .await
+        .status,
+        201
+    );
     // Same PUT again (no change) is fine while within quota...
-    assert_eq!(az.arm("PUT", &az.deployment_path("q1"), Some(&body)).await.status, 200);
+    assert_eq!(
+        az.arm("PUT", &az.deployment_path("q1"), Some(&body))
+            .await
+            .status,
+        200
+    );
     // ...but quota is checked even when nothing changes.
-    az.emu.set_quota(&sub, "eastus", "OpenAI.GlobalStandard.gpt-4o-mini", 10);
+    az.emu
+        .set_quota(&sub, "eastus", "OpenAI.GlobalStandard.gpt-4o-mini", 10);
     let again = az.arm("PUT", &az.deployment_path("q1"), Some(&body)).await;
     assert_eq!(again.status, 400);
     assert_eq!(again.code(), "InsufficientQuota");
-    assert!(again.message().contains("The current quota usage is 20 and the quota limit is 10"), "{}", again.message());
-    assert_eq!(az.emu.quota_usage(&sub, "eastus", "OpenAI.GlobalStandard.gpt-4o-mini"), 20);
+    assert!(
+        again
+            .message()
+            .contains("The current quota usage is 20 and the quota limit is 10"),
+        "{}",
+        again.message()
+    );
+    assert_eq!(
+        az.emu
+            .quota_usage(&sub, "eastus", "OpenAI.GlobalStandard.gpt-4o-mini"),
+        20
+    );
     // The location usages list shows the figures.
-    let u = az.arm("GET", &format!("subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/eastus/usages"), None).await;
-    let entry = u.body["value"].as_array().unwrap().iter().find(|v| v["name"]["value"] == "OpenAI.GlobalStandard.gpt-4o-mini").cloned().unwrap();
+    let u = az
+        .arm(
+            "GET",
+            &format!(
+                "subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/eastus/usages"
+            ),
+            None,
+        )
+        .await;
+    let entry = u.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"]["value"] == "OpenAI.GlobalStandard.gpt-4o-mini")
+        .cloned()
+        .unwrap();
     assert_eq!(entry["currentValue"], 20);
     assert_eq!(entry["limit"], 10);
 }
@@ -201,16 +350,50 @@ async fn insufficient_quota_carries_figures_and_is_checked_on_a_no_op_put() {
 #[tokio::test]
 async fn catalog_errors() {
     let az = Az::default().await;
-    let r = az.arm("PUT", &az.deployment_path("x"), Some(&deployment_body("gpt-9", Some("2030-01-01"), "Standard", 1))).await;
+    let r = az
+        .arm(
+            "PUT",
+            &az.deployment_path("x"),
+            Some(&deployment_body("gpt-9", Some("2030-01-01"), "Standard", 1)),
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.code(), "DeploymentModelNotSupported");
-    assert_eq!(r.message(), "The model 'Format: OpenAI, Name: gpt-9, Version: 2030-01-01' of account deployment is not supported.");
-    let r = az.arm("PUT", &az.deployment_path("x"), Some(&deployment_body("gpt-4o", Some("1999-01-01"), "Standard", 1))).await;
+    assert_eq!(
+        r.message(),
+        "The model 'Format: OpenAI, Name: gpt-9, Version: 2030-01-01' of account deployment is not supported."
+    );
+    let r = az
+        .arm(
+            "PUT",
+            &az.deployment_path("x"),
+            Some(&deployment_body(
+                "gpt-4o",
+                Some("1999-01-01"),
+                "Standard",
+                1,
+            )),
+        )
+        .await;
     assert_eq!(r.code(), "DeploymentModelNotSupported");
-    let r = az.arm("PUT", &az.deployment_path("x"), Some(&deployment_body("gpt-4o", Some("2024-08-06"), "DeveloperTier", 1))).await;
+    let r = az
+        .arm(
+            "PUT",
+            &az.deployment_path("x"),
+            Some(&deployment_body(
+                "gpt-4o",
+                Some("2024-08-06"),
+                "DeveloperTier",
+                1,
+            )),
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.code(), "InvalidResourceProperties");
-    assert_eq!(r.message(), "The specified SKU 'DeveloperTier' for model 'gpt-4o 2024-08-06' is not supported in this region 'eastus'.");
+    assert_eq!(
+        r.message(),
+        "The specified SKU 'DeveloperTier' for model 'gpt-4o 2024-08-06' is not supported in this region 'eastus'."
+    );
     // The non-OpenAI Foundry model deploys with its own format.
     let mut phi = deployment_body("Phi-4", None, "GlobalStandard", 1);
     phi["properties"]["model"]["format"] = json!("Microsoft");
@@ -218,56 +401,162 @@ async fn catalog_errors() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.body["properties"]["model"]["version"], "7");
     // The account models list shows the catalog.
-    let m = az.arm("GET", &format!("{}/models", az.account_path()), None).await;
-    let names: Vec<String> = m.body["value"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
-    assert!(names.contains(&"gpt-4o-mini.2024-07-18".to_string()) && names.contains(&"gpt-4o.2024-08-06".to_string()), "{names:?}");
+    let m = az
+        .arm("GET", &format!("{}/models", az.account_path()), None)
+        .await;
+    let names: Vec<String> = m.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        names.contains(&"gpt-4o-mini.2024-07-18".to_string())
+            && names.contains(&"gpt-4o.2024-08-06".to_string()),
+        "{names:?}"
+    );
     // Capacity must be positive; nothing was stored by the failures.
-    let r = az.arm("PUT", &az.deployment_path("x"), Some(&deployment_body("gpt-4o", None, "Standard", 0))).await;
+    let r = az
+        .arm(
+            "PUT",
+            &az.deployment_path("x"),
+            Some(&deployment_body("gpt-4o", None, "Standard", 0)),
+        )
+        .await;
     assert_eq!(r.code(), "InvalidResourceProperties");
-    assert!(az.emu.deployment(&az.emu.default_account_id(), "x").is_none());
+    assert!(
+        az.emu
+            .deployment(&az.emu.default_account_id(), "x")
+            .is_none()
+    );
 }
 
 #[tokio::test]
 async fn capacity_and_model_version_cannot_change_in_one_request() {
     let az = Az::default().await;
     let path = az.deployment_path("s");
-    assert_eq!(az.arm("PUT", &path, Some(&deployment_body("gpt-4o", Some("2024-05-13"), "GlobalStandard", 5))).await.status, 201);
-    let both = az.arm("PUT", &path, Some(&deployment_body("gpt-4o", Some("2024-08-06"), "GlobalStandard", 10))).await;
+    assert_eq!(
+        az.arm(
+            "PUT",
+            &path,
+            Some(&deployment_body(
+                "gpt-4o",
+                Some("2024-05-13"),
+                "GlobalStandard",
+                5
+            ))
+        )
+        .await
+        .status,
+        201
+    );
+    let both = az
+        .arm(
+            "PUT",
+            &path,
+            Some(&deployment_body(
+                "gpt-4o",
+                Some("2024-08-06"),
+                "GlobalStandard",
+                10,
+            )),
+        )
+        .await;
     assert_eq!(both.status, 400);
     assert_eq!(both.code(), "InvalidResourceProperties");
-    assert!(both.message().contains("Cannot change capacity and model at the same time"), "{}", both.message());
+    assert!(
+        both.message()
+            .contains("Cannot change capacity and model at the same time"),
+        "{}",
+        both.message()
+    );
     // Two steps work: capacity first, then the version.
-    assert_eq!(az.arm("PUT", &path, Some(&deployment_body("gpt-4o", Some("2024-05-13"), "GlobalStandard", 10))).await.status, 200);
-    let v = az.arm("PUT", &path, Some(&deployment_body("gpt-4o", Some("2024-08-06"), "GlobalStandard", 10))).await;
+    assert_eq!(
+        az.arm(
+            "PUT",
+            &path,
+            Some(&deployment_body(
+                "gpt-4o",
+                Some("2024-05-13"),
+                "GlobalStandard",
+                10
+            ))
+        )
+        .await
+        .status,
+        200
+    );
+    let v = az
+        .arm(
+            "PUT",
+            &path,
+            Some(&deployment_body(
+                "gpt-4o",
+                Some("2024-08-06"),
+                "GlobalStandard",
+                10,
+            )),
+        )
+        .await;
     assert_eq!(v.status, 200, "{:?}", v.body);
     let g = az.arm("GET", &path, None).await;
     assert_eq!(g.body["properties"]["model"]["version"], "2024-08-06");
     assert_eq!(g.body["sku"]["capacity"], 10);
     // The model itself cannot change.
-    let other = az.arm("PUT", &path, Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 10))).await;
+    let other = az
+        .arm(
+            "PUT",
+            &path,
+            Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 10)),
+        )
+        .await;
     assert_eq!(other.code(), "CannotChangeDeploymentModel");
 }
 
 #[tokio::test]
 async fn operations_can_end_failed() {
     let az = Az::start(slow(100)).await;
-    az.emu.fail_next_operations(1, "InternalServerError", "Provisioning failed.");
-    let r = az.arm("PUT", &az.deployment_path("f"), Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1))).await;
-    let done = az.wait_operation(&r.header("azure-asyncoperation").unwrap()).await;
+    az.emu
+        .fail_next_operations(1, "InternalServerError", "Provisioning failed.");
+    let r = az
+        .arm(
+            "PUT",
+            &az.deployment_path("f"),
+            Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1)),
+        )
+        .await;
+    let done = az
+        .wait_operation(&r.header("azure-asyncoperation").unwrap())
+        .await;
     assert_eq!(done["status"], "Failed");
     assert_eq!(done["error"]["code"], "InternalServerError");
     let g = az.arm("GET", &az.deployment_path("f"), None).await;
     assert_eq!(g.body["properties"]["provisioningState"], "Failed");
     // The next one succeeds.
-    let r = az.arm("PUT", &az.deployment_path("f"), Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1))).await;
-    assert_eq!(az.wait_operation(&r.header("azure-asyncoperation").unwrap()).await["status"], "Succeeded");
+    let r = az
+        .arm(
+            "PUT",
+            &az.deployment_path("f"),
+            Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1)),
+        )
+        .await;
+    assert_eq!(
+        az.wait_operation(&r.header("azure-asyncoperation").unwrap())
+            .await["status"],
+        "Succeeded"
+    );
 }
 
 #[tokio::test]
 async fn pause_and_resume() {
     let az = Az::default().await;
     let path = az.deployment_path("p");
-    az.arm("PUT", &path, Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1))).await;
+    az.arm(
+        "PUT",
+        &path,
+        Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1)),
+    )
+    .await;
     let p = az.arm("POST", &format!("{path}/pause"), None).await;
     assert_eq!(p.status, 200, "{:?}", p.body);
     assert_eq!(p.body["properties"]["deploymentState"], "Paused");
@@ -279,17 +568,39 @@ async fn pause_and_resume() {
 async fn api_versions_outside_the_specs_are_rejected_as_arm_does() {
     let az = Az::default().await;
     let path = az.deployment_path("v");
-    let r = az.arm("GET", &format!("{path}?api-version=2023-05-01"), None).await;
+    let r = az
+        .arm("GET", &format!("{path}?api-version=2023-05-01"), None)
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.code(), "NoRegisteredProviderFound");
-    assert!(r.message().contains("The supported api-versions are '2025-09-01, 2026-09-01'"), "{}", r.message());
-    let r = az.arm("GET", &format!("{path}?api-version=banana"), None).await;
+    assert!(
+        r.message()
+            .contains("The supported api-versions are '2025-09-01, 2026-09-01'"),
+        "{}",
+        r.message()
+    );
+    let r = az
+        .arm("GET", &format!("{path}?api-version=banana"), None)
+        .await;
     assert_eq!(r.code(), "InvalidApiVersionParameter");
     let token = az.token("https://management.azure.com").await;
-    let r = az.send("GET", &format!("{}{path}", az.env.resource_manager_endpoint), Some(&token), None).await;
+    let r = az
+        .send(
+            "GET",
+            &format!("{}{path}", az.env.resource_manager_endpoint),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(r.code(), "MissingApiVersionParameter");
     for v in ["2025-09-01", "2026-09-01"] {
-        let r = az.arm("GET", &format!("{}/deployments?api-version={v}", az.account_path()), None).await;
+        let r = az
+            .arm(
+                "GET",
+                &format!("{}/deployments?api-version={v}", az.account_path()),
+                None,
+            )
+            .await;
         assert_eq!(r.status, 200, "{v}");
     }
 }

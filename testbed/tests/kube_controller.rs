@@ -41,7 +41,11 @@ async fn reconcile(w: Arc<Widget>, ctx: Arc<Ctx>) -> Result<Action, Failure> {
                     "status": {"phase": "Ready", "observedGeneration": generation}
                 });
                 ctx.api
-                    .patch_status(&w.name_any(), &PatchParams::apply("widget-ctl").force(), &Patch::Apply(status))
+                    .patch_status(
+                        &w.name_any(),
+                        &PatchParams::apply("widget-ctl").force(),
+                        &Patch::Apply(status),
+                    )
                     .await
                     .map_err(|e| Failure(e.to_string()))?;
                 ctx.recorder
@@ -61,7 +65,10 @@ async fn reconcile(w: Arc<Widget>, ctx: Arc<Ctx>) -> Result<Action, Failure> {
                 Ok::<_, Failure>(Action::await_change())
             }
             FinalizerEvent::Cleanup(w) => {
-                ctx.log.lock().await.push(format!("cleanup {}", w.name_any()));
+                ctx.log
+                    .lock()
+                    .await
+                    .push(format!("cleanup {}", w.name_any()));
                 Ok(Action::await_change())
             }
         }
@@ -94,14 +101,29 @@ async fn controller_finalizer_status_events_and_relist_after_410() {
     let client = emu.client();
     install_widget_crd(&client).await;
     let api: Api<Widget> = Api::default_namespaced(client.clone());
-    let ctx = Arc::new(Ctx { api: api.clone(), recorder: Recorder::new(client.clone(), "widget-ctl".into()), log: Mutex::new(vec![]) });
+    let ctx = Arc::new(Ctx {
+        api: api.clone(),
+        recorder: Recorder::new(client.clone(), "widget-ctl".into()),
+        log: Mutex::new(vec![]),
+    });
     let ctl = Controller::new(api.clone(), watcher::Config::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
     let handle = tokio::spawn(ctl);
 
-    api.create(&PostParams::default(), &Widget::new("w1", WidgetSpec { size: 1, ..Default::default() })).await.unwrap();
+    api.create(
+        &PostParams::default(),
+        &Widget::new(
+            "w1",
+            WidgetSpec {
+                size: 1,
+                ..Default::default()
+            },
+        ),
+    )
+    .await
+    .unwrap();
     eventually("finalizer added and status Ready", || async {
         let w = api.get("w1").await.unwrap();
         w.finalizers().contains(&"example.com/cleanup".to_string())
@@ -120,28 +142,53 @@ async fn controller_finalizer_status_events_and_relist_after_410() {
     // Recorder events, visible in both the events.k8s.io/v1 and the core/v1 views.
     eventually("event recorded", || async {
         let evs: Api<NewEvent> = Api::default_namespaced(client.clone());
-        evs.list(&ListParams::default()).await.unwrap().items.iter().any(|e| {
-            e.reason.as_deref() == Some("Reconciled") && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("w1")
-        })
+        evs.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("Reconciled")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("w1")
+            })
     })
     .await;
     let core: Api<CoreEvent> = Api::default_namespaced(client.clone());
     let ce = core.list(&ListParams::default()).await.unwrap();
-    assert!(ce.items.iter().any(|e| e.involved_object.name.as_deref() == Some("w1") && e.message.as_deref() == Some("generation 1")));
+    assert!(
+        ce.items
+            .iter()
+            .any(|e| e.involved_object.name.as_deref() == Some("w1")
+                && e.message.as_deref() == Some("generation 1"))
+    );
 
     // Force a relist: history expired and all watches dropped; the controller re-lists and
     // still sees the next change.
     emu.expire_watch_history();
     emu.drop_watches();
-    api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 2}}))).await.unwrap();
+    api.patch(
+        "w1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"size": 2}})),
+    )
+    .await
+    .unwrap();
     eventually("observedGeneration 2 after relist", || async {
-        api.get("w1").await.unwrap().status.and_then(|s| s.observed_generation) == Some(2)
+        api.get("w1")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.observed_generation)
+            == Some(2)
     })
     .await;
 
     // Deletion runs the cleanup branch, then the finalizer is removed and the object goes.
     api.delete("w1", &DeleteParams::default()).await.unwrap();
-    eventually("object gone after cleanup", || async { api.get_opt("w1").await.unwrap().is_none() }).await;
+    eventually("object gone after cleanup", || async {
+        api.get_opt("w1").await.unwrap().is_none()
+    })
+    .await;
     assert!(ctx.log.lock().await.contains(&"cleanup w1".to_string()));
     handle.abort();
 }
@@ -152,7 +199,18 @@ async fn watcher_sees_every_change_exactly_once_in_order() {
     let client = emu.client();
     install_widget_crd(&client).await;
     let api: Api<Widget> = Api::default_namespaced(client.clone());
-    api.create(&PostParams::default(), &Widget::new("seq", WidgetSpec { size: 1, ..Default::default() })).await.unwrap();
+    api.create(
+        &PostParams::default(),
+        &Widget::new(
+            "seq",
+            WidgetSpec {
+                size: 1,
+                ..Default::default()
+            },
+        ),
+    )
+    .await
+    .unwrap();
     let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
     // Initial list: InitApply(size 1), then InitDone.
     let mut seen: Vec<i64> = vec![];
@@ -168,7 +226,13 @@ async fn watcher_sees_every_change_exactly_once_in_order() {
         let api = api.clone();
         tokio::spawn(async move {
             for size in 2..=10 {
-                api.patch("seq", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": size}}))).await.unwrap();
+                api.patch(
+                    "seq",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"size": size}})),
+                )
+                .await
+                .unwrap();
             }
             api.delete("seq", &DeleteParams::default()).await.unwrap();
         })
@@ -185,7 +249,11 @@ async fn watcher_sees_every_change_exactly_once_in_order() {
         }
     }
     writer.await.unwrap();
-    assert_eq!(applied, (2..=10).collect::<Vec<_>>(), "every change once, in order");
+    assert_eq!(
+        applied,
+        (2..=10).collect::<Vec<_>>(),
+        "every change once, in order"
+    );
 }
 
 #[tokio::test]
@@ -195,7 +263,18 @@ async fn streaming_list_watcher_uses_send_initial_events() {
     install_widget_crd(&client).await;
     let api: Api<Widget> = Api::default_namespaced(client.clone());
     for i in 0..3 {
-        api.create(&PostParams::default(), &Widget::new(&format!("s{i}"), WidgetSpec { size: 1, ..Default::default() })).await.unwrap();
+        api.create(
+            &PostParams::default(),
+            &Widget::new(
+                &format!("s{i}"),
+                WidgetSpec {
+                    size: 1,
+                    ..Default::default()
+                },
+            ),
+        )
+        .await
+        .unwrap();
     }
     let cfg = watcher::Config::default().streaming_lists();
     let mut stream = watcher::watcher(api.clone(), cfg).boxed();
@@ -209,7 +288,18 @@ async fn streaming_list_watcher_uses_send_initial_events() {
     }
     names.sort();
     assert_eq!(names, vec!["s0", "s1", "s2"]);
-    api.create(&PostParams::default(), &Widget::new("s3", WidgetSpec { size: 1, ..Default::default() })).await.unwrap();
+    api.create(
+        &PostParams::default(),
+        &Widget::new(
+            "s3",
+            WidgetSpec {
+                size: 1,
+                ..Default::default()
+            },
+        ),
+    )
+    .await
+    .unwrap();
     match timeout(stream.try_next()).await.unwrap().unwrap() {
         watcher::Event::Apply(w) => assert_eq!(w.name_any(), "s3"),
         other => panic!("unexpected {other:?}"),

@@ -23,10 +23,17 @@ fn json_patch_test_of_missing_path_is_null() {
     assert!(e.message.contains("test failed"), "{}", e.message);
     // Removal guarded by a test on the element.
     let p = json!([{"op": "test", "path": "/metadata/finalizers/0", "value": "f"}, {"op": "remove", "path": "/metadata/finalizers/0"}]);
-    assert_eq!(json_patch(&out, &p).unwrap()["metadata"]["finalizers"], json!([]));
+    assert_eq!(
+        json_patch(&out, &p).unwrap()["metadata"]["finalizers"],
+        json!([])
+    );
     // Remove of a missing path is an error; add with "-" appends.
     assert!(json_patch(&doc, &json!([{"op": "remove", "path": "/spec"}])).is_err());
-    let a = json_patch(&json!({"l": [1]}), &json!([{"op": "add", "path": "/l/-", "value": 2}])).unwrap();
+    let a = json_patch(
+        &json!({"l": [1]}),
+        &json!([{"op": "add", "path": "/l/-", "value": 2}]),
+    )
+    .unwrap();
     assert_eq!(a["l"], json!([1, 2]));
 }
 
@@ -52,7 +59,10 @@ fn strategic_merge_by_keys() {
     let cs = &out["spec"]["template"]["spec"]["containers"];
     assert_eq!(cs.as_array().unwrap().len(), 2);
     assert_eq!(cs[0]["image"], "a:2");
-    assert_eq!(cs[0]["env"], json!([{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}]));
+    assert_eq!(
+        cs[0]["env"],
+        json!([{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}])
+    );
     assert_eq!(cs[1]["name"], "c");
     assert_eq!(out["metadata"]["finalizers"], json!(["f1", "f2"]));
 }
@@ -80,14 +90,24 @@ async fn strategic_merge_for_builtins_only() {
     .await;
     assert_eq!(code, 200);
     let cs = &out["spec"]["template"]["spec"]["containers"];
-    assert_eq!(cs.as_array().unwrap().len(), 2, "merged by name, not replaced");
+    assert_eq!(
+        cs.as_array().unwrap().len(),
+        2,
+        "merged by name, not replaced"
+    );
     assert_eq!(cs[1]["image"], "b:2");
     assert_eq!(out["metadata"]["generation"], 2);
     install_widget_crd(&client).await;
     raw(&client, "POST", "/apis/example.com/v1/namespaces/default/widgets", "application/json",
         Some(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}}))).await;
-    let (code, body) = raw(&client, "PATCH", "/apis/example.com/v1/namespaces/default/widgets/w", "application/strategic-merge-patch+json",
-        Some(json!({"spec": {"size": 2}}))).await;
+    let (code, body) = raw(
+        &client,
+        "PATCH",
+        "/apis/example.com/v1/namespaces/default/widgets/w",
+        "application/strategic-merge-patch+json",
+        Some(json!({"spec": {"size": 2}})),
+    )
+    .await;
     assert_eq!(code, 415);
     assert_eq!(body["reason"], "UnsupportedMediaType");
     // JSON patch through the API: a failing test is 422 and nothing changes.
@@ -99,8 +119,14 @@ async fn strategic_merge_for_builtins_only() {
     assert_eq!(code, 200);
     assert_eq!(body["spec"]["size"], 6);
     // PATCH of a missing object is 404.
-    let (code, body) = raw(&client, "PATCH", "/apis/example.com/v1/namespaces/default/widgets/missing", "application/merge-patch+json",
-        Some(json!({"spec": {"size": 2}}))).await;
+    let (code, body) = raw(
+        &client,
+        "PATCH",
+        "/apis/example.com/v1/namespaces/default/widgets/missing",
+        "application/merge-patch+json",
+        Some(json!({"spec": {"size": 2}})),
+    )
+    .await;
     assert_eq!(code, 404);
     assert_eq!(body["message"], "widgets.example.com \"missing\" not found");
     assert_eq!(body["details"]["group"], "example.com");

@@ -4,7 +4,9 @@
 //! SelfSubjectAccessReview answers.
 mod kube_common;
 
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube_common::*;
@@ -49,36 +51,116 @@ async fn enforcement_roles_bindings_and_403_body() {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
         "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": "default"}]})).await;
     bot_cms.list(&ListParams::default()).await.unwrap();
-    let s = status(bot_cms.create(&PostParams::default(), &ConfigMap { metadata: ObjectMeta { name: Some("x".into()), ..Default::default() }, ..Default::default() }).await.unwrap_err());
-    assert!(s.message.contains("cannot create resource \"configmaps\""), "{}", s.message);
+    let s = status(
+        bot_cms
+            .create(
+                &PostParams::default(),
+                &ConfigMap {
+                    metadata: ObjectMeta {
+                        name: Some("x".into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        s.message.contains("cannot create resource \"configmaps\""),
+        "{}",
+        s.message
+    );
     // Other namespaces are not covered by a RoleBinding.
     let ks: Api<ConfigMap> = Api::namespaced(bot.clone(), "kube-system");
-    assert_eq!(status(ks.list(&ListParams::default()).await.unwrap_err()).code, 403);
+    assert_eq!(
+        status(ks.list(&ListParams::default()).await.unwrap_err()).code,
+        403
+    );
     // resourceNames.
     let secrets: Api<Secret> = Api::default_namespaced(admin.clone());
     for n in ["mine", "theirs"] {
-        secrets.create(&PostParams::default(), &Secret { metadata: ObjectMeta { name: Some(n.into()), ..Default::default() }, ..Default::default() }).await.unwrap();
+        secrets
+            .create(
+                &PostParams::default(),
+                &Secret {
+                    metadata: ObjectMeta {
+                        name: Some(n.into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
     }
     let bot_secrets: Api<Secret> = Api::default_namespaced(bot.clone());
     bot_secrets.get("mine").await.unwrap();
     let s = status(bot_secrets.get("theirs").await.unwrap_err());
-    assert_eq!(s.message, r#"secrets "theirs" is forbidden: User "system:serviceaccount:default:bot" cannot get resource "secrets" in API group "" in the namespace "default""#);
-    assert_eq!(status(bot_secrets.list(&ListParams::default()).await.unwrap_err()).code, 403);
+    assert_eq!(
+        s.message,
+        r#"secrets "theirs" is forbidden: User "system:serviceaccount:default:bot" cannot get resource "secrets" in API group "" in the namespace "default""#
+    );
+    assert_eq!(
+        status(bot_secrets.list(&ListParams::default()).await.unwrap_err()).code,
+        403
+    );
     // Subresources are separate resources.
     install_widget_crd(&admin).await;
     let w: Api<Widget> = Api::default_namespaced(admin.clone());
-    w.create(&PostParams::default(), &Widget::new("w", WidgetSpec { size: 1, ..Default::default() })).await.unwrap();
+    w.create(
+        &PostParams::default(),
+        &Widget::new(
+            "w",
+            WidgetSpec {
+                size: 1,
+                ..Default::default()
+            },
+        ),
+    )
+    .await
+    .unwrap();
     let bw: Api<Widget> = Api::default_namespaced(bot.clone());
-    bw.patch_status("w", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "x"}}))).await.unwrap();
-    let s = status(bw.patch("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 2}}))).await.unwrap_err());
-    assert!(s.message.contains(r#"cannot patch resource "widgets" in API group "example.com""#), "{}", s.message);
+    bw.patch_status(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "x"}})),
+    )
+    .await
+    .unwrap();
+    let s = status(
+        bw.patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 2}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert!(
+        s.message
+            .contains(r#"cannot patch resource "widgets" in API group "example.com""#),
+        "{}",
+        s.message
+    );
     // Unknown bearer token: 401.
-    let (code, body) = raw(&admin, "GET", "/api/v1/namespaces", "application/json", None).await;
+    let (code, body) = raw(
+        &admin,
+        "GET",
+        "/api/v1/namespaces",
+        "application/json",
+        None,
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     let router = emu.router();
     let resp = tower::ServiceExt::oneshot(
         router,
-        http::Request::builder().uri("/api/v1/namespaces").header("authorization", "Bearer sa.default.bot.0000").body(axum::body::Body::empty()).unwrap(),
+        http::Request::builder()
+            .uri("/api/v1/namespaces")
+            .header("authorization", "Bearer sa.default.bot.0000")
+            .body(axum::body::Body::empty())
+            .unwrap(),
     )
     .await
     .unwrap();
@@ -103,20 +185,42 @@ async fn cluster_roles_aggregation_and_access_reviews() {
     all.list(&ListParams::default()).await.unwrap();
     let cms: Api<ConfigMap> = Api::all(ops.clone());
     let s = status(cms.list(&ListParams::default()).await.unwrap_err());
-    assert_eq!(s.message, r#"configmaps is forbidden: User "system:serviceaccount:kube-system:ops" cannot list resource "configmaps" in API group "" at the cluster scope"#);
+    assert_eq!(
+        s.message,
+        r#"configmaps is forbidden: User "system:serviceaccount:kube-system:ops" cannot list resource "configmaps" in API group "" at the cluster scope"#
+    );
     // SelfSubjectAccessReview answers for the caller.
     let ssar = |verb: &str, res: &str| SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes { verb: Some(verb.into()), resource: Some(res.into()), namespace: Some("default".into()), ..Default::default() }),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                resource: Some(res.into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         },
         ..Default::default()
     };
     let reviews: Api<SelfSubjectAccessReview> = Api::all(ops.clone());
-    let yes = reviews.create(&PostParams::default(), &ssar("delete", "secrets")).await.unwrap();
+    let yes = reviews
+        .create(&PostParams::default(), &ssar("delete", "secrets"))
+        .await
+        .unwrap();
     assert!(yes.status.unwrap().allowed);
-    let no = reviews.create(&PostParams::default(), &ssar("get", "configmaps")).await.unwrap();
+    let no = reviews
+        .create(&PostParams::default(), &ssar("get", "configmaps"))
+        .await
+        .unwrap();
     assert!(!no.status.unwrap().allowed);
     let admin_reviews: Api<SelfSubjectAccessReview> = Api::all(admin.clone());
-    assert!(admin_reviews.create(&PostParams::default(), &ssar("get", "configmaps")).await.unwrap().status.unwrap().allowed);
+    assert!(
+        admin_reviews
+            .create(&PostParams::default(), &ssar("get", "configmaps"))
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .allowed
+    );
 }

@@ -12,7 +12,9 @@ use testbed::kube::KubeEmulator;
 
 async fn client_from(kubeconfig: &str) -> kube::Client {
     let kc = kube::config::Kubeconfig::from_yaml(kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
     kube::Client::try_from(cfg).unwrap()
 }
 
@@ -25,18 +27,31 @@ async fn serve_to_dir_writes_a_working_admin_kubeconfig() {
     assert_eq!(yaml, server.kubeconfig_yaml(None));
     let client = client_from(&yaml).await;
     let nss: Api<Namespace> = Api::all(client.clone());
-    let names: Vec<String> = nss.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|n| n.metadata.name).collect();
+    let names: Vec<String> = nss
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
     assert!(names.contains(&"default".to_string()) && names.contains(&"kube-system".to_string()));
     // The same store is visible in-process.
     let cms: Api<ConfigMap> = Api::default_namespaced(server.emulator().client());
-    let cm: ConfigMap = serde_json::from_value(serde_json::json!({"metadata": {"name": "shared"}})).unwrap();
+    let cm: ConfigMap =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "shared"}})).unwrap();
     cms.create(&Default::default(), &cm).await.unwrap();
     let over_http: Api<ConfigMap> = Api::default_namespaced(client);
     over_http.get("shared").await.unwrap();
     let url = server.url();
     server.shutdown().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(tokio::net::TcpStream::connect(url.trim_start_matches("http://")).await.is_err(), "listener closed");
+    assert!(
+        tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+            .await
+            .is_err(),
+        "listener closed"
+    );
 }
 
 #[tokio::test]
@@ -46,7 +61,10 @@ async fn service_account_kubeconfig_is_that_identity() {
     emu.set_rbac_enforced(true);
     let token = emu.service_account_token("default", "bot");
     let yaml = server.kubeconfig_yaml(Some(&token));
-    assert!(yaml.contains("as: system:serviceaccount:default:bot"), "{yaml}");
+    assert!(
+        yaml.contains("as: system:serviceaccount:default:bot"),
+        "{yaml}"
+    );
     let client = client_from(&yaml).await;
     let cms: Api<ConfigMap> = Api::default_namespaced(client);
     match cms.list(&ListParams::default()).await.unwrap_err() {
@@ -82,7 +100,9 @@ fn binary_prints_ready_and_writes_kubeconfig() {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("ready line");
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("ready line");
     assert!(line.contains("ready"), "{line}");
     let kc = std::fs::read_to_string(dir.path().join("kubeconfig")).unwrap();
     assert!(kc.contains("server: http://127.0.0.1:"));

@@ -49,22 +49,45 @@ impl Bed {
         let azure = AzureEmulator::start(cfg).await.expect("azure emulator");
         let dir = tempfile::tempdir().unwrap();
         azure.write_files(dir.path()).unwrap();
-        let env: HashMap<String, String> =
-            azure.env().vars().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let env: HashMap<String, String> = azure
+            .env()
+            .vars()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         let kube = KubeEmulator::new();
         let client = kube.client();
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         for crd in [AIAccount::crd(), ModelDeployment::crd()] {
-            crds.create(&PostParams::default(), &crd).await.expect("install CRD");
+            crds.create(&PostParams::default(), &crd)
+                .await
+                .expect("install CRD");
         }
         let nss: Api<Namespace> = Api::all(client.clone());
-        for (ns, labels) in [("team-a", json!({})), ("team-b", json!({})), ("team-c", json!({"ai-access": "true"}))] {
-            let n: Namespace = serde_json::from_value(json!({"metadata": {"name": ns, "labels": labels}})).unwrap();
-            nss.create(&PostParams::default(), &n).await.expect("namespace");
+        for (ns, labels) in [
+            ("team-a", json!({})),
+            ("team-b", json!({})),
+            ("team-c", json!({"ai-access": "true"})),
+        ] {
+            let n: Namespace =
+                serde_json::from_value(json!({"metadata": {"name": ns, "labels": labels}}))
+                    .unwrap();
+            nss.create(&PostParams::default(), &n)
+                .await
+                .expect("namespace");
         }
         let account_id = azure.default_account_id();
         let vault = azure.default_vault_uri();
-        let bed = Bed { kube, azure, client, dir, env, account_id, vault, op: None };
+        let bed = Bed {
+            kube,
+            azure,
+            client,
+            dir,
+            env,
+            account_id,
+            vault,
+            op: None,
+        };
         bed.create_account(ACCOUNT, json!({})).await;
         bed
     }
@@ -87,7 +110,10 @@ impl Bed {
             "metadata": {"name": name}, "spec": spec,
         }))
         .unwrap();
-        Api::<AIAccount>::all(self.client.clone()).create(&PostParams::default(), &a).await.expect("create AIAccount");
+        Api::<AIAccount>::all(self.client.clone())
+            .create(&PostParams::default(), &a)
+            .await
+            .expect("create AIAccount");
     }
 
     pub fn config(&self) -> Config {
@@ -127,18 +153,28 @@ impl Bed {
             "metadata": {"name": name, "namespace": ns}, "spec": full,
         }))
         .unwrap();
-        self.mds(ns).create(&PostParams::default(), &md).await.expect("create ModelDeployment")
+        self.mds(ns)
+            .create(&PostParams::default(), &md)
+            .await
+            .expect("create ModelDeployment")
     }
 
     pub async fn patch_spec(&self, ns: &str, name: &str, spec: Value) {
         self.mds(ns)
-            .patch(name, &PatchParams::default(), &Patch::Merge(&json!({"spec": spec})))
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": spec})),
+            )
             .await
             .expect("patch spec");
     }
 
     pub async fn delete_md(&self, ns: &str, name: &str) {
-        self.mds(ns).delete(name, &DeleteParams::default()).await.expect("delete");
+        self.mds(ns)
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete");
     }
 
     /// Wait until `pred` holds for the ModelDeployment (None = it is gone).
@@ -168,17 +204,24 @@ impl Bed {
 
     /// Ready=True for the current generation.
     pub async fn wait_ready(&self, ns: &str, name: &str) -> ModelDeployment {
-        self.wait_md(ns, name, Duration::from_secs(30), "Ready", |m| m.is_some_and(is_ready)).await.unwrap()
+        self.wait_md(ns, name, Duration::from_secs(30), "Ready", |m| {
+            m.is_some_and(is_ready)
+        })
+        .await
+        .unwrap()
     }
 
     pub async fn wait_reason(&self, ns: &str, name: &str, reason: &str) -> ModelDeployment {
-        self.wait_md(ns, name, Duration::from_secs(30), reason, |m| m.is_some_and(|m| ready_reason(m).as_deref() == Some(reason)))
-            .await
-            .unwrap()
+        self.wait_md(ns, name, Duration::from_secs(30), reason, |m| {
+            m.is_some_and(|m| ready_reason(m).as_deref() == Some(reason))
+        })
+        .await
+        .unwrap()
     }
 
     pub async fn wait_gone(&self, ns: &str, name: &str) {
-        self.wait_md(ns, name, Duration::from_secs(30), "gone", |m| m.is_none()).await;
+        self.wait_md(ns, name, Duration::from_secs(30), "gone", |m| m.is_none())
+            .await;
     }
 
     pub async fn wait_account_ready(&self) {
@@ -187,12 +230,18 @@ impl Bed {
         loop {
             let a = api.get(ACCOUNT).await.unwrap();
             let ok = a.status.as_ref().is_some_and(|s| {
-                s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
             });
             if ok {
                 return;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "AIAccount not ready: {:?}", a.status);
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "AIAccount not ready: {:?}",
+                a.status
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -215,26 +264,41 @@ impl Bed {
     }
 
     pub fn puts(&self, name: &str) -> Vec<RequestRecord> {
-        self.deployment_requests(name).into_iter().filter(|r| r.method == "PUT").collect()
+        self.deployment_requests(name)
+            .into_iter()
+            .filter(|r| r.method == "PUT")
+            .collect()
     }
 
     pub fn assert_contract_clean(&self) {
         let v = self.azure.contract_violations();
-        assert!(v.is_empty(), "requests/responses violating the Azure spec: {v:#?}");
+        assert!(
+            v.is_empty(),
+            "requests/responses violating the Azure spec: {v:#?}"
+        );
         if !self.azure.contract_loaded() {
-            eprintln!("NOTE: AZURE_SPECS_DIR not set: the emulator did not validate request bodies against the spec");
+            eprintln!(
+                "NOTE: AZURE_SPECS_DIR not set: the emulator did not validate request bodies against the spec"
+            );
         }
     }
 
     pub async fn events_for(&self, ns: &str, name: &str) -> Vec<(String, String, String)> {
-        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), ns);
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), ns);
         api.list(&Default::default())
             .await
             .map(|l| l.items)
             .unwrap_or_default()
             .into_iter()
             .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-            .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .map(|e| {
+                (
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                )
+            })
             .collect()
     }
 }
@@ -251,14 +315,21 @@ pub fn merge(a: &mut Value, b: Value) {
 }
 
 pub fn ready_reason(m: &ModelDeployment) -> Option<String> {
-    m.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.reason.clone())
+    m.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.reason.clone())
 }
 
 pub fn is_ready(m: &ModelDeployment) -> bool {
     let g = m.metadata.generation;
     m.status.as_ref().is_some_and(|s| {
         s.observed_generation == g
-            && s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True" && c.observed_generation == g)
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True" && c.observed_generation == g)
     })
 }
 
@@ -267,5 +338,8 @@ pub fn name_of(ns: &str, name: &str) -> String {
 }
 
 pub fn md_name(m: &ModelDeployment) -> String {
-    m.status.as_ref().and_then(|s| s.deployment_name.clone()).unwrap_or_else(|| m.name_any())
+    m.status
+        .as_ref()
+        .and_then(|s| s.deployment_name.clone())
+        .unwrap_or_else(|| m.name_any())
 }

@@ -76,3 +76,54 @@ def test_sandbox_until_ready():
     assert f"KUBECONFIG={directory / 'kubeconfig'}" in output
     # The sandbox stopped what it started.
     assert "testbed ready" in output
+
+
+def processes_mentioning(text: str) -> list:
+    found = []
+    for proc in pathlib.Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                environ = (proc / "environ").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            # The test bed has DIR on its command line; the operator has KUBECONFIG=DIR/kubeconfig in its environment.
+            if text in cmdline or f"KUBECONFIG={text}" in environ:
+                found.append((int(proc.name), cmdline))
+    return found
+
+
+def test_sandbox_stops_cleanly_on_ctrl_c(tmp_path):
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="sandbox-int-"))
+    examples_dir = tmp_path / "examples"
+    examples_dir.mkdir()
+    for name in ("00-namespace.yaml", "01-aiaccount.yaml", "10-chat-gpt-4o-mini.yaml"):
+        (examples_dir / name).write_text((ROOT / "examples" / name).read_text())
+    proc = subprocess.Popen(
+        ["cargo", "xtask", "sandbox", "--dir", str(directory), "--examples", str(examples_dir)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "Ctrl-C stops it" in line:
+                break
+        else:
+            raise AssertionError("the sandbox never became ready:\n" + "".join(seen)[-6000:])
+        running = processes_mentioning(str(directory))
+        assert any("testbed" in cmd for _, cmd in running), running
+        assert any("aoai-operator" in cmd for _, cmd in running), running
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C delivers
+        rest, _ = proc.communicate(timeout=60)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    assert proc.returncode == 0, rest
+    assert "sandbox stopped" in rest
+    leftovers = [cmd for pid, cmd in processes_mentioning(str(directory)) if pid != os.getpid()]
+    assert leftovers == [], leftovers

@@ -30,7 +30,10 @@ fn parse_surface(s: &str) -> Option<Surface> {
 fn parse_fault(v: &Value) -> Result<Fault, String> {
     let surface = parse_surface(v["surface"].as_str().unwrap_or("any")).ok_or("unknown surface")?;
     let method = match v["method"].as_str() {
-        Some(m) => Some(http::Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|e| e.to_string())?),
+        Some(m) => Some(
+            http::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|e| e.to_string())?,
+        ),
         None => None,
     };
     let action = &v["action"];
@@ -42,8 +45,14 @@ fn parse_fault(v: &Value) -> Result<Fault, String> {
         let e = &action["error"];
         FaultAction::Error {
             status: e["status"].as_u64().ok_or("error.status required")? as u16,
-            code: e["code"].as_str().unwrap_or("InternalServerError").to_string(),
-            message: e["message"].as_str().unwrap_or("Injected fault.").to_string(),
+            code: e["code"]
+                .as_str()
+                .unwrap_or("InternalServerError")
+                .to_string(),
+            message: e["message"]
+                .as_str()
+                .unwrap_or("Injected fault.")
+                .to_string(),
             retry_after: e["retry_after"].as_u64(),
         }
     } else {
@@ -60,14 +69,19 @@ fn parse_fault(v: &Value) -> Result<Fault, String> {
 
 pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
     let body = req.json().unwrap_or(Value::Null);
-    let account = req.query("account_id").unwrap_or_else(|| inner.default_account());
+    let account = req
+        .query("account_id")
+        .unwrap_or_else(|| inner.default_account());
     match (req.method.as_str(), req.path.trim_end_matches('/')) {
-        ("GET", "" | "/") => json_response(200, json!({"routes": [
-            "GET /log", "DELETE /log", "POST /faults", "DELETE /faults",
-            "GET|PUT|DELETE /deployment?account_id=&name=", "PATCH /deployment?account_id=&name= (JSON merge)",
-            "POST /quota", "PUT /catalog?account_id=", "POST /provisioning-delay", "POST /regenerate-key?account_id=&key=key1|key2",
-            "POST /fail-operations", "GET /state",
-        ]})),
+        ("GET", "" | "/") => json_response(
+            200,
+            json!({"routes": [
+                "GET /log", "DELETE /log", "POST /faults", "DELETE /faults",
+                "GET|PUT|DELETE /deployment?account_id=&name=", "PATCH /deployment?account_id=&name= (JSON merge)",
+                "POST /quota", "PUT /catalog?account_id=", "POST /provisioning-delay", "POST /regenerate-key?account_id=&key=key1|key2",
+                "POST /fail-operations", "GET /state",
+            ]}),
+        ),
         ("GET", "/log") => {
             let log = inner.log.lock();
             let start = log.first().map(|r| r.started);
@@ -99,11 +113,16 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
             empty_response(204)
         }
         (m, "/deployment") => {
-            let Some(name) = req.query("name") else { return bad("name required") };
+            let Some(name) = req.query("name") else {
+                return bad("name required");
+            };
             let mut w = inner.world.lock();
             w.settle();
             match m {
-                "GET" => match w.account(&account).and_then(|a| a.deployments.get(&name.to_ascii_lowercase())) {
+                "GET" => match w
+                    .account(&account)
+                    .and_then(|a| a.deployments.get(&name.to_ascii_lowercase()))
+                {
                     Some(d) => json_response(200, d.body.clone()),
                     None => json_response(404, json!({"error": "not found"})),
                 },
@@ -112,7 +131,10 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
                     empty_response(204)
                 }
                 "PATCH" => {
-                    if let Some(d) = w.account_mut(&account).and_then(|a| a.deployments.get_mut(&name.to_ascii_lowercase())) {
+                    if let Some(d) = w
+                        .account_mut(&account)
+                        .and_then(|a| a.deployments.get_mut(&name.to_ascii_lowercase()))
+                    {
                         json_patch::merge(&mut d.body, &body);
                         empty_response(204)
                     } else {
@@ -129,10 +151,19 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
             }
         }
         ("POST", "/quota") => {
-            let (Some(sub), Some(loc), Some(usage), Some(limit)) = (body["subscription"].as_str(), body["location"].as_str(), body["usage_name"].as_str(), body["limit"].as_u64()) else {
+            let (Some(sub), Some(loc), Some(usage), Some(limit)) = (
+                body["subscription"].as_str(),
+                body["location"].as_str(),
+                body["usage_name"].as_str(),
+                body["limit"].as_u64(),
+            ) else {
                 return bad("subscription, location, usage_name, limit required");
             };
-            inner.world.lock().quotas.insert(super::world::quota_key(sub, loc, usage), limit as u32);
+            inner
+                .world
+                .lock()
+                .quotas
+                .insert(super::world::quota_key(sub, loc, usage), limit as u32);
             empty_response(204)
         }
         ("PUT", "/catalog") => match serde_json::from_value::<Vec<CatalogModel>>(body) {
@@ -145,13 +176,20 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
             Err(e) => bad(&e.to_string()),
         },
         ("POST", "/provisioning-delay") => {
-            inner.config.lock().provisioning_delay = Duration::from_millis(body["ms"].as_u64().unwrap_or(0));
+            inner.config.lock().provisioning_delay =
+                Duration::from_millis(body["ms"].as_u64().unwrap_or(0));
             empty_response(204)
         }
         ("POST", "/fail-operations") => {
             let n = body["count"].as_u64().unwrap_or(1);
-            let code = body["code"].as_str().unwrap_or("InternalServerError").to_string();
-            let message = body["message"].as_str().unwrap_or("The operation failed.").to_string();
+            let code = body["code"]
+                .as_str()
+                .unwrap_or("InternalServerError")
+                .to_string();
+            let message = body["message"]
+                .as_str()
+                .unwrap_or("The operation failed.")
+                .to_string();
             let mut w = inner.world.lock();
             for _ in 0..n {
                 w.fail_next.push_back((code.clone(), message.clone()));
@@ -159,7 +197,9 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
             empty_response(204)
         }
         ("POST", "/regenerate-key") => {
-            let key1 = req.query("key").is_none_or(|k| k.eq_ignore_ascii_case("key1"));
+            let key1 = req
+                .query("key")
+                .is_none_or(|k| k.eq_ignore_ascii_case("key1"));
             if let Some(a) = inner.world.lock().account_mut(&account) {
                 a.regenerate(key1);
             }
@@ -167,12 +207,18 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
         }
         ("GET", "/state") => {
             let w = inner.world.lock();
-            json_response(200, json!({
-                "max_concurrent_writes_per_account": w.max_concurrent,
-                "contract_loaded": inner.contract.is_some(),
-                "contract_violations": *inner.violations.lock(),
-            }))
+            json_response(
+                200,
+                json!({
+                    "max_concurrent_writes_per_account": w.max_concurrent,
+                    "contract_loaded": inner.contract.is_some(),
+                    "contract_violations": *inner.violations.lock(),
+                }),
+            )
         }
-        _ => json_response(404, json!({"error": format!("no admin route {} {}", req.method, req.path)})),
+        _ => json_response(
+            404,
+            json!({"error": format!("no admin route {} {}", req.method, req.path)}),
+        ),
     }
 }

@@ -32,7 +32,9 @@ fn not_found_account(rg: &str, name: &str) -> Resp {
     arm_error(
         404,
         "ResourceNotFound",
-        &format!("The Resource 'Microsoft.CognitiveServices/accounts/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+        &format!(
+            "The Resource 'Microsoft.CognitiveServices/accounts/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+        ),
     )
 }
 
@@ -40,7 +42,9 @@ fn conflict(account_id: &str) -> Resp {
     arm_error(
         409,
         "RequestConflict",
-        &format!("Another operation is being performed on the parent resource '{account_id}'. Please try again later."),
+        &format!(
+            "Another operation is being performed on the parent resource '{account_id}'. Please try again later."
+        ),
     )
 }
 
@@ -54,9 +58,14 @@ fn www_authenticate(inner: &Inner, error_description: &str) -> String {
 }
 
 /// Validates the bearer token for ARM; Err = Azure's 401.
+#[allow(clippy::result_large_err)]
 fn authenticate(inner: &Inner, req: &Req) -> Result<Value, Resp> {
     let err = |code: &str, message: &str, desc: &str| {
-        with_header(arm_error(401, code, message), "www-authenticate", &www_authenticate(inner, desc))
+        with_header(
+            arm_error(401, code, message),
+            "www-authenticate",
+            &www_authenticate(inner, desc),
+        )
     };
     let Some(token) = req.bearer() else {
         return Err(err(
@@ -81,7 +90,9 @@ fn authenticate(inner: &Inner, req: &Req) -> Result<Value, Resp> {
         }
         Err(TokenError::WrongAudience { aud }) => Err(err(
             "InvalidAuthenticationTokenAudience",
-            &format!("The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'."),
+            &format!(
+                "The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'."
+            ),
             "The access token has been obtained for wrong audience or resource.",
         )),
         Err(_) => Err(err(
@@ -111,9 +122,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
         .path
         .trim_matches('/')
         .split('/')
-        .map(|s| {
-            percent_decode(s)
-        })
+        .map(percent_decode)
         .collect();
     let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
     let is_write = req.method != "GET" && req.method != "HEAD";
@@ -135,7 +144,11 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
             .buckets
             .entry((sub.clone(), actor_oid.clone(), is_write))
             .or_insert_with(|| Bucket::new(cap));
-        let name = if is_write { "x-ms-ratelimit-remaining-subscription-writes" } else { "x-ms-ratelimit-remaining-subscription-reads" };
+        let name = if is_write {
+            "x-ms-ratelimit-remaining-subscription-writes"
+        } else {
+            "x-ms-ratelimit-remaining-subscription-reads"
+        };
         match bucket.take(cap, refill) {
             Ok(remaining) => ratelimit_header = Some((name, remaining)),
             Err(wait) => {
@@ -144,7 +157,10 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
                 let r = arm_error(
                     429,
                     "SubscriptionRequestsThrottled",
-                    &format!("Number of '{kind}' requests for subscription '{}' actor '{actor_oid}' exceeded. Please try again after '{wait}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling", segs[1]),
+                    &format!(
+                        "Number of '{kind}' requests for subscription '{}' actor '{actor_oid}' exceeded. Please try again after '{wait}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling",
+                        segs[1]
+                    ),
                 );
                 let r = with_header(r, "retry-after", &wait.to_string());
                 let r = with_header(r, name, "0");
@@ -153,25 +169,49 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
         }
     }
 
-    let is_operation_url = lower.len() == 8
-        && (lower[6] == "operationstatuses" || lower[6] == "operationresults");
+    let is_operation_url =
+        lower.len() == 8 && (lower[6] == "operationstatuses" || lower[6] == "operationresults");
     let api_version = match req.query("api-version") {
         None => {
-            let r = arm_error(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.");
+            let r = arm_error(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            );
             return finish(r, principal_opt, account_id, is_write);
         }
         Some(v) if !API_VERSIONS.contains(&v.as_str()) && !is_operation_url => {
             let r = if !looks_like_api_version(&v) {
-                arm_error(400, "InvalidApiVersionParameter", &format!("The api-version '{v}' is invalid. The supported versions are '{}'.", API_VERSIONS.join(",")))
+                arm_error(
+                    400,
+                    "InvalidApiVersionParameter",
+                    &format!(
+                        "The api-version '{v}' is invalid. The supported versions are '{}'.",
+                        API_VERSIONS.join(",")
+                    ),
+                )
             } else {
                 let ty = resource_type(&lower);
-                arm_error(400, "NoRegisteredProviderFound", &format!("No registered resource provider found for location 'eastus' and API version '{v}' for type '{ty}'. The supported api-versions are '{}'. The supported locations are 'eastus, eastus2, westus, swedencentral'.", API_VERSIONS.join(", ")))
+                arm_error(
+                    400,
+                    "NoRegisteredProviderFound",
+                    &format!(
+                        "No registered resource provider found for location 'eastus' and API version '{v}' for type '{ty}'. The supported api-versions are '{}'. The supported locations are 'eastus, eastus2, westus, swedencentral'.",
+                        API_VERSIONS.join(", ")
+                    ),
+                )
             };
             return finish(r, principal_opt, account_id, is_write);
         }
         Some(v) => v,
     };
-    let ctx = Ctx { inner, req, api_version, principal: principal.clone(), actor_oid };
+    let ctx = Ctx {
+        inner,
+        req,
+        api_version,
+        principal: principal.clone(),
+        actor_oid,
+    };
     let mut resp = route(&ctx, &segs, &lower);
     if let Some((name, remaining)) = ratelimit_header {
         resp = with_header(resp, name, &remaining.to_string());
@@ -179,10 +219,23 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
     finish(resp, principal_opt, account_id, is_write)
 }
 
-fn finish(resp: Resp, principal: Option<String>, account_id: Option<String>, is_write: bool) -> Resp {
+fn finish(
+    resp: Resp,
+    principal: Option<String>,
+    account_id: Option<String>,
+    is_write: bool,
+) -> Resp {
     let mut resp = with_header(resp, "x-ms-request-id", &uuid::Uuid::new_v4().to_string());
-    resp = with_header(resp, "x-ms-correlation-request-id", &uuid::Uuid::new_v4().to_string());
-    resp.extensions_mut().insert(LogInfo { principal, account_id, is_write });
+    resp = with_header(
+        resp,
+        "x-ms-correlation-request-id",
+        &uuid::Uuid::new_v4().to_string(),
+    );
+    resp.extensions_mut().insert(LogInfo {
+        principal,
+        account_id,
+        is_write,
+    });
     resp
 }
 
@@ -227,17 +280,53 @@ fn route(ctx: &Ctx, segs: &[String], lower: &[String]) -> Resp {
     let l: Vec<&str> = lower.iter().map(String::as_str).collect();
     let m = ctx.req.method.as_str();
     match (m, l.as_slice()) {
-        (_, ["subscriptions", _, "providers", "microsoft.cognitiveservices", rest @ ..]) => {
-            subscription_level(ctx, &segs[1], rest, &segs[4..])
-        }
-        ("GET", ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.cognitiveservices", "accounts"]) => {
-            list_accounts(ctx, &segs[1], Some(&segs[3]))
-        }
-        (_, ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.cognitiveservices", "accounts", _, rest @ ..]) => {
+        (
+            _,
+            [
+                "subscriptions",
+                _,
+                "providers",
+                "microsoft.cognitiveservices",
+                rest @ ..,
+            ],
+        ) => subscription_level(ctx, &segs[1], rest, &segs[4..]),
+        (
+            "GET",
+            [
+                "subscriptions",
+                _,
+                "resourcegroups",
+                _,
+                "providers",
+                "microsoft.cognitiveservices",
+                "accounts",
+            ],
+        ) => list_accounts(ctx, &segs[1], Some(&segs[3])),
+        (
+            _,
+            [
+                "subscriptions",
+                _,
+                "resourcegroups",
+                _,
+                "providers",
+                "microsoft.cognitiveservices",
+                "accounts",
+                _,
+                rest @ ..,
+            ],
+        ) => {
             let id = world::account_id(&segs[1], &segs[3], &segs[7]);
             account_level(ctx, &id, &segs[1], &segs[3], &segs[7], rest, &segs[8..])
         }
-        _ => arm_error(404, "InvalidResourceType", &format!("The resource type could not be found in the namespace 'Microsoft.CognitiveServices' for api version '{}'.", ctx.api_version)),
+        _ => arm_error(
+            404,
+            "InvalidResourceType",
+            &format!(
+                "The resource type could not be found in the namespace 'Microsoft.CognitiveServices' for api version '{}'.",
+                ctx.api_version
+            ),
+        ),
     }
 }
 
@@ -251,7 +340,15 @@ fn subscription_level(ctx: &Ctx, sub: &str, rest: &[&str], raw: &[String]) -> Re
         ("GET", ["locations", _, "operationstatuses", _]) => operation_status(ctx, &raw[3]),
         ("GET", ["locations", _, "operationresults", _]) => operation_result(ctx, &raw[3]),
         ("POST", ["calculatemodelcapacity"]) => calculate_capacity(ctx),
-        _ => arm_error(404, "InvalidResourceType", &format!("The resource type '{}' could not be found in the namespace 'Microsoft.CognitiveServices' for api version '{}'.", rest.first().unwrap_or(&""), ctx.api_version)),
+        _ => arm_error(
+            404,
+            "InvalidResourceType",
+            &format!(
+                "The resource type '{}' could not be found in the namespace 'Microsoft.CognitiveServices' for api version '{}'.",
+                rest.first().unwrap_or(&""),
+                ctx.api_version
+            ),
+        ),
     }
 }
 
@@ -259,7 +356,12 @@ fn subscription_level(ctx: &Ctx, sub: &str, rest: &[&str], raw: &[String]) -> Re
 fn render_for_version(api_version: &str, mut body: Value) -> Value {
     if api_version == "2025-09-01" {
         if let Some(p) = body["properties"].as_object_mut() {
-            for k in ["deploymentState", "serviceTier", "routing", "contextCacheContainerId"] {
+            for k in [
+                "deploymentState",
+                "serviceTier",
+                "routing",
+                "contextCacheContainerId",
+            ] {
                 p.remove(k);
             }
         }
@@ -287,12 +389,25 @@ fn operation_urls(ctx: &Ctx, sub: &str, location: &str, op_id: &str) -> (String,
     let base = ctx.inner.main_url();
     let loc = world::normalize_location(location);
     (
-        format!("{base}subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{loc}/operationStatuses/{op_id}?api-version={}", ctx.api_version),
-        format!("{base}subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{loc}/operationResults/{op_id}?api-version={}", ctx.api_version),
+        format!(
+            "{base}subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{loc}/operationStatuses/{op_id}?api-version={}",
+            ctx.api_version
+        ),
+        format!(
+            "{base}subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{loc}/operationResults/{op_id}?api-version={}",
+            ctx.api_version
+        ),
     )
 }
 
-fn lro_headers(ctx: &Ctx, resp: Resp, sub: &str, location: &str, op_id: &str, with_location: bool) -> Resp {
+fn lro_headers(
+    ctx: &Ctx,
+    resp: Resp,
+    sub: &str,
+    location: &str,
+    op_id: &str,
+    with_location: bool,
+) -> Resp {
     let (status, result) = operation_urls(ctx, sub, location, op_id);
     let retry = ctx.inner.config.lock().lro_retry_after_secs;
     let mut resp = with_header(resp, "azure-asyncoperation", &status);
@@ -302,10 +417,18 @@ fn lro_headers(ctx: &Ctx, resp: Resp, sub: &str, location: &str, op_id: &str, wi
     with_header(resp, "retry-after", &retry.to_string())
 }
 
-fn start_operation(ctx: &Ctx, w: &mut World, account_key: &str, sub: &str, location: &str, target: Target) -> String {
+fn start_operation(
+    ctx: &Ctx,
+    w: &mut World,
+    account_key: &str,
+    sub: &str,
+    location: &str,
+    target: Target,
+) -> String {
     let delay = ctx.inner.config.lock().provisioning_delay;
     let id = uuid::Uuid::new_v4().to_string();
     let failure = w.fail_next.pop_front();
+    w.pending.insert(id.clone());
     w.operations.insert(
         id.clone(),
         Operation {
@@ -327,7 +450,11 @@ fn operation_status(ctx: &Ctx, op_id: &str) -> Resp {
     let mut w = ctx.inner.world.lock();
     w.settle();
     let Some(op) = w.operations.get(op_id).cloned() else {
-        return arm_error(404, "OperationNotFound", &format!("The operation '{op_id}' could not be found."));
+        return arm_error(
+            404,
+            "OperationNotFound",
+            &format!("The operation '{op_id}' could not be found."),
+        );
     };
     let mut body = json!({
         "id": format!("/subscriptions/{}/providers/Microsoft.CognitiveServices/locations/{}/operationStatuses/{}", op.subscription, world::normalize_location(&op.location), op.id),
@@ -354,7 +481,11 @@ fn operation_result(ctx: &Ctx, op_id: &str) -> Resp {
     let mut w = ctx.inner.world.lock();
     w.settle();
     let Some(op) = w.operations.get(op_id).cloned() else {
-        return arm_error(404, "OperationNotFound", &format!("The operation '{op_id}' could not be found."));
+        return arm_error(
+            404,
+            "OperationNotFound",
+            &format!("The operation '{op_id}' could not be found."),
+        );
     };
     if op.finished.is_none() {
         let (_, result) = operation_urls(ctx, &op.subscription, &op.location, &op.id);
@@ -367,7 +498,9 @@ fn operation_result(ctx: &Ctx, op_id: &str) -> Resp {
     }
     let acc = w.accounts.get(&op.account_key);
     match (&op.target, acc) {
-        (Target::Deployment { delete: true, .. }, _) | (Target::Account { delete: true }, _) => empty_response(204),
+        (Target::Deployment { delete: true, .. }, _) | (Target::Account { delete: true }, _) => {
+            empty_response(204)
+        }
         (Target::Deployment { name, .. }, Some(acc)) => match acc.deployments.get(name) {
             Some(d) => json_response(200, render_for_version(&ctx.api_version, d.body.clone())),
             None => empty_response(204),
@@ -378,7 +511,15 @@ fn operation_result(ctx: &Ctx, op_id: &str) -> Resp {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn account_level(ctx: &Ctx, id: &str, sub: &str, rg: &str, name: &str, rest: &[&str], raw: &[String]) -> Resp {
+fn account_level(
+    ctx: &Ctx,
+    id: &str,
+    sub: &str,
+    rg: &str,
+    name: &str,
+    rest: &[&str],
+    raw: &[String],
+) -> Resp {
     let m = ctx.req.method.as_str();
     let key = id.to_ascii_lowercase();
     if rest.is_empty() {
@@ -394,7 +535,11 @@ fn account_level(ctx: &Ctx, id: &str, sub: &str, rg: &str, name: &str, rest: &[&
             "PUT" => put_account(ctx, sub, rg, name),
             "PATCH" => patch_account(ctx, &key, rg, name),
             "DELETE" => delete_account(ctx, &key),
-            _ => arm_error(405, "MethodNotAllowed", "The requested method is not allowed."),
+            _ => arm_error(
+                405,
+                "MethodNotAllowed",
+                "The requested method is not allowed.",
+            ),
         };
     }
     {
@@ -421,7 +566,13 @@ fn account_level(ctx: &Ctx, id: &str, sub: &str, rg: &str, name: &str, rest: &[&
             let key1 = match body["keyName"].as_str() {
                 Some(k) if k.eq_ignore_ascii_case("key1") => true,
                 Some(k) if k.eq_ignore_ascii_case("key2") => false,
-                _ => return arm_error(400, "InvalidRequestContent", "The request content was invalid: 'keyName' must be 'Key1' or 'Key2'."),
+                _ => {
+                    return arm_error(
+                        400,
+                        "InvalidRequestContent",
+                        "The request content was invalid: 'keyName' must be 'Key1' or 'Key2'.",
+                    );
+                }
             };
             let mut w = ctx.inner.world.lock();
             let a = w.accounts.get_mut(&key).expect("account");
@@ -430,13 +581,20 @@ fn account_level(ctx: &Ctx, id: &str, sub: &str, rg: &str, name: &str, rest: &[&
         }
         ("GET", ["models"]) => {
             let w = ctx.inner.world.lock();
-            let value: Vec<Value> = w.accounts[&key].catalog.iter().map(CatalogModel::account_model_json).collect();
+            let value: Vec<Value> = w.accounts[&key]
+                .catalog
+                .iter()
+                .map(CatalogModel::account_model_json)
+                .collect();
             json_response(200, json!({"value": value}))
         }
-        ("GET", ["skus"]) => json_response(200, json!({"value": [
-            {"resourceType": "Microsoft.CognitiveServices/accounts", "sku": {"name": "F0", "tier": "Free"}},
-            {"resourceType": "Microsoft.CognitiveServices/accounts", "sku": {"name": "S0", "tier": "Standard"}},
-        ]})),
+        ("GET", ["skus"]) => json_response(
+            200,
+            json!({"value": [
+                {"resourceType": "Microsoft.CognitiveServices/accounts", "sku": {"name": "F0", "tier": "Free"}},
+                {"resourceType": "Microsoft.CognitiveServices/accounts", "sku": {"name": "S0", "tier": "Standard"}},
+            ]}),
+        ),
         ("GET", ["usages"]) => {
             let (sub, loc) = {
                 let w = ctx.inner.world.lock();
@@ -456,19 +614,33 @@ fn account_level(ctx: &Ctx, id: &str, sub: &str, rg: &str, name: &str, rest: &[&
         }
         (_, ["deployments", _]) => deployment(ctx, &key, &raw[1]),
         ("GET", ["deployments", _, "skus"]) => deployment_skus(ctx, &key, &raw[1]),
-        ("POST", ["deployments", _, action @ ("pause" | "resume")]) => pause_resume(ctx, &key, &raw[1], *action == "pause"),
+        ("POST", ["deployments", _, action @ ("pause" | "resume")]) => {
+            pause_resume(ctx, &key, &raw[1], *action == "pause")
+        }
         ("GET", ["raipolicies"]) => {
             let w = ctx.inner.world.lock();
             let value: Vec<Value> = w.accounts[&key].rai_policies.values().cloned().collect();
             json_response(200, json!({"value": value}))
         }
         (_, ["raipolicies", _]) => rai_policy(ctx, &key, &raw[1]),
-        _ => arm_error(404, "InvalidResourceType", &format!("The resource type '{}' could not be found in the namespace 'Microsoft.CognitiveServices' for api version '{}'.", rest.join("/"), ctx.api_version)),
+        _ => arm_error(
+            404,
+            "InvalidResourceType",
+            &format!(
+                "The resource type '{}' could not be found in the namespace 'Microsoft.CognitiveServices' for api version '{}'.",
+                rest.join("/"),
+                ctx.api_version
+            ),
+        ),
     }
 }
 
 fn invalid_content(e: &str) -> Resp {
-    arm_error(400, "InvalidRequestContent", &format!("The request content was invalid and could not be deserialized: '{e}'."))
+    arm_error(
+        400,
+        "InvalidRequestContent",
+        &format!("The request content was invalid and could not be deserialized: '{e}'."),
+    )
 }
 
 fn put_account(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Resp {
@@ -481,7 +653,11 @@ fn put_account(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Resp {
         return r;
     }
     let Some(location) = body["location"].as_str().map(str::to_string) else {
-        return arm_error(400, "LocationRequired", "The location property is required for this definition.");
+        return arm_error(
+            400,
+            "LocationRequired",
+            "The location property is required for this definition.",
+        );
     };
     let kind = body["kind"].as_str().unwrap_or("AIServices").to_string();
     let id = world::account_id(sub, rg, name);
@@ -492,11 +668,17 @@ fn put_account(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Resp {
         if w.in_flight(&key) > 0 {
             return conflict(&id);
         }
-        (w.accounts.contains_key(&key), w.accounts.get(&key).map(|a| a.endpoint.clone()))
+        (
+            w.accounts.contains_key(&key),
+            w.accounts.get(&key).map(|a| a.endpoint.clone()),
+        )
     };
     let endpoint = match endpoint {
         Some(e) => e,
-        None => match ctx.inner.spawn(super::server::Listener::Data(key.clone()), true) {
+        None => match ctx
+            .inner
+            .spawn(super::server::Listener::Data(key.clone()), true)
+        {
             Ok(addr) => format!("https://127.0.0.1:{}/", addr.port()),
             Err(e) => return arm_error(500, "InternalServerError", &e.to_string()),
         },
@@ -514,7 +696,14 @@ fn put_account(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Resp {
     if exists {
         return json_response(200, w.accounts[&key].body.clone());
     }
-    let op = start_operation(ctx, &mut w, &key, sub, &location, Target::Account { delete: false });
+    let op = start_operation(
+        ctx,
+        &mut w,
+        &key,
+        sub,
+        &location,
+        Target::Account { delete: false },
+    );
     let resp = json_response(201, w.accounts[&key].body.clone());
     lro_headers(ctx, resp, sub, &location, &op, true)
 }
@@ -530,10 +719,16 @@ fn patch_account(ctx: &Ctx, key: &str, rg: &str, name: &str) -> Resp {
     let mut w = ctx.inner.world.lock();
     w.settle();
     if w.in_flight(key) > 0 {
-        let id = w.accounts.get(key).map(|a| a.id.clone()).unwrap_or_default();
+        let id = w
+            .accounts
+            .get(key)
+            .map(|a| a.id.clone())
+            .unwrap_or_default();
         return conflict(&id);
     }
-    let Some(a) = w.accounts.get_mut(key) else { return not_found_account(rg, name) };
+    let Some(a) = w.accounts.get_mut(key) else {
+        return not_found_account(rg, name);
+    };
     if let Some(tags) = body.get("tags") {
         a.body["tags"] = tags.clone();
     }
@@ -542,7 +737,15 @@ fn patch_account(ctx: &Ctx, key: &str, rg: &str, name: &str) -> Resp {
     }
     if let Some(props) = body["properties"].as_object() {
         for (k, v) in props {
-            if !["provisioningState", "endpoint", "endpoints", "internalId", "dateCreated"].contains(&k.as_str()) {
+            if ![
+                "provisioningState",
+                "endpoint",
+                "endpoints",
+                "internalId",
+                "dateCreated",
+            ]
+            .contains(&k.as_str())
+            {
                 a.body["properties"][k] = v.clone();
             }
         }
@@ -554,14 +757,26 @@ fn patch_account(ctx: &Ctx, key: &str, rg: &str, name: &str) -> Resp {
 fn delete_account(ctx: &Ctx, key: &str) -> Resp {
     let mut w = ctx.inner.world.lock();
     w.settle();
-    let Some((id, sub, loc)) = w.accounts.get(key).map(|a| (a.id.clone(), a.subscription.clone(), a.location.clone())) else {
+    let Some((id, sub, loc)) = w
+        .accounts
+        .get(key)
+        .map(|a| (a.id.clone(), a.subscription.clone(), a.location.clone()))
+    else {
         return empty_response(204);
     };
     if w.in_flight(key) > 0 {
         return conflict(&id);
     }
-    w.accounts.get_mut(key).expect("account").body["properties"]["provisioningState"] = json!("Deleting");
-    let op = start_operation(ctx, &mut w, key, &sub, &loc, Target::Account { delete: true });
+    w.accounts.get_mut(key).expect("account").body["properties"]["provisioningState"] =
+        json!("Deleting");
+    let op = start_operation(
+        ctx,
+        &mut w,
+        key,
+        &sub,
+        &loc,
+        Target::Account { delete: true },
+    );
     lro_headers(ctx, empty_response(202), &sub, &loc, &op, true)
 }
 
@@ -572,13 +787,21 @@ fn deployment(ctx: &Ctx, key: &str, name: &str) -> Resp {
             w.settle();
             match w.accounts[key].deployments.get(&name.to_ascii_lowercase()) {
                 Some(d) => json_response(200, render_for_version(&ctx.api_version, d.body.clone())),
-                None => arm_error(404, "DeploymentNotFound", &format!("The specified deployment '{name}' does not exist.")),
+                None => arm_error(
+                    404,
+                    "DeploymentNotFound",
+                    &format!("The specified deployment '{name}' does not exist."),
+                ),
             }
         }
         "PUT" => put_deployment(ctx, key, name, false),
         "PATCH" => put_deployment(ctx, key, name, true),
         "DELETE" => delete_deployment(ctx, key, name),
-        _ => arm_error(405, "MethodNotAllowed", "The requested method is not allowed."),
+        _ => arm_error(
+            405,
+            "MethodNotAllowed",
+            "The requested method is not allowed.",
+        ),
     }
 }
 
@@ -605,18 +828,31 @@ fn put_deployment(ctx: &Ctx, key: &str, name: &str, patch: bool) -> Resp {
     let lname = name.to_ascii_lowercase();
     let (acc_id, sub, loc, acc_state) = {
         let a = &w.accounts[key];
-        (a.id.clone(), a.subscription.clone(), a.location.clone(), a.provisioning_state().to_string())
+        (
+            a.id.clone(),
+            a.subscription.clone(),
+            a.location.clone(),
+            a.provisioning_state().to_string(),
+        )
     };
     if note_write(&mut w, key) || acc_state != "Succeeded" {
         return conflict(&acc_id);
     }
-    let existing = w.accounts[key].deployments.get(&lname).map(|d| d.body.clone());
+    let existing = w.accounts[key]
+        .deployments
+        .get(&lname)
+        .map(|d| d.body.clone());
     // PATCH: merge sku/tags into the existing deployment.
     let request = if patch {
         let Some(existing) = existing.clone() else {
-            return arm_error(404, "DeploymentNotFound", &format!("The specified deployment '{name}' does not exist."));
+            return arm_error(
+                404,
+                "DeploymentNotFound",
+                &format!("The specified deployment '{name}' does not exist."),
+            );
         };
-        let mut merged = json!({"properties": existing["properties"].clone(), "sku": existing["sku"].clone()});
+        let mut merged =
+            json!({"properties": existing["properties"].clone(), "sku": existing["sku"].clone()});
         if let Some(t) = existing.get("tags") {
             merged["tags"] = t.clone();
         }
@@ -634,41 +870,98 @@ fn put_deployment(ctx: &Ctx, key: &str, name: &str, patch: bool) -> Resp {
     };
     let model_req = &request["properties"]["model"];
     let Some(model_name) = model_req["name"].as_str().filter(|s| !s.is_empty()) else {
-        return arm_error(400, "InvalidResourceProperties", "The deployment model is required: set properties.model.format, properties.model.name and optionally properties.model.version.");
+        return arm_error(
+            400,
+            "InvalidResourceProperties",
+            "The deployment model is required: set properties.model.format, properties.model.name and optionally properties.model.version.",
+        );
     };
     let format = model_req["format"].as_str().unwrap_or("OpenAI").to_string();
     let Some(sku_name) = request["sku"]["name"].as_str().map(str::to_string) else {
-        return arm_error(400, "InvalidResourceProperties", "The deployment SKU is required: set sku.name and sku.capacity.");
+        return arm_error(
+            400,
+            "InvalidResourceProperties",
+            "The deployment SKU is required: set sku.name and sku.capacity.",
+        );
     };
     let capacity = match &request["sku"]["capacity"] {
         Value::Null => 1,
         v => match v.as_i64() {
             Some(c) if c >= 1 => c as u32,
-            _ => return arm_error(400, "InvalidResourceProperties", &format!("The specified capacity '{v}' of account deployment is invalid. The capacity must be a positive integer.")),
+            _ => {
+                return arm_error(
+                    400,
+                    "InvalidResourceProperties",
+                    &format!(
+                        "The specified capacity '{v}' of account deployment is invalid. The capacity must be a positive integer."
+                    ),
+                );
+            }
         },
     };
     let acc = &w.accounts[key];
     let Some(model) = resolve_model(acc, &request) else {
         let version = model_req["version"].as_str().unwrap_or("");
-        return arm_error(400, "DeploymentModelNotSupported", &format!("The model 'Format: {format}, Name: {model_name}, Version: {version}' of account deployment is not supported."));
+        return arm_error(
+            400,
+            "DeploymentModelNotSupported",
+            &format!(
+                "The model 'Format: {format}, Name: {model_name}, Version: {version}' of account deployment is not supported."
+            ),
+        );
     };
     if !model.skus.iter().any(|s| s.eq_ignore_ascii_case(&sku_name)) {
-        return arm_error(400, "InvalidResourceProperties", &format!("The specified SKU '{sku_name}' for model '{} {}' is not supported in this region '{}'.", model.name, model.version, world::normalize_location(&loc)));
+        return arm_error(
+            400,
+            "InvalidResourceProperties",
+            &format!(
+                "The specified SKU '{sku_name}' for model '{} {}' is not supported in this region '{}'.",
+                model.name,
+                model.version,
+                world::normalize_location(&loc)
+            ),
+        );
     }
     if capacity > model.max_capacity {
-        return arm_error(400, "InvalidResourceProperties", &format!("The specified capacity '{capacity}' of account deployment is bigger than the maximum capacity '{}' of the model '{}'.", model.max_capacity, model.name));
+        return arm_error(
+            400,
+            "InvalidResourceProperties",
+            &format!(
+                "The specified capacity '{capacity}' of account deployment is bigger than the maximum capacity '{}' of the model '{}'.",
+                model.max_capacity, model.name
+            ),
+        );
     }
     if let Some(old) = &existing {
         let om = &old["properties"]["model"];
-        let same_model = om["format"].as_str().unwrap_or("OpenAI").eq_ignore_ascii_case(&format)
-            && om["name"].as_str().unwrap_or("").eq_ignore_ascii_case(model_name);
+        let same_model = om["format"]
+            .as_str()
+            .unwrap_or("OpenAI")
+            .eq_ignore_ascii_case(&format)
+            && om["name"]
+                .as_str()
+                .unwrap_or("")
+                .eq_ignore_ascii_case(model_name);
         if !same_model {
-            return arm_error(400, "CannotChangeDeploymentModel", "The model of deployment cannot be changed.");
+            return arm_error(
+                400,
+                "CannotChangeDeploymentModel",
+                "The model of deployment cannot be changed.",
+            );
         }
-        let version_changed = !om["version"].as_str().unwrap_or("").eq_ignore_ascii_case(&model.version);
+        let version_changed = !om["version"]
+            .as_str()
+            .unwrap_or("")
+            .eq_ignore_ascii_case(&model.version);
         let capacity_changed = old["sku"]["capacity"].as_u64().unwrap_or(0) != capacity as u64;
         if version_changed && capacity_changed {
-            return arm_error(400, "InvalidResourceProperties", &format!("Cannot change capacity and model at the same time for deployment '{name}'. Update the capacity and the model version in separate requests."));
+            return arm_error(
+                400,
+                "InvalidResourceProperties",
+                &format!(
+                    "Cannot change capacity and model at the same time for deployment '{name}'. Update the capacity and the model version in separate requests."
+                ),
+            );
         }
     }
     // Quota, checked on every PUT (a PUT that changes nothing included).
@@ -678,13 +971,47 @@ fn put_deployment(ctx: &Ctx, key: &str, name: &str, patch: bool) -> Resp {
     if others + capacity > limit {
         let display = catalog::quota_display_name(&model.name, &sku_name);
         let current = w.usage(&sub, &loc, &usage, None);
-        return arm_error(400, "InsufficientQuota", &format!("This operation require {capacity} new capacity in quota {display}, which is bigger than the current available capacity {}. The current quota usage is {current} and the quota limit is {limit} for quota {display}.", limit.saturating_sub(others)));
+        return arm_error(
+            400,
+            "InsufficientQuota",
+            &format!(
+                "This operation require {capacity} new capacity in quota {display}, which is bigger than the current available capacity {}. The current quota usage is {current} and the quota limit is {limit} for quota {display}.",
+                limit.saturating_sub(others)
+            ),
+        );
     }
-    let state = if existing.is_some() { "Updating" } else { "Creating" };
+    let state = if existing.is_some() {
+        "Updating"
+    } else {
+        "Creating"
+    };
     let acc = &w.accounts[key];
-    let body = render_deployment(acc, name, &request, existing.as_ref(), Some(&model), state, &ctx.principal, "Application");
-    w.accounts.get_mut(key).expect("account").deployments.insert(lname.clone(), world::Deployment { body: body.clone() });
-    let op = start_operation(ctx, &mut w, key, &sub, &loc, Target::Deployment { name: lname, delete: false });
+    let body = render_deployment(
+        acc,
+        name,
+        &request,
+        existing.as_ref(),
+        Some(&model),
+        state,
+        &ctx.principal,
+        "Application",
+    );
+    w.accounts
+        .get_mut(key)
+        .expect("account")
+        .deployments
+        .insert(lname.clone(), world::Deployment { body: body.clone() });
+    let op = start_operation(
+        ctx,
+        &mut w,
+        key,
+        &sub,
+        &loc,
+        Target::Deployment {
+            name: lname,
+            delete: false,
+        },
+    );
     let _ = &ctx.actor_oid;
     let body = render_for_version(&ctx.api_version, body);
     if patch {
@@ -708,10 +1035,26 @@ fn delete_deployment(ctx: &Ctx, key: &str, name: &str) -> Resp {
     if note_write(&mut w, key) {
         return conflict(&acc_id);
     }
-    if let Some(d) = w.accounts.get_mut(key).expect("account").deployments.get_mut(&lname) {
+    if let Some(d) = w
+        .accounts
+        .get_mut(key)
+        .expect("account")
+        .deployments
+        .get_mut(&lname)
+    {
         d.body["properties"]["provisioningState"] = json!("Deleting");
     }
-    let op = start_operation(ctx, &mut w, key, &sub, &loc, Target::Deployment { name: lname, delete: true });
+    let op = start_operation(
+        ctx,
+        &mut w,
+        key,
+        &sub,
+        &loc,
+        Target::Deployment {
+            name: lname,
+            delete: true,
+        },
+    );
     lro_headers(ctx, empty_response(202), &sub, &loc, &op, true)
 }
 
@@ -721,12 +1064,22 @@ fn pause_resume(ctx: &Ctx, key: &str, name: &str, pause: bool) -> Resp {
     let lname = name.to_ascii_lowercase();
     let acc_id = w.accounts[key].id.clone();
     if !w.accounts[key].deployments.contains_key(&lname) {
-        return arm_error(404, "DeploymentNotFound", &format!("The specified deployment '{name}' does not exist."));
+        return arm_error(
+            404,
+            "DeploymentNotFound",
+            &format!("The specified deployment '{name}' does not exist."),
+        );
     }
     if note_write(&mut w, key) {
         return conflict(&acc_id);
     }
-    let d = w.accounts.get_mut(key).expect("account").deployments.get_mut(&lname).expect("deployment");
+    let d = w
+        .accounts
+        .get_mut(key)
+        .expect("account")
+        .deployments
+        .get_mut(&lname)
+        .expect("deployment");
     d.body["properties"]["deploymentState"] = json!(if pause { "Paused" } else { "Running" });
     d.body["etag"] = json!(world::new_etag());
     json_response(200, render_for_version(&ctx.api_version, d.body.clone()))
@@ -737,7 +1090,11 @@ fn deployment_skus(ctx: &Ctx, key: &str, name: &str) -> Resp {
     w.settle();
     let acc = &w.accounts[key];
     let Some(d) = acc.deployments.get(&name.to_ascii_lowercase()) else {
-        return arm_error(404, "DeploymentNotFound", &format!("The specified deployment '{name}' does not exist."));
+        return arm_error(
+            404,
+            "DeploymentNotFound",
+            &format!("The specified deployment '{name}' does not exist."),
+        );
     };
     let model = resolve_model(acc, &d.body);
     let value: Vec<Value> = model
@@ -762,7 +1119,11 @@ fn rai_policy(ctx: &Ctx, key: &str, name: &str) -> Resp {
     match ctx.req.method.as_str() {
         "GET" => match acc.rai_policies.get(&lname) {
             Some(p) => json_response(200, p.clone()),
-            None => arm_error(404, "NotFound", &format!("The RAI policy '{name}' was not found.")),
+            None => arm_error(
+                404,
+                "NotFound",
+                &format!("The RAI policy '{name}' was not found."),
+            ),
         },
         "PUT" => {
             let body = match ctx.req.json() {
@@ -784,14 +1145,22 @@ fn rai_policy(ctx: &Ctx, key: &str, name: &str) -> Resp {
                 "etag": world::new_etag(),
                 "properties": props,
             });
-            let status = if acc.rai_policies.insert(lname, policy.clone()).is_some() { 200 } else { 201 };
+            let status = if acc.rai_policies.insert(lname, policy.clone()).is_some() {
+                200
+            } else {
+                201
+            };
             json_response(status, policy)
         }
         "DELETE" => {
             acc.rai_policies.remove(&lname);
             empty_response(204)
         }
-        _ => arm_error(405, "MethodNotAllowed", "The requested method is not allowed."),
+        _ => arm_error(
+            405,
+            "MethodNotAllowed",
+            "The requested method is not allowed.",
+        ),
     }
 }
 
@@ -802,7 +1171,14 @@ fn usages(ctx: &Ctx, sub: &str, location: &str, scope: &str) -> Resp {
     let loc = world::normalize_location(location);
     let mut value: Vec<Value> = Vec::new();
     if scope == "Regional" {
-        let count = w.accounts.values().filter(|a| a.subscription.eq_ignore_ascii_case(sub) && world::normalize_location(&a.location) == loc).count();
+        let count = w
+            .accounts
+            .values()
+            .filter(|a| {
+                a.subscription.eq_ignore_ascii_case(sub)
+                    && world::normalize_location(&a.location) == loc
+            })
+            .count();
         value.push(json!({
             "name": {"value": "AccountCount", "localizedValue": "Cognitive Services total account limit"},
             "currentValue": count, "limit": 200, "unit": "Count", "scopeType": "Regional", "scopeId": loc,
@@ -810,7 +1186,11 @@ fn usages(ctx: &Ctx, sub: &str, location: &str, scope: &str) -> Resp {
     }
     for name in w.usage_names(sub, &loc) {
         let parts: Vec<&str> = name.splitn(3, '.').collect();
-        let display = if parts.len() == 3 { catalog::quota_display_name(parts[2], parts[1]) } else { name.clone() };
+        let display = if parts.len() == 3 {
+            catalog::quota_display_name(parts[2], parts[1])
+        } else {
+            name.clone()
+        };
         value.push(json!({
             "name": {"value": name, "localizedValue": display},
             "currentValue": w.usage(sub, &loc, &name, None),
@@ -833,7 +1213,9 @@ fn location_usages(ctx: &Ctx, sub: &str, location: &str) -> Resp {
 fn catalog_for_location(w: &World, sub: &str, location: &str) -> Vec<(String, CatalogModel)> {
     let loc = world::normalize_location(location);
     let mut models: Vec<(String, CatalogModel)> = Vec::new();
-    for a in w.accounts.values().filter(|a| a.subscription.eq_ignore_ascii_case(sub) && world::normalize_location(&a.location) == loc) {
+    for a in w.accounts.values().filter(|a| {
+        a.subscription.eq_ignore_ascii_case(sub) && world::normalize_location(&a.location) == loc
+    }) {
         for m in &a.catalog {
             if !models.iter().any(|(_, x)| x == m) {
                 models.push((a.kind.clone(), m.clone()));
@@ -841,7 +1223,10 @@ fn catalog_for_location(w: &World, sub: &str, location: &str) -> Vec<(String, Ca
         }
     }
     if models.is_empty() {
-        models = catalog::default_catalog().into_iter().map(|m| ("AIServices".to_string(), m)).collect();
+        models = catalog::default_catalog()
+            .into_iter()
+            .map(|m| ("AIServices".to_string(), m))
+            .collect();
     }
     models
 }
@@ -858,17 +1243,31 @@ fn location_models(ctx: &Ctx, sub: &str, location: &str) -> Resp {
 
 fn model_capacities(ctx: &Ctx, sub: &str, location: &str) -> Resp {
     let default_quota = ctx.inner.config.lock().default_quota;
-    let (Some(format), Some(name), Some(version)) = (ctx.req.query("modelFormat"), ctx.req.query("modelName"), ctx.req.query("modelVersion")) else {
-        return arm_error(400, "BadRequest", "The query parameters 'modelFormat', 'modelName' and 'modelVersion' are required.");
+    let (Some(format), Some(name), Some(version)) = (
+        ctx.req.query("modelFormat"),
+        ctx.req.query("modelName"),
+        ctx.req.query("modelVersion"),
+    ) else {
+        return arm_error(
+            400,
+            "BadRequest",
+            "The query parameters 'modelFormat', 'modelName' and 'modelVersion' are required.",
+        );
     };
     let mut w = ctx.inner.world.lock();
     w.settle();
     let models = catalog_for_location(&w, sub, location);
     let mut value = Vec::new();
-    for (_, m) in models.iter().filter(|(_, m)| m.format.eq_ignore_ascii_case(&format) && m.name.eq_ignore_ascii_case(&name) && m.version.eq_ignore_ascii_case(&version)) {
+    for (_, m) in models.iter().filter(|(_, m)| {
+        m.format.eq_ignore_ascii_case(&format)
+            && m.name.eq_ignore_ascii_case(&name)
+            && m.version.eq_ignore_ascii_case(&version)
+    }) {
         for sku in &m.skus {
             let usage = catalog::usage_name(&m.format, sku, &m.name);
-            let available = w.quota_limit(sub, location, &usage, default_quota).saturating_sub(w.usage(sub, location, &usage, None));
+            let available = w
+                .quota_limit(sub, location, &usage, default_quota)
+                .saturating_sub(w.usage(sub, location, &usage, None));
             value.push(json!({
                 "id": format!("/subscriptions/{sub}/providers/Microsoft.CognitiveServices/locations/{location}/models/{}.{}.{}/skuCapacities/{sku}", m.format, m.name, m.version),
                 "name": sku,
@@ -903,18 +1302,22 @@ fn calculate_capacity(ctx: &Ctx) -> Resp {
                 .map(|w| {
                     let rpm = w["requestPerMinute"].as_f64().unwrap_or(0.0);
                     let p = &w["requestParameters"];
-                    rpm * (p["avgPromptTokens"].as_f64().unwrap_or(0.0) + p["avgGeneratedTokens"].as_f64().unwrap_or(0.0))
+                    rpm * (p["avgPromptTokens"].as_f64().unwrap_or(0.0)
+                        + p["avgGeneratedTokens"].as_f64().unwrap_or(0.0))
                 })
                 .sum()
         })
         .unwrap_or(0.0);
     let value = (tokens_per_minute / 1000.0).ceil().max(1.0) as u64;
     let deployable = value.div_ceil(50) * 50;
-    json_response(200, json!({
-        "model": body["model"],
-        "skuName": body["skuName"],
-        "estimatedCapacity": {"value": value, "deployableValue": deployable},
-    }))
+    json_response(
+        200,
+        json!({
+            "model": body["model"],
+            "skuName": body["skuName"],
+            "estimatedCapacity": {"value": value, "deployableValue": deployable},
+        }),
+    )
 }
 
 #[allow(dead_code)]

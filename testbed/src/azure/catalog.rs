@@ -116,7 +116,13 @@ pub fn quota_display_name(model: &str, sku: &str) -> String {
 /// The seeded catalog: OpenAI gpt-4o-mini 2024-07-18, gpt-4o 2024-08-06 (default) and
 /// 2024-05-13, each with the five OpenAI SKUs; Microsoft Phi-4 (a non-OpenAI Foundry model).
 pub fn default_catalog() -> Vec<CatalogModel> {
-    let mut embed = CatalogModel::new("OpenAI", "text-embedding-3-small", "1", &["Standard", "GlobalStandard"], true);
+    let mut embed = CatalogModel::new(
+        "OpenAI",
+        "text-embedding-3-small",
+        "1",
+        &["Standard", "GlobalStandard"],
+        true,
+    );
     embed.capabilities = BTreeMap::from([("embeddings".to_string(), "true".to_string())]);
     vec![
         CatalogModel::new("OpenAI", "gpt-4o-mini", "2024-07-18", OPENAI_SKUS, true),

@@ -54,17 +54,23 @@ pub struct Contract {
 
 impl std::fmt::Debug for Contract {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Contract").field("dir", &self.dir).field("specs", &self.specs.len()).finish()
+        f.debug_struct("Contract")
+            .field("dir", &self.dir)
+            .field("specs", &self.specs.len())
+            .finish()
     }
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
@@ -120,7 +126,8 @@ fn escape_pointer(s: &str) -> String {
 
 impl Converter {
     fn file(&mut self, path: &Path) -> anyhow::Result<(usize, PathBuf)> {
-        let canon = std::fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))?;
+        let canon =
+            std::fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))?;
         if !self.files.contains_key(&canon) {
             let doc = read_json(&canon)?;
             let idx = self.files.len();
@@ -166,7 +173,8 @@ impl Converter {
                         self.defs.insert(key.clone(), Value::Null);
                         self.queue.push_back((file, name, key.clone()));
                     }
-                    let mut out = json!({"$ref": format!("#/definitions/{}", escape_pointer(&key))});
+                    let mut out =
+                        json!({"$ref": format!("#/definitions/{}", escape_pointer(&key))});
                     if obj.get("x-nullable") == Some(&Value::Bool(true)) {
                         out = json!({"anyOf": [out, {"type": "null"}]});
                     }
@@ -190,7 +198,11 @@ impl Converter {
                         "allOf" | "anyOf" | "oneOf" => {
                             let items = v
                                 .as_array()
-                                .map(|a| a.iter().map(|s| self.convert(s, from)).collect::<anyhow::Result<Vec<_>>>())
+                                .map(|a| {
+                                    a.iter()
+                                        .map(|s| self.convert(s, from))
+                                        .collect::<anyhow::Result<Vec<_>>>()
+                                })
                                 .transpose()?
                                 .unwrap_or_default();
                             out.insert(k.clone(), Value::Array(items));
@@ -238,7 +250,8 @@ impl Contract {
     /// `load`, memoized per folder for the process (emulators started by one test binary
     /// share the parsed specs and compiled validators).
     pub fn load_shared(dir: &Path) -> anyhow::Result<Arc<Contract>> {
-        static SHARED: std::sync::OnceLock<Mutex<HashMap<PathBuf, Arc<Contract>>>> = std::sync::OnceLock::new();
+        static SHARED: std::sync::OnceLock<Mutex<HashMap<PathBuf, Arc<Contract>>>> =
+            std::sync::OnceLock::new();
         let shared = SHARED.get_or_init(|| Mutex::new(HashMap::new()));
         let key = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         if let Some(c) = shared.lock().get(&key) {
@@ -254,27 +267,52 @@ impl Contract {
         let mut files = Vec::new();
         walk(dir, &mut files);
         let mut specs = Vec::new();
-        for path in files.iter().filter(|p| !p.components().any(|c| c.as_os_str() == "examples")) {
+        for path in files
+            .iter()
+            .filter(|p| !p.components().any(|c| c.as_os_str() == "examples"))
+        {
             let doc = read_json(path)?;
-            if doc.get("swagger").is_none() || doc["paths"].as_object().is_none_or(|p| p.is_empty()) {
+            if doc.get("swagger").is_none() || doc["paths"].as_object().is_none_or(|p| p.is_empty())
+            {
                 continue;
             }
             specs.push(Self::load_spec(path, &doc)?);
         }
-        anyhow::ensure!(!specs.is_empty(), "no OpenAPI specs found under {}", dir.display());
-        Ok(Contract { dir: dir.to_path_buf(), specs, cache: Mutex::new(HashMap::new()) })
+        anyhow::ensure!(
+            !specs.is_empty(),
+            "no OpenAPI specs found under {}",
+            dir.display()
+        );
+        Ok(Contract {
+            dir: dir.to_path_buf(),
+            specs,
+            cache: Mutex::new(HashMap::new()),
+        })
     }
 
     fn load_spec(path: &Path, doc: &Value) -> anyhow::Result<Spec> {
         let kind = kind_of(path);
-        let api_version = doc["info"]["version"].as_str().unwrap_or_default().to_string();
-        let mut conv = Converter { files: HashMap::new(), defs: Map::new(), queue: VecDeque::new() };
+        let api_version = doc["info"]["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut conv = Converter {
+            files: HashMap::new(),
+            defs: Map::new(),
+            queue: VecDeque::new(),
+        };
         let (_, canon) = conv.file(path)?;
         let mut ops = Vec::new();
         let paths = doc["paths"].as_object().cloned().unwrap_or_default();
         for (template, item) in paths {
-            let Some(item) = item.as_object() else { continue };
-            let common: Vec<Value> = item.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();
+            let Some(item) = item.as_object() else {
+                continue;
+            };
+            let common: Vec<Value> = item
+                .get("parameters")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             for (method, op) in item {
                 if method == "parameters" || !op.is_object() {
                     continue;
@@ -282,7 +320,11 @@ impl Contract {
                 let mut params = Vec::new();
                 let mut body_param = None;
                 let mut body_schema = None;
-                let all: Vec<Value> = common.iter().chain(op["parameters"].as_array().into_iter().flatten()).cloned().collect();
+                let all: Vec<Value> = common
+                    .iter()
+                    .chain(op["parameters"].as_array().into_iter().flatten())
+                    .cloned()
+                    .collect();
                 for p in all {
                     let (pfile, p) = match p.get("$ref").and_then(Value::as_str) {
                         Some(r) => conv.resolve(r, &canon)?,
@@ -314,7 +356,13 @@ impl Contract {
                 let segs = template
                     .trim_matches('/')
                     .split('/')
-                    .map(|s| if s.starts_with('{') && s.ends_with('}') { None } else { Some(s.to_ascii_lowercase()) })
+                    .map(|s| {
+                        if s.starts_with('{') && s.ends_with('}') {
+                            None
+                        } else {
+                            Some(s.to_ascii_lowercase())
+                        }
+                    })
                     .collect();
                 ops.push(Operation {
                     id: op["operationId"].as_str().unwrap_or_default().to_string(),
@@ -331,29 +379,62 @@ impl Contract {
             }
         }
         conv.drain()?;
-        Ok(Spec { kind, api_version, file: path.to_path_buf(), ops, definitions: Arc::new(conv.defs) })
+        Ok(Spec {
+            kind,
+            api_version,
+            file: path.to_path_buf(),
+            ops,
+            definitions: Arc::new(conv.defs),
+        })
     }
 
     pub fn api_versions(&self, kind: SpecKind) -> Vec<String> {
-        self.specs.iter().filter(|s| s.kind == kind).map(|s| s.api_version.clone()).collect()
+        self.specs
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| s.api_version.clone())
+            .collect()
     }
 
     /// The operation a request hits: (spec index, operation index).
-    pub fn find(&self, kind: SpecKind, api_version: &str, method: &str, path: &str) -> Option<(usize, usize)> {
-        let si = self.specs.iter().position(|s| s.kind == kind && s.api_version == api_version)?;
-        let segs: Vec<String> = path.trim_start_matches('/').split('/').map(|s| s.to_ascii_lowercase()).collect();
+    pub fn find(
+        &self,
+        kind: SpecKind,
+        api_version: &str,
+        method: &str,
+        path: &str,
+    ) -> Option<(usize, usize)> {
+        let si = self
+            .specs
+            .iter()
+            .position(|s| s.kind == kind && s.api_version == api_version)?;
+        let segs: Vec<String> = path
+            .trim_start_matches('/')
+            .split('/')
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
         let mut best: Option<(usize, usize)> = None;
         for (oi, op) in self.specs[si].ops.iter().enumerate() {
             if !op.method.eq_ignore_ascii_case(method) {
                 continue;
             }
-            let trimmed: &[String] = if segs.len() == op.segs.len() + 1 && segs.last().is_some_and(String::is_empty) { &segs[..segs.len() - 1] } else { &segs };
+            let trimmed: &[String] =
+                if segs.len() == op.segs.len() + 1 && segs.last().is_some_and(String::is_empty) {
+                    &segs[..segs.len() - 1]
+                } else {
+                    &segs
+                };
             let matches = |s: &[String]| {
                 s.len() == op.segs.len()
-                    && op.segs.iter().zip(s).enumerate().all(|(i, (t, p))| match t {
-                        Some(lit) => lit == p,
-                        None => !p.is_empty() || i == s.len() - 1,
-                    })
+                    && op
+                        .segs
+                        .iter()
+                        .zip(s)
+                        .enumerate()
+                        .all(|(i, (t, p))| match t {
+                            Some(lit) => lit == p,
+                            None => !p.is_empty() || i == s.len() - 1,
+                        })
             };
             if matches(&segs) || matches(trimmed) {
                 let literals = op.segs.iter().filter(|s| s.is_some()).count();
@@ -374,19 +455,31 @@ impl Contract {
     /// else by the spec's `x-ms-examples` file name.
     pub fn example_operation(&self, file: &Path, example: &Value) -> Option<(usize, usize)> {
         let kind = kind_of(file);
-        let folder_version = file.parent()?.parent()?.file_name()?.to_string_lossy().to_string();
+        let folder_version = file
+            .parent()?
+            .parent()?
+            .file_name()?
+            .to_string_lossy()
+            .to_string();
         let name = file.file_name()?.to_string_lossy().to_string();
         let candidates: Vec<usize> = {
-            let mut c: Vec<usize> = (0..self.specs.len()).filter(|&i| self.specs[i].kind == kind).collect();
+            let mut c: Vec<usize> = (0..self.specs.len())
+                .filter(|&i| self.specs[i].kind == kind)
+                .collect();
             // Prefer the spec of the same api-version, then the newest.
-            c.sort_by_key(|&i| (self.specs[i].api_version != folder_version, std::cmp::Reverse(self.specs[i].api_version.clone())));
+            c.sort_by_key(|&i| {
+                (
+                    self.specs[i].api_version != folder_version,
+                    std::cmp::Reverse(self.specs[i].api_version.clone()),
+                )
+            });
             c
         };
         for si in candidates {
             let spec = &self.specs[si];
             let found = match example["operationId"].as_str() {
                 Some(id) => spec.ops.iter().position(|o| o.id == id),
-                None => spec.ops.iter().position(|o| o.examples.iter().any(|e| *e == name)),
+                None => spec.ops.iter().position(|o| o.examples.contains(&name)),
             };
             if let Some(oi) = found {
                 return Some((si, oi));
@@ -406,8 +499,12 @@ impl Contract {
         } else {
             op.responses.get(which)?.clone()?
         };
-        let doc = json!({"allOf": [schema], "definitions": Value::Object((*spec.definitions).clone())});
-        let validator = match jsonschema::draft4::options().should_validate_formats(false).build(&doc) {
+        let doc =
+            json!({"allOf": [schema], "definitions": Value::Object((*spec.definitions).clone())});
+        let validator = match jsonschema::draft4::options()
+            .should_validate_formats(false)
+            .build(&doc)
+        {
             Ok(v) => Arc::new(v),
             Err(e) => {
                 tracing::error!("cannot compile schema for {} {which}: {e}", op.id);
@@ -429,9 +526,17 @@ impl Contract {
     /// Fields of `example` (a documented response body) missing from `actual`, walking the
     /// response schema: declared properties must be present; keys of map-typed objects
     /// (`additionalProperties`) are data, not shape.
-    pub fn missing_fields(&self, at: (usize, usize), status: u16, example: &Value, actual: &Value) -> Vec<String> {
+    pub fn missing_fields(
+        &self,
+        at: (usize, usize),
+        status: u16,
+        example: &Value,
+        actual: &Value,
+    ) -> Vec<String> {
         let (spec, op) = self.operation(at);
-        let Some(Some(schema)) = op.responses.get(&status.to_string()) else { return Vec::new() };
+        let Some(Some(schema)) = op.responses.get(&status.to_string()) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         shape(&spec.definitions, schema, example, actual, "$", &mut out, 0);
         out
@@ -443,18 +548,32 @@ impl Contract {
         if op.body_schema.is_none() {
             return Ok(());
         }
-        let required = op.params.iter().any(|p| p["in"] == "body" && p["required"] == Value::Bool(true));
+        let required = op
+            .params
+            .iter()
+            .any(|p| p["in"] == "body" && p["required"] == Value::Bool(true));
         if body.is_null() {
-            return if required { Err(vec![format!("{}: the request body is required", op.id)]) } else { Ok(()) };
+            return if required {
+                Err(vec![format!("{}: the request body is required", op.id)])
+            } else {
+                Ok(())
+            };
         }
-        let Some(v) = self.validator(at, "request") else { return Ok(()) };
+        let Some(v) = self.validator(at, "request") else {
+            return Ok(());
+        };
         let errs = Self::errors(&v, body);
         if errs.is_empty() { Ok(()) } else { Err(errs) }
     }
 
     /// Validates a response: the status must be declared (or be an error covered by
     /// `default`), and a JSON body must match the declared schema.
-    pub fn validate_response(&self, at: (usize, usize), status: u16, body: Option<&Value>) -> Result<(), Vec<String>> {
+    pub fn validate_response(
+        &self,
+        at: (usize, usize),
+        status: u16,
+        body: Option<&Value>,
+    ) -> Result<(), Vec<String>> {
         let (_, op) = self.operation(at);
         let code = status.to_string();
         let which = if op.responses.contains_key(&code) {
@@ -462,14 +581,23 @@ impl Contract {
         } else if status >= 400 && op.responses.contains_key("default") {
             "default".to_string()
         } else {
-            return Err(vec![format!("{}: status {status} is not a declared response ({:?})", op.id, op.responses.keys().collect::<Vec<_>>())]);
+            return Err(vec![format!(
+                "{}: status {status} is not a declared response ({:?})",
+                op.id,
+                op.responses.keys().collect::<Vec<_>>()
+            )]);
         };
         let schema = op.responses.get(&which).cloned().flatten();
         match (schema, body) {
             (None, _) => Ok(()),
-            (Some(_), None) => Err(vec![format!("{}: status {status} declares a body but none was sent", op.id)]),
+            (Some(_), None) => Err(vec![format!(
+                "{}: status {status} declares a body but none was sent",
+                op.id
+            )]),
             (Some(_), Some(body)) => {
-                let Some(v) = self.validator(at, &which) else { return Ok(()) };
+                let Some(v) = self.validator(at, &which) else {
+                    return Ok(());
+                };
                 let errs = Self::errors(&v, body);
                 if errs.is_empty() { Ok(()) } else { Err(errs) }
             }
@@ -481,7 +609,10 @@ fn deref<'a>(defs: &'a Map<String, Value>, mut schema: &'a Value) -> &'a Value {
     for _ in 0..32 {
         match schema.get("$ref").and_then(Value::as_str) {
             Some(r) => {
-                let key = r.trim_start_matches("#/definitions/").replace("~1", "/").replace("~0", "~");
+                let key = r
+                    .trim_start_matches("#/definitions/")
+                    .replace("~1", "/")
+                    .replace("~0", "~");
                 match defs.get(&key) {
                     Some(s) => schema = s,
                     None => return schema,
@@ -494,7 +625,13 @@ fn deref<'a>(defs: &'a Map<String, Value>, mut schema: &'a Value) -> &'a Value {
 }
 
 /// Declared properties (own and through allOf) and whether the object is a map.
-fn properties<'a>(defs: &'a Map<String, Value>, schema: &'a Value, out: &mut Map<String, Value>, map: &mut bool, depth: usize) {
+fn properties<'a>(
+    defs: &'a Map<String, Value>,
+    schema: &'a Value,
+    out: &mut Map<String, Value>,
+    map: &mut bool,
+    depth: usize,
+) {
     let schema = deref(defs, schema);
     if depth > 16 {
         return;
@@ -504,7 +641,10 @@ fn properties<'a>(defs: &'a Map<String, Value>, schema: &'a Value, out: &mut Map
             out.insert(k.clone(), v.clone());
         }
     }
-    if schema.get("additionalProperties").is_some_and(|a| a.is_object()) {
+    if schema
+        .get("additionalProperties")
+        .is_some_and(|a| a.is_object())
+    {
         *map = true;
     }
     for part in schema["allOf"].as_array().into_iter().flatten() {
@@ -512,7 +652,15 @@ fn properties<'a>(defs: &'a Map<String, Value>, schema: &'a Value, out: &mut Map
     }
 }
 
-fn shape(defs: &Map<String, Value>, schema: &Value, example: &Value, actual: &Value, at: &str, out: &mut Vec<String>, depth: usize) {
+fn shape(
+    defs: &Map<String, Value>,
+    schema: &Value,
+    example: &Value,
+    actual: &Value,
+    at: &str,
+    out: &mut Vec<String>,
+    depth: usize,
+) {
     if depth > 24 {
         return;
     }
@@ -524,7 +672,9 @@ fn shape(defs: &Map<String, Value>, schema: &Value, example: &Value, actual: &Va
             properties(defs, schema, &mut props, &mut map, 0);
             for (k, v) in e {
                 match (props.get(k), a.get(k)) {
-                    (Some(ps), Some(av)) => shape(defs, ps, v, av, &format!("{at}.{k}"), out, depth + 1),
+                    (Some(ps), Some(av)) => {
+                        shape(defs, ps, v, av, &format!("{at}.{k}"), out, depth + 1)
+                    }
                     (Some(_), None) => out.push(format!("{at}.{k}")),
                     (None, _) if map => {}
                     (None, Some(_)) => {}
@@ -535,7 +685,9 @@ fn shape(defs: &Map<String, Value>, schema: &Value, example: &Value, actual: &Va
         (Value::Array(e), Value::Array(a)) => {
             let items = schema.get("items").cloned().unwrap_or(Value::Null);
             match (e.first(), a.first()) {
-                (Some(e0), Some(a0)) => shape(defs, &items, e0, a0, &format!("{at}[0]"), out, depth + 1),
+                (Some(e0), Some(a0)) => {
+                    shape(defs, &items, e0, a0, &format!("{at}[0]"), out, depth + 1)
+                }
                 (Some(_), None) => out.push(format!("{at}[] (empty)")),
                 _ => {}
             }
@@ -547,7 +699,11 @@ fn shape(defs: &Map<String, Value>, schema: &Value, example: &Value, actual: &Va
 
 /// Key Vault for files under a `keyvault` folder, ARM otherwise.
 pub fn kind_of(path: &Path) -> SpecKind {
-    if path.to_string_lossy().contains("keyvault") { SpecKind::KeyVault } else { SpecKind::Arm }
+    if path.to_string_lossy().contains("keyvault") {
+        SpecKind::KeyVault
+    } else {
+        SpecKind::Arm
+    }
 }
 
 /// The JSON body of a response built by `json_response`.
@@ -572,25 +728,45 @@ impl Inner {
         match contract.validate_request(at, &body) {
             Ok(()) => None,
             Err(errs) => {
-                let message = format!("The request content was invalid and could not be deserialized: {}", errs.join("; "));
+                let message = format!(
+                    "The request content was invalid and could not be deserialized: {}",
+                    errs.join("; ")
+                );
                 let (code, status) = match kind {
                     SpecKind::Arm => ("InvalidRequestContent", 400),
                     SpecKind::KeyVault => ("BadParameter", 400),
                 };
-                Some(json_response(status, json!({"error": {"code": code, "message": message}})))
+                Some(json_response(
+                    status,
+                    json!({"error": {"code": code, "message": message}}),
+                ))
             }
         }
     }
 
     /// Validates a produced response; violations are recorded, never hidden.
     pub(crate) fn check_response(&self, surface: Surface, req: &Req, resp: &Resp) {
-        let Some(contract) = self.contract.as_ref() else { return };
-        let Some(kind) = spec_kind(surface) else { return };
-        let Some(version) = req.query("api-version") else { return };
-        let Some(at) = contract.find(kind, &version, &req.method, &req.path) else { return };
+        let Some(contract) = self.contract.as_ref() else {
+            return;
+        };
+        let Some(kind) = spec_kind(surface) else {
+            return;
+        };
+        let Some(version) = req.query("api-version") else {
+            return;
+        };
+        let Some(at) = contract.find(kind, &version, &req.method, &req.path) else {
+            return;
+        };
         let body = resp.extensions().get::<ResponseJson>().map(|b| &b.0);
         if let Err(errs) = contract.validate_response(at, resp.status().as_u16(), body) {
-            let msg = format!("{} {} -> {}: {}", req.method, req.path, resp.status().as_u16(), errs.join("; "));
+            let msg = format!(
+                "{} {} -> {}: {}",
+                req.method,
+                req.path,
+                resp.status().as_u16(),
+                errs.join("; ")
+            );
             tracing::warn!("contract violation: {msg}");
             self.violations.lock().push(msg);
         }

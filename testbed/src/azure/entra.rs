@@ -83,12 +83,21 @@ impl Signer {
         }
         let auds: Vec<String> = match &claims["aud"] {
             Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
             _ => Vec::new(),
         };
         let norm = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
-        if !auds.iter().any(|aud| audiences.iter().any(|a| norm(a) == norm(aud))) {
-            return Err(TokenError::WrongAudience { aud: auds.join(",") });
+        if !auds
+            .iter()
+            .any(|aud| audiences.iter().any(|a| norm(a) == norm(aud)))
+        {
+            return Err(TokenError::WrongAudience {
+                aud: auds.join(","),
+            });
         }
         Ok(claims)
     }
@@ -170,7 +179,12 @@ pub(crate) fn handle(inner: &Inner, req: &Req) -> Resp {
         || rest == [".well-known", "openid-configuration"]
     {
         if !known_tenant {
-            return oauth_error(400, "invalid_tenant", 90002, &format!("Tenant '{tenant}' not found."));
+            return oauth_error(
+                400,
+                "invalid_tenant",
+                90002,
+                &format!("Tenant '{tenant}' not found."),
+            );
         }
         return json_response(
             200,
@@ -194,14 +208,29 @@ pub(crate) fn handle(inner: &Inner, req: &Req) -> Resp {
     }
     if rest == ["oauth2", "v2.0", "token"] || rest == ["oauth2", "token"] {
         if req.method != "POST" {
-            return oauth_error(405, "invalid_request", 900561, "The endpoint only accepts POST requests.");
+            return oauth_error(
+                405,
+                "invalid_request",
+                900561,
+                "The endpoint only accepts POST requests.",
+            );
         }
         if !known_tenant {
-            return oauth_error(400, "invalid_request", 90002, &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."));
+            return oauth_error(
+                400,
+                "invalid_request",
+                90002,
+                &format!(
+                    "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+                ),
+            );
         }
         return token(inner, req, tenant);
     }
-    json_response(404, json!({"error": "not_found", "error_description": format!("no such Entra ID endpoint: {}", req.path)}))
+    json_response(
+        404,
+        json!({"error": "not_found", "error_description": format!("no such Entra ID endpoint: {}", req.path)}),
+    )
 }
 
 fn token(inner: &Inner, req: &Req, tenant: &str) -> Resp {
@@ -210,46 +239,110 @@ fn token(inner: &Inner, req: &Req, tenant: &str) -> Resp {
         .collect();
     let grant = form.get("grant_type").map(String::as_str).unwrap_or("");
     if grant != "client_credentials" {
-        return oauth_error(400, "unsupported_grant_type", 70003, &format!("The app requested an unsupported grant type '{grant}'."));
+        return oauth_error(
+            400,
+            "unsupported_grant_type",
+            70003,
+            &format!("The app requested an unsupported grant type '{grant}'."),
+        );
     }
     let Some(client_id) = form.get("client_id") else {
-        return oauth_error(400, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.");
+        return oauth_error(
+            400,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+        );
     };
     let Some(app) = inner.app(client_id) else {
-        return oauth_error(400, "unauthorized_client", 700016, &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."));
+        return oauth_error(
+            400,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+            ),
+        );
     };
     if let Some(secret) = form.get("client_secret") {
         if app.secret.as_deref() != Some(secret.as_str()) {
-            return oauth_error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.");
+            return oauth_error(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
+            );
         }
     } else if let Some(assertion) = form.get("client_assertion") {
         if form.get("client_assertion_type").map(String::as_str)
             != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
         {
-            return oauth_error(400, "invalid_request", 90014, "The request body must contain the following parameter: 'client_assertion_type'.");
+            return oauth_error(
+                400,
+                "invalid_request",
+                90014,
+                "The request body must contain the following parameter: 'client_assertion_type'.",
+            );
         }
         match inner.signer.validate(assertion, &[FEDERATED_AUDIENCE]) {
             Ok(_) => {}
             Err(TokenError::Expired { .. }) => {
-                return oauth_error(400, "invalid_client", 700024, "Client assertion is not within its valid time range.");
+                return oauth_error(
+                    400,
+                    "invalid_client",
+                    700024,
+                    "Client assertion is not within its valid time range.",
+                );
             }
             Err(TokenError::WrongAudience { aud }) => {
-                return oauth_error(400, "invalid_client", 700212, &format!("No matching federated identity record found for presented assertion audience '{aud}'."));
+                return oauth_error(
+                    400,
+                    "invalid_client",
+                    700212,
+                    &format!(
+                        "No matching federated identity record found for presented assertion audience '{aud}'."
+                    ),
+                );
             }
             Err(_) => {
-                return oauth_error(401, "invalid_client", 700211, "No matching federated identity record found for presented assertion issuer.");
+                return oauth_error(
+                    401,
+                    "invalid_client",
+                    700211,
+                    "No matching federated identity record found for presented assertion issuer.",
+                );
             }
         }
     } else {
-        return oauth_error(401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+        return oauth_error(
+            401,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        );
     }
-    let scope = form.get("scope").cloned().unwrap_or_default();
+    // v1 endpoint clients send `resource` instead of `scope`.
+    let scope = form
+        .get("scope")
+        .cloned()
+        .or_else(|| {
+            form.get("resource")
+                .map(|r| format!("{}/.default", r.trim_end_matches('/')))
+        })
+        .unwrap_or_default();
     let Some(resource) = scope
         .split(' ')
         .find(|s| s.ends_with("/.default"))
         .map(|s| s.trim_end_matches("/.default").to_string())
     else {
-        return oauth_error(400, "invalid_scope", 1002012, &format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."));
+        return oauth_error(
+            400,
+            "invalid_scope",
+            1002012,
+            &format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
+        );
     };
     let lifetime = inner.config.lock().token_lifetime.as_secs() as i64;
     let claims = access_token_claims(&inner.tenant_id, &resource, &app, lifetime);
@@ -271,14 +364,27 @@ fn token(inner: &Inner, req: &Req, tenant: &str) -> Resp {
 
 /// IMDS-style managed identity endpoint: `GET /metadata/identity/oauth2/token`.
 pub(crate) fn managed_identity(inner: &Inner, req: &Req) -> Resp {
-    if req.header("metadata").map(|v| v.eq_ignore_ascii_case("true")) != Some(true) {
-        return json_response(400, json!({"error": "invalid_request", "error_description": "Required metadata header not specified"}));
+    if req
+        .header("metadata")
+        .map(|v| v.eq_ignore_ascii_case("true"))
+        != Some(true)
+    {
+        return json_response(
+            400,
+            json!({"error": "invalid_request", "error_description": "Required metadata header not specified"}),
+        );
     }
     if req.method != "GET" {
-        return json_response(405, json!({"error": "invalid_request", "error_description": "Only GET is supported"}));
+        return json_response(
+            405,
+            json!({"error": "invalid_request", "error_description": "Only GET is supported"}),
+        );
     }
     let Some(resource) = req.query("resource") else {
-        return json_response(400, json!({"error": "invalid_request", "error_description": "Required query variable 'resource' is missing"}));
+        return json_response(
+            400,
+            json!({"error": "invalid_request", "error_description": "Required query variable 'resource' is missing"}),
+        );
     };
     let client_id = req
         .query("client_id")
@@ -286,7 +392,10 @@ pub(crate) fn managed_identity(inner: &Inner, req: &Req) -> Resp {
     let app = match inner.app(&client_id) {
         Some(app) if app.secret.is_none() => app,
         _ => {
-            return json_response(400, json!({"error": "invalid_request", "error_description": "Identity not found"}));
+            return json_response(
+                400,
+                json!({"error": "invalid_request", "error_description": "Identity not found"}),
+            );
         }
     };
     let lifetime = inner.config.lock().token_lifetime.as_secs() as i64;

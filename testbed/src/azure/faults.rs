@@ -67,7 +67,9 @@ impl Fault {
                 .as_ref()
                 .is_none_or(|m| m.as_str().eq_ignore_ascii_case(&req.method))
             && self.path_contains.as_ref().is_none_or(|p| {
-                req.path.to_ascii_lowercase().contains(&p.to_ascii_lowercase())
+                req.path
+                    .to_ascii_lowercase()
+                    .contains(&p.to_ascii_lowercase())
             })
     }
 }

@@ -25,7 +25,11 @@ fn unauthorized(inner: &Inner, message: &str) -> Resp {
         inner.main_url(),
         inner.tenant_id
     );
-    with_header(kv_error(401, "Unauthorized", message), "www-authenticate", &challenge)
+    with_header(
+        kv_error(401, "Unauthorized", message),
+        "www-authenticate",
+        &challenge,
+    )
 }
 
 fn now() -> i64 {
@@ -80,14 +84,27 @@ fn deleted_bundle(vault: &Vault, d: &DeletedSecret) -> Value {
 }
 
 fn not_found(name: &str) -> Resp {
-    kv_error(404, "SecretNotFound", &format!("A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"))
+    kv_error(
+        404,
+        "SecretNotFound",
+        &format!(
+            "A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+        ),
+    )
 }
 
 pub(crate) fn handle(inner: &Arc<Inner>, vault_key: &str, req: &Req) -> Resp {
     let mut resp = handle_inner(inner, vault_key, req);
     let is_write = req.method != "GET";
-    let principal = resp.extensions().get::<LogInfo>().and_then(|l| l.principal.clone());
-    resp.extensions_mut().insert(LogInfo { principal, account_id: None, is_write });
+    let principal = resp
+        .extensions()
+        .get::<LogInfo>()
+        .and_then(|l| l.principal.clone());
+    resp.extensions_mut().insert(LogInfo {
+        principal,
+        account_id: None,
+        is_write,
+    });
     with_header(resp, "x-ms-keyvault-service-version", "1.9.2000.1")
 }
 
@@ -97,23 +114,46 @@ fn handle_inner(inner: &Arc<Inner>, vault_key: &str, req: &Req) -> Resp {
     };
     let claims = match inner.signer.validate(&token, &["https://vault.azure.net"]) {
         Ok(c) => c,
-        Err(TokenError::Expired { .. }) => return unauthorized(inner, "AKV10022: Invalid token: the token is expired."),
+        Err(TokenError::Expired { .. }) => {
+            return unauthorized(inner, "AKV10022: Invalid token: the token is expired.");
+        }
         Err(TokenError::WrongAudience { aud }) => {
-            return unauthorized(inner, &format!("AKV10022: Invalid audience. Expected https://vault.azure.net, found: {aud}."));
+            return unauthorized(
+                inner,
+                &format!(
+                    "AKV10022: Invalid audience. Expected https://vault.azure.net, found: {aud}."
+                ),
+            );
         }
         Err(_) => return unauthorized(inner, "AKV10032: Invalid issuer or signature."),
     };
     let principal = claims["appid"].as_str().map(str::to_string);
     let mut resp = route(inner, vault_key, req);
-    resp.extensions_mut().insert(LogInfo { principal, ..Default::default() });
+    resp.extensions_mut().insert(LogInfo {
+        principal,
+        ..Default::default()
+    });
     resp
 }
 
 fn route(inner: &Arc<Inner>, vault_key: &str, req: &Req) -> Resp {
     match req.query("api-version") {
-        None => return kv_error(400, "BadParameter", "The request URI contains an invalid or missing api-version."),
+        None => {
+            return kv_error(
+                400,
+                "BadParameter",
+                "The request URI contains an invalid or missing api-version.",
+            );
+        }
         Some(v) if !API_VERSIONS.contains(&v.as_str()) => {
-            return kv_error(400, "BadParameter", &format!("The specified version ({v}) is not recognized. Consider using the latest supported version ({}).", API_VERSIONS[0]));
+            return kv_error(
+                400,
+                "BadParameter",
+                &format!(
+                    "The specified version ({v}) is not recognized. Consider using the latest supported version ({}).",
+                    API_VERSIONS[0]
+                ),
+            );
         }
         _ => {}
     }
@@ -136,12 +176,16 @@ fn route(inner: &Arc<Inner>, vault_key: &str, req: &Req) -> Resp {
             let value: Vec<Value> = vault
                 .secrets
                 .values()
-                .filter_map(|s| s.versions.last().map(|v| item(format!("{}secrets/{}", vault.uri, s.name), v)))
+                .filter_map(|s| {
+                    s.versions
+                        .last()
+                        .map(|v| item(format!("{}secrets/{}", vault.uri, s.name), v))
+                })
                 .collect();
             json_response(200, json!({"value": value}))
         }
         ("PUT", ["secrets", _]) => set_secret(vault, segs[1], req),
-        ("GET", ["secrets", _, "versions"]) => match vault.secrets.get(&l[1].to_string()) {
+        ("GET", ["secrets", _, "versions"]) => match vault.secrets.get(l[1]) {
             Some(s) => {
                 let value: Vec<Value> = s
                     .versions
@@ -154,7 +198,9 @@ fn route(inner: &Arc<Inner>, vault_key: &str, req: &Req) -> Resp {
         },
         ("GET", ["secrets", _] | ["secrets", _, _]) => {
             let version = l.get(2).copied().unwrap_or("");
-            let Some(s) = vault.secrets.get(l[1]) else { return not_found(segs[1]) };
+            let Some(s) = vault.secrets.get(l[1]) else {
+                return not_found(segs[1]);
+            };
             let v = if version.is_empty() {
                 s.versions.last()
             } else {
@@ -162,16 +208,35 @@ fn route(inner: &Arc<Inner>, vault_key: &str, req: &Req) -> Resp {
             };
             match v {
                 Some(v) if v.enabled => json_response(200, bundle(vault, &s.name, v, true)),
-                Some(_) => kv_error(403, "Forbidden", "Operation get is not allowed on a disabled secret."),
-                None => kv_error(404, "SecretNotFound", &format!("A secret with (name/id) {}/{} was not found in this key vault.", segs[1], version)),
+                Some(_) => kv_error(
+                    403,
+                    "Forbidden",
+                    "Operation get is not allowed on a disabled secret.",
+                ),
+                None => kv_error(
+                    404,
+                    "SecretNotFound",
+                    &format!(
+                        "A secret with (name/id) {}/{} was not found in this key vault.",
+                        segs[1], version
+                    ),
+                ),
             }
         }
         ("PATCH", ["secrets", _, _]) => {
             let body = req.json().unwrap_or(Value::Null);
-            let Some(s) = vault.secrets.get_mut(l[1]) else { return not_found(segs[1]) };
+            let Some(s) = vault.secrets.get_mut(l[1]) else {
+                return not_found(segs[1]);
+            };
             let version = l[2];
-            let idx = if version.is_empty() { s.versions.len().checked_sub(1) } else { s.versions.iter().position(|v| v.version == version) };
-            let Some(idx) = idx else { return not_found(segs[1]) };
+            let idx = if version.is_empty() {
+                s.versions.len().checked_sub(1)
+            } else {
+                s.versions.iter().position(|v| v.version == version)
+            };
+            let Some(idx) = idx else {
+                return not_found(segs[1]);
+            };
             let v = &mut s.versions[idx];
             if let Some(ct) = body["contentType"].as_str() {
                 v.content_type = Some(ct.to_string());
@@ -187,8 +252,13 @@ fn route(inner: &Arc<Inner>, vault_key: &str, req: &Req) -> Resp {
             json_response(200, bundle(vault, &name, &v, false))
         }
         ("DELETE", ["secrets", _]) => {
-            let Some(s) = vault.secrets.remove(l[1]) else { return not_found(segs[1]) };
-            let d = DeletedSecret { secret: s, deleted_date: now() };
+            let Some(s) = vault.secrets.remove(l[1]) else {
+                return not_found(segs[1]);
+            };
+            let d = DeletedSecret {
+                secret: s,
+                deleted_date: now(),
+            };
             let body = deleted_bundle(vault, &d);
             vault.deleted.insert(l[1].to_string(), d);
             json_response(200, body)
@@ -207,11 +277,19 @@ fn route(inner: &Arc<Inner>, vault_key: &str, req: &Req) -> Resp {
         }
         ("GET", ["deletedsecrets", _]) => match vault.deleted.get(l[1]) {
             Some(d) => json_response(200, deleted_bundle(vault, d)),
-            None => kv_error(404, "SecretNotFound", &format!("Deleted Secret not found: {}", segs[1])),
+            None => kv_error(
+                404,
+                "SecretNotFound",
+                &format!("Deleted Secret not found: {}", segs[1]),
+            ),
         },
         ("DELETE", ["deletedsecrets", _]) => match vault.deleted.remove(l[1]) {
             Some(_) => empty_response(204),
-            None => kv_error(404, "SecretNotFound", &format!("Deleted Secret not found: {}", segs[1])),
+            None => kv_error(
+                404,
+                "SecretNotFound",
+                &format!("Deleted Secret not found: {}", segs[1]),
+            ),
         },
         ("POST", ["deletedsecrets", _, "recover"]) => match vault.deleted.remove(l[1]) {
             Some(d) => {
@@ -220,9 +298,17 @@ fn route(inner: &Arc<Inner>, vault_key: &str, req: &Req) -> Resp {
                 vault.secrets.insert(l[1].to_string(), d.secret);
                 json_response(200, body)
             }
-            None => kv_error(404, "SecretNotFound", &format!("Deleted Secret not found: {}", segs[1])),
+            None => kv_error(
+                404,
+                "SecretNotFound",
+                &format!("Deleted Secret not found: {}", segs[1]),
+            ),
         },
-        _ => kv_error(404, "NotFound", &format!("The requested resource {} was not found.", req.path)),
+        _ => kv_error(
+            404,
+            "NotFound",
+            &format!("The requested resource {} was not found.", req.path),
+        ),
     }
 }
 
@@ -233,14 +319,24 @@ fn set_secret(vault: &mut Vault, name: &str, req: &Req) -> Resp {
     };
     let re = regex::Regex::new("^[0-9a-zA-Z-]{1,127}$").expect("regex");
     if !re.is_match(name) {
-        return kv_error(400, "BadParameter", &format!("The request URI contains an invalid name: {name}"));
+        return kv_error(
+            400,
+            "BadParameter",
+            &format!("The request URI contains an invalid name: {name}"),
+        );
     }
     let Some(value) = body["value"].as_str() else {
         return kv_error(400, "BadParameter", "Property 'value' is required.");
     };
     let key = name.to_ascii_lowercase();
     if vault.deleted.contains_key(&key) {
-        return kv_error(409, "Conflict", &format!("Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged."));
+        return kv_error(
+            409,
+            "Conflict",
+            &format!(
+                "Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged."
+            ),
+        );
     }
     let t = now();
     let v = SecretVersion {
@@ -252,7 +348,10 @@ fn set_secret(vault: &mut Vault, name: &str, req: &Req) -> Resp {
         created: t,
         updated: t,
     };
-    let s = vault.secrets.entry(key).or_insert_with(|| Secret { name: name.to_string(), versions: Vec::new() });
+    let s = vault.secrets.entry(key).or_insert_with(|| Secret {
+        name: name.to_string(),
+        versions: Vec::new(),
+    });
     s.versions.push(v.clone());
     let name = s.name.clone();
     json_response(200, bundle(vault, &name, &v, true))

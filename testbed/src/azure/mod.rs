@@ -94,6 +94,8 @@ pub struct AzureEnv {
     pub openai_endpoint: String,
     /// Client id of the seeded user-assigned managed identity.
     pub managed_identity_client_id: String,
+    /// The emulator's admin routes (extra: `AZURE_TESTBED_ADMIN_URL`).
+    pub admin_url: String,
 }
 
 impl AzureEnv {
@@ -112,8 +114,14 @@ impl AzureEnv {
             ("AZURE_CLIENT_ID", self.client_id.clone()),
             ("AZURE_CLIENT_SECRET", self.client_secret.clone()),
             ("AZURE_AUTHORITY_HOST", self.authority_host.clone()),
-            ("AZURE_FEDERATED_TOKEN_FILE", self.federated_token_file.clone()),
-            ("AZURE_RESOURCE_MANAGER_ENDPOINT", self.resource_manager_endpoint.clone()),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE",
+                self.federated_token_file.clone(),
+            ),
+            (
+                "AZURE_RESOURCE_MANAGER_ENDPOINT",
+                self.resource_manager_endpoint.clone(),
+            ),
             ("AZURE_SUBSCRIPTION_ID", self.subscription_id.clone()),
             ("AZURE_RESOURCE_GROUP", self.resource_group.clone()),
             ("AZURE_OPENAI_ACCOUNT", self.openai_account.clone()),
@@ -121,8 +129,15 @@ impl AzureEnv {
             ("AZURE_KEY_VAULT_URI", self.key_vault_uri.clone()),
             ("SSL_CERT_FILE", self.ca_file.clone()),
             ("REQUESTS_CA_BUNDLE", self.ca_file.clone()),
-            ("AZURE_POD_IDENTITY_AUTHORITY_HOST", self.managed_identity_endpoint.clone()),
-            ("AZURE_MANAGED_IDENTITY_CLIENT_ID", self.managed_identity_client_id.clone()),
+            (
+                "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                self.managed_identity_endpoint.clone(),
+            ),
+            (
+                "AZURE_MANAGED_IDENTITY_CLIENT_ID",
+                self.managed_identity_client_id.clone(),
+            ),
+            ("AZURE_TESTBED_ADMIN_URL", self.admin_url.clone()),
         ]
     }
 }
@@ -175,7 +190,10 @@ impl Inner {
         format!("https://127.0.0.1:{}/", self.main_addr.port())
     }
     pub fn app(&self, client_id: &str) -> Option<App> {
-        self.apps.lock().get(&client_id.to_ascii_lowercase()).cloned()
+        self.apps
+            .lock()
+            .get(&client_id.to_ascii_lowercase())
+            .cloned()
     }
     pub fn default_account(&self) -> String {
         self.seeded_account.lock().clone()
@@ -257,7 +275,8 @@ impl AzureEmulator {
             "nbf": entra::now(),
             "exp": entra::now() + 7 * 24 * 3600,
         }));
-        let temp_dir = std::env::temp_dir().join(format!("azure-emulator-{}", uuid::Uuid::new_v4()));
+        let temp_dir =
+            std::env::temp_dir().join(format!("azure-emulator-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&temp_dir)?;
         let ca_file = temp_dir.join("ca.pem");
         let token_file = temp_dir.join("federated-token");
@@ -288,7 +307,14 @@ impl AzureEmulator {
             seeded_account: Mutex::new(String::new()),
             seeded_vault: Mutex::new(String::new()),
         });
-        server::spawn_on(inner.clone(), Listener::Main, std_listener, true, cancel.clone(), &inner.rt)?;
+        server::spawn_on(
+            inner.clone(),
+            Listener::Main,
+            std_listener,
+            true,
+            cancel.clone(),
+            &inner.rt,
+        )?;
         let admin = inner.spawn(Listener::Admin, false)?;
         *inner.admin_addr.lock() = Some(admin);
         let emulator = AzureEmulator {
@@ -313,9 +339,7 @@ impl AzureEmulator {
         let i = &self.inner;
         let (ca, token) = i.files.lock().clone();
         let account_id = i.seeded_account.lock().clone();
-        let endpoint = self
-            .account_endpoint(&account_id)
-            .unwrap_or_default();
+        let endpoint = self.account_endpoint(&account_id).unwrap_or_default();
         AzureEnv {
             tenant_id: i.tenant_id.clone(),
             client_id: i.client.client_id.clone(),
@@ -325,12 +349,17 @@ impl AzureEmulator {
             resource_manager_endpoint: i.main_url(),
             subscription_id: i.subscription_id.clone(),
             resource_group: i.resource_group.clone(),
-            openai_account: account_id.rsplit('/').next().unwrap_or_default().to_string(),
+            openai_account: account_id
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
             key_vault_uri: i.seeded_vault.lock().clone(),
             ca_file: ca.display().to_string(),
             managed_identity_endpoint: i.main_url(),
             openai_endpoint: endpoint,
             managed_identity_client_id: i.managed_identity.client_id.clone(),
+            admin_url: self.admin_url(),
         }
     }
 
@@ -449,7 +478,8 @@ impl AzureEmulator {
     pub fn fail_next_operations(&self, n: usize, code: &str, message: &str) {
         let mut w = self.inner.world.lock();
         for _ in 0..n {
-            w.fail_next.push_back((code.to_string(), message.to_string()));
+            w.fail_next
+                .push_back((code.to_string(), message.to_string()));
         }
     }
 

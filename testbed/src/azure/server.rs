@@ -61,7 +61,8 @@ pub(crate) fn json_response(status: u16, body: Value) -> Resp {
         .header("content-type", "application/json; charset=utf-8")
         .body(Full::new(Bytes::from(bytes)))
         .expect("response");
-    resp.extensions_mut().insert(super::contract::ResponseJson(body));
+    resp.extensions_mut()
+        .insert(super::contract::ResponseJson(body));
     resp
 }
 
@@ -141,7 +142,9 @@ pub(crate) fn spawn_on(
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 if tls {
-                    let Ok(stream) = acceptor.accept(stream).await else { return };
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     tokio::select! { _ = conn => {}, _ = cancel.cancelled() => {} }
                 } else {
@@ -260,7 +263,11 @@ async fn pipeline(
         },
     };
     inner.check_response(surface, &req, &resp);
-    let info = resp.extensions().get::<LogInfo>().cloned().unwrap_or_default();
+    let info = resp
+        .extensions()
+        .get::<LogInfo>()
+        .cloned()
+        .unwrap_or_default();
     inner.record(RequestRecord {
         surface,
         method: req.method.clone(),

@@ -13,9 +13,10 @@ pub(crate) struct Tls {
 pub(crate) fn generate() -> anyhow::Result<Tls> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "aoai-operator testbed Azure emulator CA");
+    ca_params.distinguished_name.push(
+        DnType::CommonName,
+        "aoai-operator testbed Azure emulator CA",
+    );
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -26,12 +27,16 @@ pub(crate) fn generate() -> anyhow::Result<Tls> {
     let issuer = Issuer::new(ca_params, ca_key);
 
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
     params
         .distinguished_name
         .push(DnType::CommonName, "localhost");
     params.use_authority_key_identifier_extension = true;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params.signed_by(&key, &issuer)?;
 

@@ -1,6 +1,6 @@
 //! The emulated Azure state: accounts (with keys, catalog and deployments), long-running
 //! operations (completed lazily when their time is up), quotas and Key Vaults.
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -11,7 +11,9 @@ use super::catalog::{self, CatalogModel};
 use super::ratelimit::Bucket;
 
 pub(crate) fn account_id(sub: &str, rg: &str, name: &str) -> String {
-    format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}")
+    format!(
+        "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}"
+    )
 }
 
 pub(crate) fn quota_key(sub: &str, location: &str, usage: &str) -> (String, String, String) {
@@ -92,13 +94,20 @@ impl Account {
             .unwrap_or("Succeeded")
     }
 
-    pub fn find_model(&self, format: &str, name: &str, version: Option<&str>) -> Option<&CatalogModel> {
+    pub fn find_model(
+        &self,
+        format: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Option<&CatalogModel> {
         let candidates = self
             .catalog
             .iter()
             .filter(|m| m.format.eq_ignore_ascii_case(format) && m.name.eq_ignore_ascii_case(name));
         match version {
-            Some(v) => candidates.into_iter().find(|m| m.version.eq_ignore_ascii_case(v)),
+            Some(v) => candidates
+                .into_iter()
+                .find(|m| m.version.eq_ignore_ascii_case(v)),
             None => {
                 let all: Vec<&CatalogModel> = candidates.collect();
                 all.iter()
@@ -174,6 +183,8 @@ pub(crate) struct World {
     pub accounts: BTreeMap<String, Account>,
     pub vaults: BTreeMap<String, Vault>,
     pub operations: HashMap<String, Operation>,
+    /// Ids of operations not finished yet.
+    pub pending: HashSet<String>,
     pub quotas: HashMap<(String, String, String), u32>,
     pub buckets: HashMap<(String, String, bool), Bucket>,
     pub fail_next: VecDeque<(String, String)>,
@@ -210,11 +221,30 @@ impl World {
         self.insert_account_with(seed, endpoint, state, &Value::Null);
     }
 
-    pub fn insert_account_with(&mut self, seed: &AccountSeed, endpoint: &str, state: &str, request: &Value) {
+    pub fn insert_account_with(
+        &mut self,
+        seed: &AccountSeed,
+        endpoint: &str,
+        state: &str,
+        request: &Value,
+    ) {
         let id = account_id(&seed.subscription_id, &seed.resource_group, &seed.name);
         let now = Utc::now();
-        let mut props = request["properties"].as_object().cloned().unwrap_or_default();
-        for ro in ["provisioningState", "endpoint", "internalId", "capabilities", "isMigrated", "dateCreated", "endpoints", "callRateLimit", "quotaLimit"] {
+        let mut props = request["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for ro in [
+            "provisioningState",
+            "endpoint",
+            "internalId",
+            "capabilities",
+            "isMigrated",
+            "dateCreated",
+            "endpoints",
+            "callRateLimit",
+            "quotaLimit",
+        ] {
             props.remove(ro);
         }
         props.insert("provisioningState".into(), json!(state));
@@ -227,11 +257,18 @@ impl World {
                 "AI Foundry API": endpoint,
             }),
         );
-        props.insert("internalId".into(), json!(uuid::Uuid::new_v4().simple().to_string()));
+        props.insert(
+            "internalId".into(),
+            json!(uuid::Uuid::new_v4().simple().to_string()),
+        );
         props.insert("dateCreated".into(), json!(timestamp(now)));
         props.insert("isMigrated".into(), json!(false));
-        props.entry("customSubDomainName").or_insert(json!(seed.name.to_ascii_lowercase()));
-        props.entry("publicNetworkAccess").or_insert(json!("Enabled"));
+        props
+            .entry("customSubDomainName")
+            .or_insert(json!(seed.name.to_ascii_lowercase()));
+        props
+            .entry("publicNetworkAccess")
+            .or_insert(json!("Enabled"));
         props.insert(
             "capabilities".into(),
             json!([{"name": "VirtualNetworks"}, {"name": "CustomerManagedKey"}, {"name": "raiMonitor"}]),
@@ -255,7 +292,10 @@ impl World {
         }
         if let Some(identity) = request.get("identity").filter(|t| t.is_object()) {
             let mut identity = identity.clone();
-            if identity["type"].as_str().is_some_and(|t| t.contains("SystemAssigned")) {
+            if identity["type"]
+                .as_str()
+                .is_some_and(|t| t.contains("SystemAssigned"))
+            {
                 identity["principalId"] = json!(uuid::Uuid::new_v4().to_string());
                 identity["tenantId"] = json!("72f988bf-86f1-41af-91ab-2d7cd011db47");
             }
@@ -263,8 +303,20 @@ impl World {
         }
         let key = id.to_ascii_lowercase();
         let (key1, key2, deployments, rai, catalog) = match self.accounts.remove(&key) {
-            Some(old) => (old.key1, old.key2, old.deployments, old.rai_policies, old.catalog),
-            None => (new_key(), new_key(), BTreeMap::new(), BTreeMap::new(), catalog::default_catalog()),
+            Some(old) => (
+                old.key1,
+                old.key2,
+                old.deployments,
+                old.rai_policies,
+                old.catalog,
+            ),
+            None => (
+                new_key(),
+                new_key(),
+                BTreeMap::new(),
+                BTreeMap::new(),
+                catalog::default_catalog(),
+            ),
         };
         self.accounts.insert(
             key,
@@ -289,12 +341,17 @@ impl World {
     pub fn settle(&mut self) {
         let now = Instant::now();
         let due: Vec<String> = self
-            .operations
-            .values()
-            .filter(|o| o.finished.is_none() && o.done_at <= now)
-            .map(|o| o.id.clone())
+            .pending
+            .iter()
+            .filter(|id| {
+                self.operations
+                    .get(*id)
+                    .is_some_and(|o| o.finished.is_none() && o.done_at <= now)
+            })
+            .cloned()
             .collect();
         for id in due {
+            self.pending.remove(&id);
             let op = {
                 let op = self.operations.get_mut(&id).expect("operation");
                 op.finished = Some(Utc::now());
@@ -326,8 +383,9 @@ impl World {
 
     /// Operations still running on an account.
     pub fn in_flight(&self, account_key: &str) -> usize {
-        self.operations
-            .values()
+        self.pending
+            .iter()
+            .filter_map(|id| self.operations.get(id))
             .filter(|o| o.finished.is_none() && o.account_key == account_key)
             .count()
     }
@@ -341,11 +399,19 @@ impl World {
 
     /// Sum of capacities of deployments counting against a quota, optionally excluding one
     /// deployment (account key, lower-case name).
-    pub fn usage(&self, sub: &str, location: &str, usage: &str, exclude: Option<(&str, &str)>) -> u32 {
+    pub fn usage(
+        &self,
+        sub: &str,
+        location: &str,
+        usage: &str,
+        exclude: Option<(&str, &str)>,
+    ) -> u32 {
         let loc = normalize_location(location);
         self.accounts
             .iter()
-            .filter(|(_, a)| a.subscription.eq_ignore_ascii_case(sub) && normalize_location(&a.location) == loc)
+            .filter(|(_, a)| {
+                a.subscription.eq_ignore_ascii_case(sub) && normalize_location(&a.location) == loc
+            })
             .flat_map(|(k, a)| a.deployments.iter().map(move |(n, d)| (k, n, d)))
             .filter(|(k, n, _)| exclude != Some((k.as_str(), n.as_str())))
             .filter(|(_, _, d)| d.usage_name().eq_ignore_ascii_case(usage))
@@ -359,11 +425,17 @@ impl World {
         let mut names: Vec<String> = self
             .accounts
             .values()
-            .filter(|a| a.subscription.eq_ignore_ascii_case(sub) && normalize_location(&a.location) == loc)
+            .filter(|a| {
+                a.subscription.eq_ignore_ascii_case(sub) && normalize_location(&a.location) == loc
+            })
             .flat_map(|a| {
                 a.catalog
                     .iter()
-                    .flat_map(|m| m.skus.iter().map(|s| catalog::usage_name(&m.format, s, &m.name)))
+                    .flat_map(|m| {
+                        m.skus
+                            .iter()
+                            .map(|s| catalog::usage_name(&m.format, s, &m.name))
+                    })
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -378,12 +450,27 @@ impl World {
     }
 
     pub fn put_out_of_band(&mut self, account_id: &str, name: &str, body: Value) {
-        let Some(acc) = self.account_mut(account_id) else { return };
-        let existing = acc.deployments.get(&name.to_ascii_lowercase()).map(|d| d.body.clone());
+        let Some(acc) = self.account_mut(account_id) else {
+            return;
+        };
+        let existing = acc
+            .deployments
+            .get(&name.to_ascii_lowercase())
+            .map(|d| d.body.clone());
         let model = resolve_model(acc, &body);
-        let mut rendered = render_deployment(acc, name, &body, existing.as_ref(), model.as_ref(), "Succeeded", "portal-user@contoso.com", "User");
+        let mut rendered = render_deployment(
+            acc,
+            name,
+            &body,
+            existing.as_ref(),
+            model.as_ref(),
+            "Succeeded",
+            "portal-user@contoso.com",
+            "User",
+        );
         rendered["properties"]["provisioningState"] = json!("Succeeded");
-        acc.deployments.insert(name.to_ascii_lowercase(), Deployment { body: rendered });
+        acc.deployments
+            .insert(name.to_ascii_lowercase(), Deployment { body: rendered });
     }
 }
 
@@ -412,8 +499,18 @@ pub(crate) fn render_deployment(
     actor_type: &str,
 ) -> Value {
     let now = timestamp(Utc::now());
-    let mut props: Map<String, Value> = request["properties"].as_object().cloned().unwrap_or_default();
-    for ro in ["provisioningState", "capabilities", "rateLimits", "callRateLimit", "currentCapacity", "dynamicThrottlingEnabled"] {
+    let mut props: Map<String, Value> = request["properties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for ro in [
+        "provisioningState",
+        "capabilities",
+        "rateLimits",
+        "callRateLimit",
+        "currentCapacity",
+        "dynamicThrottlingEnabled",
+    ] {
         props.remove(ro);
     }
     let mut model_json = props.get("model").cloned().unwrap_or(json!({}));
@@ -430,10 +527,17 @@ pub(crate) fn render_deployment(
         obj.remove("callRateLimit");
     }
     props.insert("model".into(), model_json);
-    let sku = request.get("sku").cloned().unwrap_or(json!({"name": "Standard", "capacity": 1}));
+    let sku = request
+        .get("sku")
+        .cloned()
+        .unwrap_or(json!({"name": "Standard", "capacity": 1}));
     let capacity = sku["capacity"].as_u64().unwrap_or(1);
-    props.entry("versionUpgradeOption").or_insert(json!("OnceNewDefaultVersionAvailable"));
-    props.entry("raiPolicyName").or_insert(json!("Microsoft.DefaultV2"));
+    props
+        .entry("versionUpgradeOption")
+        .or_insert(json!("OnceNewDefaultVersionAvailable"));
+    props
+        .entry("raiPolicyName")
+        .or_insert(json!("Microsoft.DefaultV2"));
     props.entry("deploymentState").or_insert(json!("Running"));
     props.insert("currentCapacity".into(), json!(capacity));
     props.insert(
@@ -451,7 +555,11 @@ pub(crate) fn render_deployment(
         .and_then(|e| e["systemData"]["createdBy"].as_str().map(str::to_string))
         .unwrap_or_else(|| actor.to_string());
     let created_by_type = existing
-        .and_then(|e| e["systemData"]["createdByType"].as_str().map(str::to_string))
+        .and_then(|e| {
+            e["systemData"]["createdByType"]
+                .as_str()
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| actor_type.to_string());
     let mut body = json!({
         "id": format!("{}/deployments/{}", acc.id, name),

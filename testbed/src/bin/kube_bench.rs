@@ -29,16 +29,23 @@ fn cm(i: usize) -> ConfigMap {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let objects = args.first().copied().unwrap_or(10_000);
     let watchers = args.get(1).copied().unwrap_or(50);
     let updates = args.get(2).copied().unwrap_or(1_000);
     let emu = KubeEmulator::new();
     let server = emu.serve("127.0.0.1:0".parse()?).await?;
     let kc = kube::config::Kubeconfig::from_yaml(&server.kubeconfig_yaml(None))?;
-    let http_client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?;
+    let http_client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
+    )?;
     let inproc = emu.client();
-    println!("kube_bench: {objects} objects, {watchers} watchers, {updates} updates (debug builds are much slower than release)");
+    println!(
+        "kube_bench: {objects} objects, {watchers} watchers, {updates} updates (debug builds are much slower than release)"
+    );
     println!("rss at start: {:.1} MiB", rss_mib());
 
     // Create.
@@ -53,7 +60,11 @@ async fn main() -> anyhow::Result<()> {
         .try_collect::<Vec<_>>()
         .await?;
     let dt = t.elapsed();
-    println!("create: {objects} objects in {:.2}s = {:.0} objects/s (in-process client)", dt.as_secs_f64(), objects as f64 / dt.as_secs_f64());
+    println!(
+        "create: {objects} objects in {:.2}s = {:.0} objects/s (in-process client)",
+        dt.as_secs_f64(),
+        objects as f64 / dt.as_secs_f64()
+    );
     println!("rss after create: {:.1} MiB", rss_mib());
 
     // LIST over HTTP.
@@ -89,10 +100,20 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let dt = t.elapsed();
-    println!("list (limit=500, {pages} pages, HTTP): {seen} objects in {:.2}s = {:.0} objects/s", dt.as_secs_f64(), seen as f64 / dt.as_secs_f64());
+    println!(
+        "list (limit=500, {pages} pages, HTTP): {seen} objects in {:.2}s = {:.0} objects/s",
+        dt.as_secs_f64(),
+        seen as f64 / dt.as_secs_f64()
+    );
     let t = Instant::now();
-    let l = http_api.list(&ListParams::default().labels("shard=s3")).await?;
-    println!("list (label selector, {} matches, HTTP): {:.0} ms", l.items.len(), t.elapsed().as_millis());
+    let l = http_api
+        .list(&ListParams::default().labels("shard=s3"))
+        .await?;
+    println!(
+        "list (label selector, {} matches, HTTP): {:.0} ms",
+        l.items.len(),
+        t.elapsed().as_millis()
+    );
 
     // WATCH: N watchers over HTTP, then `updates` writes; every watcher must see every one.
     let rv = emu.resource_version().to_string();
@@ -102,13 +123,22 @@ async fn main() -> anyhow::Result<()> {
         let api = http_api.clone();
         let rv = rv.clone();
         handles.push(tokio::spawn(async move {
-            let mut s = api.watch(&WatchParams::default().disable_bookmarks().timeout(600), &rv).await?.boxed();
+            let mut s = api
+                .watch(
+                    &WatchParams::default().disable_bookmarks().timeout(600),
+                    &rv,
+                )
+                .await?
+                .boxed();
             let mut n = 0usize;
             while n < updates {
                 match tokio::time::timeout(Duration::from_secs(120), s.try_next()).await {
                     Ok(Ok(Some(WatchEvent::Modified(_)))) => n += 1,
                     Ok(Ok(Some(_))) => {}
-                    other => anyhow::bail!("watch ended early after {n}: {:?}", other.map(|r| r.map(|o| o.is_some()))),
+                    other => anyhow::bail!(
+                        "watch ended early after {n}: {:?}",
+                        other.map(|r| r.map(|o| o.is_some()))
+                    ),
                 }
             }
             Ok::<_, anyhow::Error>((n, Instant::now()))
@@ -119,7 +149,12 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     for i in 0..updates {
         let name = format!("cm-{:05}", i % objects);
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"data": {"rev": i.to_string()}}))).await?;
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"rev": i.to_string()}})),
+        )
+        .await?;
     }
     let writes = t.elapsed();
     let mut delivered = 0;
@@ -137,7 +172,10 @@ async fn main() -> anyhow::Result<()> {
         writes.as_secs_f64(),
         updates as f64 / writes.as_secs_f64()
     );
-    println!("rss at end: {:.1} MiB (server and clients share this process)", rss_mib());
+    println!(
+        "rss at end: {:.1} MiB (server and clients share this process)",
+        rss_mib()
+    );
     drop(server);
     Ok(())
 }

@@ -18,11 +18,19 @@ impl Fs {
         self.0.is_empty()
     }
     pub fn to_json(&self) -> Value {
-        Value::Object(self.0.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+        Value::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
+        )
     }
     pub fn from_json(v: &Value) -> Fs {
         match v {
-            Value::Object(m) => Fs(m.iter().map(|(k, v)| (k.clone(), Fs::from_json(v))).collect()),
+            Value::Object(m) => Fs(m
+                .iter()
+                .map(|(k, v)| (k.clone(), Fs::from_json(v)))
+                .collect()),
             _ => Fs::default(),
         }
     }
@@ -140,7 +148,11 @@ impl<'a> Nav<'a> {
                 Some("map") => ListType::Map(
                     s.get("x-kubernetes-list-map-keys")
                         .and_then(|v| v.as_array())
-                        .map(|a| a.iter().filter_map(|k| k.as_str().map(String::from)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|k| k.as_str().map(String::from))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                 ),
                 _ => ListType::Atomic,
@@ -193,7 +205,8 @@ pub fn object_fieldset(obj: &Value, nav: Nav<'_>, skip_status: bool, status_only
             if let Some(mm) = v.as_object() {
                 for t in TRACKED_META {
                     if let Some(c) = mm.get(t) {
-                        meta.0.insert(format!("f:{t}"), value_fs(c, Nav::Builtin(t)));
+                        meta.0
+                            .insert(format!("f:{t}"), value_fs(c, Nav::Builtin(t)));
                     }
                 }
             }
@@ -218,7 +231,10 @@ fn value_fs(v: &Value, nav: Nav<'_>) -> Fs {
         }
         Value::Array(a) => match nav.list_type(a.first()) {
             ListType::Atomic => Fs::default(),
-            ListType::Set => Fs(a.iter().map(|x| (format!("v:{x}"), Fs::default())).collect()),
+            ListType::Set => Fs(a
+                .iter()
+                .map(|x| (format!("v:{x}"), Fs::default()))
+                .collect()),
             ListType::Map(keys) => {
                 let mut fs = Fs::default();
                 for item in a {
@@ -234,8 +250,34 @@ fn value_fs(v: &Value, nav: Nav<'_>) -> Fs {
 }
 
 fn matches_key(item: &Value, key: &str) -> bool {
-    let Ok(Value::Object(k)) = serde_json::from_str::<Value>(key) else { return false };
+    let Ok(Value::Object(k)) = serde_json::from_str::<Value>(key) else {
+        return false;
+    };
     k.iter().all(|(kk, kv)| item.get(kk) == Some(kv))
+}
+
+/// Semantic equality: numbers compare by value (1 == 1.0), as typed decoding would see them.
+pub fn sem_eq(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => value_eq(x, y),
+        _ => false,
+    }
+}
+
+fn value_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| value_eq(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| value_eq(v, w)))
+        }
+        _ => a == b,
+    }
 }
 
 /// Value at a field path (None when absent).
@@ -296,14 +338,35 @@ pub struct Entry {
 }
 
 pub fn read_entries(obj: &Value) -> Vec<Entry> {
-    let Some(a) = obj.pointer("/metadata/managedFields").and_then(|v| v.as_array()) else { return vec![] };
+    let Some(a) = obj
+        .pointer("/metadata/managedFields")
+        .and_then(|v| v.as_array())
+    else {
+        return vec![];
+    };
     a.iter()
         .map(|e| Entry {
-            manager: e.get("manager").and_then(|v| v.as_str()).unwrap_or("").into(),
-            operation: e.get("operation").and_then(|v| v.as_str()).unwrap_or("Update").into(),
-            api_version: e.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("").into(),
+            manager: e
+                .get("manager")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .into(),
+            operation: e
+                .get("operation")
+                .and_then(|v| v.as_str())
+                .unwrap_or("Update")
+                .into(),
+            api_version: e
+                .get("apiVersion")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .into(),
             time: e.get("time").and_then(|v| v.as_str()).unwrap_or("").into(),
-            subresource: e.get("subresource").and_then(|v| v.as_str()).unwrap_or("").into(),
+            subresource: e
+                .get("subresource")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .into(),
             set: Fs::from_json(e.get("fieldsV1").unwrap_or(&Value::Null)),
         })
         .collect()
@@ -348,7 +411,12 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     fn fieldset(&self, obj: &Value) -> Fs {
         let status_only = self.subresource == "status";
-        object_fieldset(obj, self.nav, self.has_status_sub && !status_only, status_only)
+        object_fieldset(
+            obj,
+            self.nav,
+            self.has_status_sub && !status_only,
+            status_only,
+        )
     }
 }
 
@@ -388,7 +456,7 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, ctx: &Ctx<'_>) {
                 if leaf.last().map(|s| s.as_str()) == Some(".") {
                     value_at(o, &leaf[..leaf.len() - 1]).is_none()
                 } else {
-                    value_at(o, &leaf) != value_at(new, &leaf)
+                    !sem_eq(value_at(o, &leaf), value_at(new, &leaf))
                 }
             }
         };
@@ -403,7 +471,8 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, ctx: &Ctx<'_>) {
         }
         for leaf in e.set.leaves() {
             let gone = !new_fs.contains_leaf(&leaf) && value_at(new, &leaf).is_none();
-            let taken = changed.contains_leaf(&leaf) && !(e.manager == ctx.manager && e.operation == "Update");
+            let taken = changed.contains_leaf(&leaf)
+                && !(e.manager == ctx.manager && e.operation == "Update");
             if gone || taken {
                 e.set.remove(&leaf);
             }
@@ -411,7 +480,9 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, ctx: &Ctx<'_>) {
     }
     let mut mine = entries
         .iter()
-        .find(|e| e.manager == ctx.manager && e.operation == "Update" && e.subresource == ctx.subresource)
+        .find(|e| {
+            e.manager == ctx.manager && e.operation == "Update" && e.subresource == ctx.subresource
+        })
         .map(|e| e.set.clone())
         .unwrap_or_default();
     mine.union(&changed);
@@ -421,7 +492,11 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, ctx: &Ctx<'_>) {
             mine.remove(&leaf);
         }
     }
-    if !mine.is_empty() || entries.iter().any(|e| e.manager == ctx.manager && e.operation == "Update") {
+    if !mine.is_empty()
+        || entries
+            .iter()
+            .any(|e| e.manager == ctx.manager && e.operation == "Update")
+    {
         upsert_entry(&mut entries, ctx, "Update", mine);
     }
     entries.retain(|e| !e.set.is_empty());
@@ -434,7 +509,12 @@ fn merge_applied(live: &Value, applied: &Value, nav: Nav<'_>, root: bool) -> Val
             let mut out = l.clone();
             for (k, v) in a {
                 if root && k == "metadata" {
-                    let merged = merge_applied(l.get(k).unwrap_or(&Value::Null), v, Nav::Builtin("metadata"), false);
+                    let merged = merge_applied(
+                        l.get(k).unwrap_or(&Value::Null),
+                        v,
+                        Nav::Builtin("metadata"),
+                        false,
+                    );
                     out.insert(k.clone(), merged);
                     continue;
                 }
@@ -489,10 +569,12 @@ fn delete_path(obj: &mut Value, path: &[String]) {
         let next = if let Some(f) = p.strip_prefix("f:") {
             cur.get_mut(f)
         } else if let Some(k) = p.strip_prefix("k:") {
-            cur.as_array_mut().and_then(|a| a.iter_mut().find(|i| matches_key(i, k)))
+            cur.as_array_mut()
+                .and_then(|a| a.iter_mut().find(|i| matches_key(i, k)))
         } else if let Some(v) = p.strip_prefix("v:") {
             let want: Value = serde_json::from_str(v).unwrap_or(Value::Null);
-            cur.as_array_mut().and_then(|a| a.iter_mut().find(|i| **i == want))
+            cur.as_array_mut()
+                .and_then(|a| a.iter_mut().find(|i| **i == want))
         } else {
             None
         };
@@ -526,12 +608,24 @@ fn prune_removed(obj: &mut Value, old: &Fs, new: &Fs, others: &Fs, prefix: &mut 
         let empty = Fs::default();
         let others_child = others.0.get(k);
         match new.0.get(k) {
-            Some(new_child) => prune_removed(obj, old_child, new_child, others_child.unwrap_or(&empty), prefix),
+            Some(new_child) => prune_removed(
+                obj,
+                old_child,
+                new_child,
+                others_child.unwrap_or(&empty),
+                prefix,
+            ),
             None => {
                 if others_child.is_none() {
                     delete_path(obj, prefix);
                 } else {
-                    prune_removed(obj, old_child, &empty, others_child.unwrap_or(&empty), prefix);
+                    prune_removed(
+                        obj,
+                        old_child,
+                        &empty,
+                        others_child.unwrap_or(&empty),
+                        prefix,
+                    );
                 }
             }
         }
@@ -541,7 +635,13 @@ fn prune_removed(obj: &mut Value, old: &Fs, new: &Fs, others: &Fs, prefix: &mut 
 
 /// Server-side apply of `applied` onto `live` (None = create). Returns the merged object with
 /// managedFields, or a 409 Conflict listing the conflicting managers and fields.
-pub fn apply(live: Option<&Value>, applied: &Value, ctx: &Ctx<'_>, force: bool, gk: (&str, &str, &str)) -> Result<Value, ApiError> {
+pub fn apply(
+    live: Option<&Value>,
+    applied: &Value,
+    ctx: &Ctx<'_>,
+    force: bool,
+    gk: (&str, &str, &str),
+) -> Result<Value, ApiError> {
     let mut entries = live.map(read_entries).unwrap_or_default();
     let base = live.cloned().unwrap_or_else(|| json!({}));
     let new_set = ctx.fieldset(applied);
@@ -552,11 +652,13 @@ pub fn apply(live: Option<&Value>, applied: &Value, ctx: &Ctx<'_>, force: bool, 
         }
         let live_v = value_at(&base, &leaf);
         let applied_v = value_at(applied, &leaf);
-        if live_v == applied_v {
+        if sem_eq(live_v, applied_v) {
             continue;
         }
         for e in entries.iter_mut() {
-            if (e.manager == ctx.manager && e.operation == "Apply") || e.subresource != ctx.subresource {
+            if (e.manager == ctx.manager && e.operation == "Apply")
+                || e.subresource != ctx.subresource
+            {
                 continue;
             }
             if e.set.contains_leaf(&leaf) {
@@ -584,7 +686,10 @@ pub fn apply(live: Option<&Value>, applied: &Value, ctx: &Ctx<'_>, force: bool, 
             } else {
                 parts.push(format!(
                     "conflicts with \"{m}\" using {av}:\n{}",
-                    ps.iter().map(|p| format!("- {p}")).collect::<Vec<_>>().join("\n")
+                    ps.iter()
+                        .map(|p| format!("- {p}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 ));
             }
         }
@@ -598,7 +703,11 @@ pub fn apply(live: Option<&Value>, applied: &Value, ctx: &Ctx<'_>, force: bool, 
         e.causes = conflicts
             .iter()
             .map(|(m, av, p)| {
-                Cause::new("FieldManagerConflict", &path_string(p), format!("conflict with \"{m}\" using {av}"))
+                Cause::new(
+                    "FieldManagerConflict",
+                    &path_string(p),
+                    format!("conflict with \"{m}\" using {av}"),
+                )
             })
             .collect();
         return Err(e);
@@ -606,12 +715,15 @@ pub fn apply(live: Option<&Value>, applied: &Value, ctx: &Ctx<'_>, force: bool, 
     let mut merged = merge_applied(&base, applied, ctx.nav, true);
     let old_mine = entries
         .iter()
-        .find(|e| e.manager == ctx.manager && e.operation == "Apply" && e.subresource == ctx.subresource)
+        .find(|e| {
+            e.manager == ctx.manager && e.operation == "Apply" && e.subresource == ctx.subresource
+        })
         .map(|e| e.set.clone())
         .unwrap_or_default();
     let mut others = Fs::default();
     for e in &entries {
-        if !(e.manager == ctx.manager && e.operation == "Apply" && e.subresource == ctx.subresource) {
+        if !(e.manager == ctx.manager && e.operation == "Apply" && e.subresource == ctx.subresource)
+        {
             others.union(&e.set);
         }
     }

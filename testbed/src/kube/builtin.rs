@@ -14,9 +14,9 @@ macro_rules! rt {
 
 /// Round-trips through the typed struct: Err(message) on type errors.
 pub fn roundtrip(b: Builtin, v: &Value) -> Result<Value, String> {
+    use Builtin::*;
     use k8s_openapi::api::*;
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
-    use Builtin::*;
     Ok(match b {
         Namespace => rt!(core::v1::Namespace, v),
         Secret => rt!(core::v1::Secret, v),
@@ -66,10 +66,16 @@ pub fn unknown_fields(input: &Value, output: &Value, path: &str, out: &mut Vec<S
     match (input, output) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in a {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match b.get(k) {
                     None => {
-                        if !v.is_null() && !(v.is_object() && v.as_object().is_some_and(|m| m.is_empty())) {
+                        if !v.is_null()
+                            && !(v.is_object() && v.as_object().is_some_and(|m| m.is_empty()))
+                        {
                             out.push(p)
                         }
                     }
@@ -93,7 +99,8 @@ pub fn default_builtin(b: Builtin, v: &mut Value) {
             if let Some(sd) = v.get("stringData").and_then(|s| s.as_object()).cloned() {
                 use base64::Engine;
                 for (k, val) in sd {
-                    let enc = base64::engine::general_purpose::STANDARD.encode(val.as_str().unwrap_or(""));
+                    let enc = base64::engine::general_purpose::STANDARD
+                        .encode(val.as_str().unwrap_or(""));
                     v["data"][k] = json!(enc);
                 }
                 v.as_object_mut().map(|m| m.remove("stringData"));
@@ -114,7 +121,9 @@ pub fn default_builtin(b: Builtin, v: &mut Value) {
             if v.pointer("/spec/type").is_none() {
                 v["spec"]["type"] = json!("ClusterIP");
             }
-            if v.pointer("/spec/clusterIP").is_none() && v.pointer("/spec/type").and_then(|t| t.as_str()) != Some("ExternalName") {
+            if v.pointer("/spec/clusterIP").is_none()
+                && v.pointer("/spec/type").and_then(|t| t.as_str()) != Some("ExternalName")
+            {
                 let n: u8 = rand::random::<u8>().max(2);
                 let m: u8 = rand::random::<u8>().max(1);
                 v["spec"]["clusterIP"] = json!(format!("10.96.{m}.{n}"));

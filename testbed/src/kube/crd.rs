@@ -13,11 +13,24 @@ pub fn validate_crd(crd: &Value) -> Vec<Cause> {
     let mut errs = vec![];
     let spec = crd.get("spec").cloned().unwrap_or(json!({}));
     let group = spec.get("group").and_then(|g| g.as_str()).unwrap_or("");
-    let plural = spec.pointer("/names/plural").and_then(|g| g.as_str()).unwrap_or("");
-    let kind = spec.pointer("/names/kind").and_then(|g| g.as_str()).unwrap_or("");
-    let name = crd.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("");
+    let plural = spec
+        .pointer("/names/plural")
+        .and_then(|g| g.as_str())
+        .unwrap_or("");
+    let kind = spec
+        .pointer("/names/kind")
+        .and_then(|g| g.as_str())
+        .unwrap_or("");
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("");
     if group.is_empty() {
-        errs.push(Cause::new("FieldValueRequired", "spec.group", "Required value"));
+        errs.push(Cause::new(
+            "FieldValueRequired",
+            "spec.group",
+            "Required value",
+        ));
     } else if !group.contains('.') {
         errs.push(Cause::new(
             "FieldValueInvalid",
@@ -26,10 +39,18 @@ pub fn validate_crd(crd: &Value) -> Vec<Cause> {
         ));
     }
     if plural.is_empty() {
-        errs.push(Cause::new("FieldValueRequired", "spec.names.plural", "Required value"));
+        errs.push(Cause::new(
+            "FieldValueRequired",
+            "spec.names.plural",
+            "Required value",
+        ));
     }
     if kind.is_empty() {
-        errs.push(Cause::new("FieldValueRequired", "spec.names.kind", "Required value"));
+        errs.push(Cause::new(
+            "FieldValueRequired",
+            "spec.names.kind",
+            "Required value",
+        ));
     }
     if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
         errs.push(Cause::new(
@@ -43,20 +64,40 @@ pub fn validate_crd(crd: &Value) -> Vec<Cause> {
         Some(other) => errs.push(Cause::new(
             "FieldValueNotSupported",
             "spec.scope",
-            format!("Unsupported value: \"{other}\": supported values: \"Cluster\", \"Namespaced\""),
+            format!(
+                "Unsupported value: \"{other}\": supported values: \"Cluster\", \"Namespaced\""
+            ),
         )),
-        None => errs.push(Cause::new("FieldValueRequired", "spec.scope", "Required value")),
+        None => errs.push(Cause::new(
+            "FieldValueRequired",
+            "spec.scope",
+            "Required value",
+        )),
     }
-    let versions = spec.get("versions").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let versions = spec
+        .get("versions")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
     if versions.is_empty() {
-        errs.push(Cause::new("FieldValueRequired", "spec.versions", "Required value: must have exactly one version marked as storage version"));
+        errs.push(Cause::new(
+            "FieldValueRequired",
+            "spec.versions",
+            "Required value: must have exactly one version marked as storage version",
+        ));
     }
-    let storage = versions.iter().filter(|v| v.get("storage").and_then(|s| s.as_bool()) == Some(true)).count();
+    let storage = versions
+        .iter()
+        .filter(|v| v.get("storage").and_then(|s| s.as_bool()) == Some(true))
+        .count();
     if !versions.is_empty() && storage != 1 {
         errs.push(Cause::new(
             "FieldValueInvalid",
             "spec.versions",
-            format!("Invalid value: {}: must have exactly one version marked as storage version", Value::Array(versions.clone())),
+            format!(
+                "Invalid value: {}: must have exactly one version marked as storage version",
+                Value::Array(versions.clone())
+            ),
         ));
     }
     for (i, v) in versions.iter().enumerate() {
@@ -66,7 +107,12 @@ pub fn validate_crd(crd: &Value) -> Vec<Cause> {
                 &format!("spec.versions[{i}].schema.openAPIV3Schema"),
                 "Required value: schemas are required",
             )),
-            Some(s) => check_structural(s, &format!("spec.versions[{i}].schema.openAPIV3Schema"), true, &mut errs),
+            Some(s) => check_structural(
+                s,
+                &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                true,
+                &mut errs,
+            ),
         }
     }
     errs
@@ -78,10 +124,22 @@ pub fn types_of(crd: &Value) -> Vec<ResourceType> {
     let names = &spec["names"];
     let kind = names["kind"].as_str().unwrap_or("").to_string();
     let plural = names["plural"].as_str().unwrap_or("").to_string();
-    let singular = names["singular"].as_str().map(String::from).unwrap_or_else(|| kind.to_lowercase());
-    let list_kind = names["listKind"].as_str().map(String::from).unwrap_or_else(|| format!("{kind}List"));
+    let singular = names["singular"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| kind.to_lowercase());
+    let list_kind = names["listKind"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| format!("{kind}List"));
     let strs = |v: &Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let namespaced = spec["scope"].as_str() != Some("Cluster");
     let crd_name = crd["metadata"]["name"].as_str().unwrap_or("").to_string();
@@ -91,7 +149,9 @@ pub fn types_of(crd: &Value) -> Vec<ResourceType> {
             continue;
         }
         let schema = v.pointer("/schema/openAPIV3Schema").cloned();
-        let compiled = schema.as_ref().map(|s| Arc::new(kube_cel::compile_schema(s)));
+        let compiled = schema
+            .as_ref()
+            .map(|s| Arc::new(kube_cel::compile_schema(s)));
         out.push(ResourceType {
             group: group.clone(),
             version: v["name"].as_str().unwrap_or("").to_string(),
@@ -107,7 +167,10 @@ pub fn types_of(crd: &Value) -> Vec<ResourceType> {
             crd: Some(CrdInfo {
                 crd_name: crd_name.clone(),
                 schema,
-                printer_columns: v["additionalPrinterColumns"].as_array().cloned().unwrap_or_default(),
+                printer_columns: v["additionalPrinterColumns"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
                 compiled,
             }),
             storage: (group.clone(), plural.clone()),
@@ -138,15 +201,17 @@ pub fn set_established(crd: &mut Value) {
                 .collect()
         })
         .unwrap_or_default();
-    let mut stored: Vec<Value> = crd.pointer("/status/storedVersions").and_then(|s| s.as_array()).cloned().unwrap_or_default();
+    let mut stored: Vec<Value> = crd
+        .pointer("/status/storedVersions")
+        .and_then(|s| s.as_array())
+        .cloned()
+        .unwrap_or_default();
     for s in storage {
         if !stored.contains(&s) {
             stored.push(s);
         }
     }
-    let cond = |t: &str, reason: &str, msg: &str| {
-        json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": msg})
-    };
+    let cond = |t: &str, reason: &str, msg: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": msg});
     crd["status"] = json!({
         "conditions": [
             cond("NamesAccepted", "NoConflicts", "no conflicts found"),
@@ -162,6 +227,8 @@ pub fn crd_name_conflicts(existing: &[Arc<ResourceType>], crd: &Value) -> bool {
     let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or("");
     let name = crd["metadata"]["name"].as_str().unwrap_or("");
     existing.iter().any(|t| {
-        t.group == group && t.plural == plural && t.crd.as_ref().map(|c| c.crd_name.as_str()) != Some(name)
+        t.group == group
+            && t.plural == plural
+            && t.crd.as_ref().map(|c| c.crd_name.as_str()) != Some(name)
     })
 }

@@ -48,12 +48,17 @@ impl ApiError {
     }
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
         let gr = qualified(resource, group);
-        Self::new(404, "NotFound", format!("{gr} \"{name}\" not found")).details(name, group, resource)
+        Self::new(404, "NotFound", format!("{gr} \"{name}\" not found"))
+            .details(name, group, resource)
     }
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
         let gr = qualified(resource, group);
-        Self::new(409, "AlreadyExists", format!("{gr} \"{name}\" already exists"))
-            .details(name, group, resource)
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{gr} \"{name}\" already exists"),
+        )
+        .details(name, group, resource)
     }
     pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
         let gr = qualified(resource, group);
@@ -89,7 +94,11 @@ impl ApiError {
     }
     /// 422 Invalid with field causes, message as kube-apiserver formats it.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let gk = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let gk = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         let parts: Vec<String> = causes
             .iter()
             .map(|c| {
@@ -100,9 +109,17 @@ impl ApiError {
                 }
             })
             .collect();
-        let joined = if parts.len() == 1 { parts[0].clone() } else { format!("[{}]", parts.join(", ")) };
-        let mut e = Self::new(422, "Invalid", format!("{gk} \"{name}\" is invalid: {joined}"))
-            .details(name, group, kind);
+        let joined = if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            format!("[{}]", parts.join(", "))
+        };
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            format!("{gk} \"{name}\" is invalid: {joined}"),
+        )
+        .details(name, group, kind);
         e.causes = causes;
         e
     }
@@ -137,7 +154,9 @@ impl ApiError {
                 Value::Array(
                     self.causes
                         .iter()
-                        .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                        .map(
+                            |c| json!({"reason": c.reason, "message": c.message, "field": c.field}),
+                        )
                         .collect(),
                 ),
             );
@@ -153,12 +172,20 @@ impl ApiError {
 }
 
 pub fn qualified(resource: &str, group: &str) -> String {
-    if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") }
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
 }
 
 impl Cause {
     pub fn new(reason: &str, field: &str, message: impl Into<String>) -> Self {
-        Cause { reason: reason.into(), field: field.into(), message: message.into() }
+        Cause {
+            reason: reason.into(),
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -166,8 +193,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
         let mut resp = (self.status_code(), body).into_response();
-        resp.headers_mut()
-            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
         if let Some(r) = self.retry_after {
             if let Ok(v) = http::HeaderValue::from_str(&r.to_string()) {
                 resp.headers_mut().insert(http::header::RETRY_AFTER, v);

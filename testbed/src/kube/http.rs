@@ -33,7 +33,10 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
 
 fn json_response(status: StatusCode, v: &Value, warnings: &[String]) -> Response {
     let mut resp = (status, serde_json::to_vec(v).unwrap_or_default()).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     for w in warnings {
         let text = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
         if let Ok(h) = HeaderValue::from_str(&text) {
@@ -49,19 +52,31 @@ fn ok(v: &Value) -> ApiResult<Response> {
 
 fn authenticate(inner: &Inner, headers: &HeaderMap) -> ApiResult<Identity> {
     let unauthorized = || ApiError::new(401, "Unauthorized", "Unauthorized");
-    let auth = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
     // client-go sends no credentials over plain HTTP: an unauthenticated loopback request
     // is the admin (identities are then chosen by impersonation, see kubeconfig_yaml).
     let mut id = if auth.is_none() {
         Identity::admin()
-    } else if auth.and_then(|a| a.strip_prefix("Bearer ")).map(|t| t.trim()) == Some(inner.admin_token.as_str()) {
+    } else if auth
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .map(|t| t.trim())
+        == Some(inner.admin_token.as_str())
+    {
         Identity::admin()
     } else {
-        let token = auth.and_then(|a| a.strip_prefix("Bearer ")).ok_or_else(unauthorized)?.trim();
+        let token = auth
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .ok_or_else(unauthorized)?
+            .trim();
         let (ns, name) = inner.parse_sa_token(token).ok_or_else(unauthorized)?;
         Identity::service_account(&ns, &name)
     };
-    if let Some(user) = headers.get("impersonate-user").and_then(|h| h.to_str().ok()) {
+    if let Some(user) = headers
+        .get("impersonate-user")
+        .and_then(|h| h.to_str().ok())
+    {
         if user == id.user {
             return Ok(id);
         }
@@ -83,7 +98,10 @@ fn authenticate(inner: &Inner, headers: &HeaderMap) -> ApiResult<Identity> {
             }
         }
         groups.push("system:authenticated".into());
-        id = Identity { user: user.to_string(), groups };
+        id = Identity {
+            user: user.to_string(),
+            groups,
+        };
     }
     Ok(id)
 }
@@ -98,7 +116,11 @@ struct ReqInfo {
 }
 
 fn parse_resource_path(path: &str) -> Option<ReqInfo> {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
     let (group, version, rest) = match parts.first()? {
         &"api" if parts.len() >= 2 => (String::new(), parts[1].to_string(), &parts[2..]),
         &"apis" if parts.len() >= 3 => (parts[1].to_string(), parts[2].to_string(), &parts[3..]),
@@ -138,12 +160,17 @@ fn parse_resource_path(path: &str) -> Option<ReqInfo> {
 }
 
 fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Value> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or("application/json");
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("application/json");
     if ct.contains("protobuf") {
         if let Some(v) = super::proto::decode(bytes) {
             return Ok(v);
         }
-        return Err(ApiError::unsupported_media(format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})")));
+        return Err(ApiError::unsupported_media(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
+        )));
     }
     if bytes.is_empty() {
         return Ok(Value::Null);
@@ -173,7 +200,10 @@ fn write_opts(q: &HashMap<String, String>, headers: &HeaderMap, sub: &str) -> Ap
     let manager = match q.get("fieldManager") {
         Some(m) if !m.is_empty() => m.clone(),
         _ => {
-            let ua = headers.get(header::USER_AGENT).and_then(|h| h.to_str().ok()).unwrap_or("unknown");
+            let ua = headers
+                .get(header::USER_AGENT)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("unknown");
             ua.split('/').next().unwrap_or("unknown").to_string()
         }
     };
@@ -193,10 +223,17 @@ enum Rendering {
 }
 
 fn rendering(headers: &HeaderMap, q: &HashMap<String, String>) -> Rendering {
-    let accept = headers.get(header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     let first = accept.split(',').next().unwrap_or("");
     if first.contains("as=Table") {
-        return Rendering::Table(q.get("includeObject").cloned().unwrap_or_else(|| "Metadata".into()));
+        return Rendering::Table(
+            q.get("includeObject")
+                .cloned()
+                .unwrap_or_else(|| "Metadata".into()),
+        );
     }
     if first.contains("as=PartialObjectMetadata") {
         return Rendering::Partial;
@@ -232,9 +269,10 @@ fn verb_of(method: &Method, has_name: bool, watch: bool) -> &'static str {
 async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
-    let q: HashMap<String, String> = url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
+    let q: HashMap<String, String> =
+        url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
     let headers = parts.headers;
     let method = parts.method;
     if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
@@ -245,7 +283,11 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
     let enforced = inner.state.lock().rbac_enforced;
     let Some(ri) = resource else {
         if enforced && !id.is_admin() {
-            let a = Attributes { verb: "get".into(), non_resource_path: Some(path.clone()), ..Default::default() };
+            let a = Attributes {
+                verb: "get".into(),
+                non_resource_path: Some(path.clone()),
+                ..Default::default()
+            };
             if !rbac::allowed(&inner.state.lock(), &id, &a) {
                 return Err(rbac::forbidden(&id, &a));
             }
@@ -259,13 +301,25 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
         st.registry.get(&ri.group, &ri.version, &ri.resource)
     };
     let Some(rt) = rt else {
-        return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
     };
     if !rt.namespaced && ri.namespace.is_some() {
-        return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
     }
     if !ri.subresource.is_empty() && !(ri.subresource == "status" && rt.status) {
-        return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
     }
     if enforced && !id.is_admin() {
         let a = Attributes {
@@ -300,9 +354,13 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
         let body = parse_body(&headers, &bytes)?;
         let st = inner.state.lock();
         let out = match rt.builtin {
-            Some(Builtin::SelfSubjectAccessReview) => rbac::self_subject_access_review(&st, &id, &body),
+            Some(Builtin::SelfSubjectAccessReview) => {
+                rbac::self_subject_access_review(&st, &id, &body)
+            }
             Some(Builtin::SubjectAccessReview) => rbac::subject_access_review(&st, &body),
-            Some(Builtin::SelfSubjectRulesReview) => rbac::self_subject_rules_review(&st, &id, &body),
+            Some(Builtin::SelfSubjectRulesReview) => {
+                rbac::self_subject_rules_review(&st, &id, &body)
+            }
             Some(Builtin::SelfSubjectReview) => rbac::self_subject_review(&id),
             _ => {
                 let mut b = body.clone();
@@ -321,8 +379,16 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
             };
             match rendering(&headers, &q) {
                 Rendering::Table(inc) => {
-                    let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
-                    ok(&table::table(&rt, &[obj], json!({"resourceVersion": rv}), &inc))
+                    let rv = obj
+                        .pointer("/metadata/resourceVersion")
+                        .cloned()
+                        .unwrap_or(json!(""));
+                    ok(&table::table(
+                        &rt,
+                        &[obj],
+                        json!({"resourceVersion": rv}),
+                        &inc,
+                    ))
                 }
                 Rendering::Partial => ok(&table::partial(&obj)),
                 Rendering::Full => ok(&obj),
@@ -340,15 +406,23 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
                     ok(&table::table(&rt, &items, list["metadata"].clone(), &inc))
                 }
                 Rendering::Partial => {
-                    let items: Vec<Value> = list["items"].as_array().map(|a| a.iter().map(table::partial).collect()).unwrap_or_default();
-                    ok(&json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list["metadata"], "items": items}))
+                    let items: Vec<Value> = list["items"]
+                        .as_array()
+                        .map(|a| a.iter().map(table::partial).collect())
+                        .unwrap_or_default();
+                    ok(
+                        &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list["metadata"], "items": items}),
+                    )
                 }
                 Rendering::Full => ok(&list),
             }
         }
         "watch" => {
             let lo = list_opts(&q)?;
-            let timeout = q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).unwrap_or(1800);
+            let timeout = q
+                .get("timeoutSeconds")
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(1800);
             let wo = WatchOpts {
                 label: lo.label,
                 field: lo.field,
@@ -357,8 +431,14 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
                 bookmarks: q.get("allowWatchBookmarks").is_some_and(|s| s == "true"),
                 timeout: Duration::from_secs(timeout),
                 partial_metadata: matches!(rendering(&headers, &q), Rendering::Partial),
+                table: match rendering(&headers, &q) {
+                    Rendering::Table(inc) => Some(inc),
+                    _ => None,
+                },
             };
-            if wo.send_initial_events && q.get("resourceVersionMatch").map(|s| s.as_str()) != Some("NotOlderThan") {
+            if wo.send_initial_events
+                && q.get("resourceVersionMatch").map(|s| s.as_str()) != Some("NotOlderThan")
+            {
                 return Err(ApiError::invalid(
                     "meta.k8s.io",
                     "ListOptions",
@@ -372,32 +452,48 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
             }
             let stream = watch::watch(inner.clone(), rt.clone(), ns.map(String::from), wo)?;
             let mut resp = Response::new(Body::from_stream(stream));
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache, private"),
+            );
             Ok(resp)
         }
         "create" => {
             let body = parse_body(&headers, &bytes)?;
             if !body.is_object() {
-                return Err(ApiError::bad_request("the body of the request must be an object"));
+                return Err(ApiError::bad_request(
+                    "the body of the request must be an object",
+                ));
             }
             let opts = write_opts(&q, &headers, "")?;
             let mut warnings = vec![];
-            let out = inner.write(|st| ops::create(st, &rt, ns, body, &opts, false, &mut warnings))?;
+            let out =
+                inner.write(|st| ops::create(st, &rt, ns, body, &opts, false, &mut warnings))?;
             Ok(json_response(StatusCode::CREATED, &out, &warnings))
         }
         "update" => {
             let body = parse_body(&headers, &bytes)?;
             if !body.is_object() {
-                return Err(ApiError::bad_request("the body of the request must be an object"));
+                return Err(ApiError::bad_request(
+                    "the body of the request must be an object",
+                ));
             }
             let opts = write_opts(&q, &headers, &ri.subresource)?;
             let mut warnings = vec![];
-            let out = inner.write(|st| ops::update(st, &rt, ns, &name, body, &opts, &mut warnings))?;
+            let out =
+                inner.write(|st| ops::update(st, &rt, ns, &name, body, &opts, &mut warnings))?;
             Ok(json_response(StatusCode::OK, &out, &warnings))
         }
         "patch" => {
-            let ct = headers.get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("")
+                .to_string();
             let kind = if ct.starts_with("application/json-patch+json") {
                 PatchKind::Json
             } else if ct.starts_with("application/merge-patch+json") {
@@ -409,12 +505,18 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
                     )));
                 }
                 PatchKind::Strategic
-            } else if ct.starts_with("application/apply-patch+yaml") || ct.starts_with("application/apply-patch+cbor") {
+            } else if ct.starts_with("application/apply-patch+yaml")
+                || ct.starts_with("application/apply-patch+cbor")
+            {
                 PatchKind::Apply
             } else {
                 return Err(ApiError::unsupported_media(format!(
                     "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml{}",
-                    if rt.builtin.is_some() { ", application/strategic-merge-patch+json" } else { "" }
+                    if rt.builtin.is_some() {
+                        ", application/strategic-merge-patch+json"
+                    } else {
+                        ""
+                    }
                 )));
             };
             let body: Value = if matches!(kind, PatchKind::Apply) {
@@ -422,26 +524,60 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
                     .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
                 serde_json::to_value(y).map_err(|e| ApiError::bad_request(e.to_string()))?
             } else {
-                serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
             };
             let mut opts = write_opts(&q, &headers, &ri.subresource)?;
-            if matches!(kind, PatchKind::Apply) && q.get("fieldManager").is_none_or(|m| m.is_empty()) {
+            if matches!(kind, PatchKind::Apply)
+                && q.get("fieldManager").is_none_or(|m| m.is_empty())
+            {
                 opts.manager = String::new();
             }
             if !matches!(kind, PatchKind::Apply) && q.contains_key("force") {
-                return Err(ApiError::bad_request("force: Forbidden: may not be specified for non-apply patch"));
+                return Err(ApiError::bad_request(
+                    "force: Forbidden: may not be specified for non-apply patch",
+                ));
             }
             let mut warnings = vec![];
-            let existed = inner.state.lock().get(&rt.storage, if rt.namespaced { ns.unwrap_or("") } else { "" }, &name).is_some();
-            let out = inner.write(|st| ops::patch(st, &rt, ns, &name, kind, &body, &opts, &mut warnings))?;
-            let code = if existed { StatusCode::OK } else { StatusCode::CREATED };
+            let existed = inner
+                .state
+                .lock()
+                .get(
+                    &rt.storage,
+                    if rt.namespaced { ns.unwrap_or("") } else { "" },
+                    &name,
+                )
+                .is_some();
+            let out = inner
+                .write(|st| ops::patch(st, &rt, ns, &name, kind, &body, &opts, &mut warnings))?;
+            let code = if existed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
             Ok(json_response(code, &out, &warnings))
         }
         "delete" => {
             let dopts = delete_opts(&q, &headers, &bytes)?;
             let out = inner.write(|st| ops::delete(st, &rt, ns, &name, &dopts))?;
-            let still = inner.state.lock().get(&rt.storage, if rt.namespaced { ns.unwrap_or("") } else { "" }, &name).is_some();
-            Ok(json_response(if still && !dopts.dry_run { StatusCode::ACCEPTED } else { StatusCode::OK }, &out, &[]))
+            let still = inner
+                .state
+                .lock()
+                .get(
+                    &rt.storage,
+                    if rt.namespaced { ns.unwrap_or("") } else { "" },
+                    &name,
+                )
+                .is_some();
+            Ok(json_response(
+                if still && !dopts.dry_run {
+                    StatusCode::ACCEPTED
+                } else {
+                    StatusCode::OK
+                },
+                &out,
+                &[],
+            ))
         }
         "deletecollection" => {
             let lo = list_opts(&q)?;
@@ -460,7 +596,9 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
             })?;
             ok(&out)
         }
-        _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+        _ => Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
     }
 }
 
@@ -475,8 +613,16 @@ fn list_opts(q: &HashMap<String, String>) -> ApiResult<ListOpts> {
     })
 }
 
-fn delete_opts(q: &HashMap<String, String>, headers: &HeaderMap, bytes: &[u8]) -> ApiResult<DeleteOpts> {
-    let body = if bytes.is_empty() { Value::Null } else { parse_body(headers, bytes)? };
+fn delete_opts(
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> ApiResult<DeleteOpts> {
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        parse_body(headers, bytes)?
+    };
     let mut d = DeleteOpts {
         dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
         uid: None,
@@ -485,7 +631,10 @@ fn delete_opts(q: &HashMap<String, String>, headers: &HeaderMap, bytes: &[u8]) -
     };
     if let Some(p) = body.get("preconditions") {
         d.uid = p.get("uid").and_then(|u| u.as_str()).map(String::from);
-        d.resource_version = p.get("resourceVersion").and_then(|u| u.as_str()).map(String::from);
+        d.resource_version = p
+            .get("resourceVersion")
+            .and_then(|u| u.as_str())
+            .map(String::from);
     }
     if let Some(p) = body.get("propagationPolicy").and_then(|p| p.as_str()) {
         d.propagation = Some(p.to_string());
@@ -495,13 +644,21 @@ fn delete_opts(q: &HashMap<String, String>, headers: &HeaderMap, bytes: &[u8]) -
             d.propagation = Some("Orphan".into());
         }
     }
-    if body.get("dryRun").and_then(|d| d.as_array()).is_some_and(|a| a.iter().any(|x| x == "All")) {
+    if body
+        .get("dryRun")
+        .and_then(|d| d.as_array())
+        .is_some_and(|a| a.iter().any(|x| x == "All"))
+    {
         d.dry_run = true;
     }
     Ok(d)
 }
 
-fn non_resource(inner: &Arc<Inner>, path: &str, q: &HashMap<String, String>) -> ApiResult<Response> {
+fn non_resource(
+    inner: &Arc<Inner>,
+    path: &str,
+    q: &HashMap<String, String>,
+) -> ApiResult<Response> {
     let path = path.trim_end_matches('/');
     let st = inner.state.lock();
     match path {
@@ -514,19 +671,25 @@ fn non_resource(inner: &Arc<Inner>, path: &str, q: &HashMap<String, String>) -> 
             return ok(&idx);
         }
         "/openapi/v2" => {
-            return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
         }
         _ => {}
     }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match parts.as_slice() {
-        ["api", v] => {
-            discovery::api_resource_list(&st.registry, "", v).map(|r| ok(&r)).unwrap_or_else(|| not_found())
-        }
-        ["apis", g] => discovery::api_group(&st.registry, g).map(|r| ok(&r)).unwrap_or_else(|| not_found()),
-        ["apis", g, v] => {
-            discovery::api_resource_list(&st.registry, g, v).map(|r| ok(&r)).unwrap_or_else(|| not_found())
-        }
+        ["api", v] => discovery::api_resource_list(&st.registry, "", v)
+            .map(|r| ok(&r))
+            .unwrap_or_else(|| not_found()),
+        ["apis", g] => discovery::api_group(&st.registry, g)
+            .map(|r| ok(&r))
+            .unwrap_or_else(|| not_found()),
+        ["apis", g, v] => discovery::api_resource_list(&st.registry, g, v)
+            .map(|r| ok(&r))
+            .unwrap_or_else(|| not_found()),
         ["openapi", "v3", rest @ ..] => {
             drop(st);
             let key = rest.join("/");
@@ -534,7 +697,10 @@ fn non_resource(inner: &Arc<Inner>, path: &str, q: &HashMap<String, String>) -> 
             match inner.openapi_doc(&key) {
                 Some(doc) => {
                     let mut resp = json_response(StatusCode::OK, &doc, &[]);
-                    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+                    resp.headers_mut().insert(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("no-cache, private"),
+                    );
                     Ok(resp)
                 }
                 None => not_found(),
@@ -545,7 +711,11 @@ fn non_resource(inner: &Arc<Inner>, path: &str, q: &HashMap<String, String>) -> 
 }
 
 fn not_found() -> ApiResult<Response> {
-    Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"))
+    Err(ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    ))
 }
 
 pub fn _unused(_: &ResourceType) {}
@@ -557,7 +727,10 @@ pub fn openapi_build(reg: &super::registry::Registry) -> (Value, HashMap<String,
         if let Some(doc) = openapi::gv_document(reg, &g, &v) {
             let key = openapi::gv_path(&g, &v);
             let h = openapi::hash(&doc);
-            paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={h}")}));
+            paths.insert(
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={h}")}),
+            );
             docs.insert(key, doc);
         }
     }

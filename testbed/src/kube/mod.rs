@@ -137,7 +137,9 @@ impl KubeEmulator {
                 "status": {"phase": "Active"},
             });
             obj["metadata"]["managedFields"] = Value::Null;
-            obj["metadata"].as_object_mut().map(|m| m.remove("managedFields"));
+            obj["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("managedFields"));
             state.commit(&(String::new(), "namespaces".into()), obj, EventType::Added);
         }
         let (notify, _) = tokio::sync::watch::channel(state.rv);
@@ -172,7 +174,8 @@ impl KubeEmulator {
         let auth = ::http::HeaderValue::from_str(&format!("Bearer {token}")).expect("token header");
         let svc = tower::service_fn(move |mut req: ::http::Request<kube::client::Body>| {
             let router = router.clone();
-            req.headers_mut().insert(::http::header::AUTHORIZATION, auth.clone());
+            req.headers_mut()
+                .insert(::http::header::AUTHORIZATION, auth.clone());
             async move {
                 let req = req.map(axum::body::Body::new);
                 router.oneshot(req).await
@@ -233,7 +236,10 @@ impl KubeEmulator {
 
     /// Plain HTTP on a loopback address.
     pub async fn serve(&self, addr: SocketAddr) -> anyhow::Result<KubeServer> {
-        anyhow::ensure!(addr.ip().is_loopback(), "the kube emulator only binds loopback addresses");
+        anyhow::ensure!(
+            addr.ip().is_loopback(),
+            "the kube emulator only binds loopback addresses"
+        );
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         *self.inner.server_addr.lock() = local.to_string();
@@ -246,7 +252,12 @@ impl KubeEmulator {
                 })
                 .await;
         });
-        Ok(KubeServer { emulator: self.clone(), url: format!("http://{local}"), shutdown: Some(tx), task: Some(task) })
+        Ok(KubeServer {
+            emulator: self.clone(),
+            url: format!("http://{local}"),
+            shutdown: Some(tx),
+            task: Some(task),
+        })
     }
 }
 
@@ -274,7 +285,9 @@ impl KubeServer {
     /// service-account token the kubeconfig also names the identity with `as:`
     /// (impersonation headers are sent over HTTP); kube-rs clients send the token itself.
     pub fn kubeconfig_yaml(&self, token: Option<&str>) -> String {
-        let token_s = token.map(String::from).unwrap_or_else(|| self.emulator.admin_token());
+        let token_s = token
+            .map(String::from)
+            .unwrap_or_else(|| self.emulator.admin_token());
         let mut user = format!("    token: {token_s}\n");
         if let Some((ns, name)) = token.and_then(|t| self.emulator.inner.parse_sa_token(t)) {
             user.push_str(&format!("    as: system:serviceaccount:{ns}:{name}\n"));

@@ -59,7 +59,8 @@ fn crd_schema(t: &ResourceType, schema: &Value) -> Value {
     props["apiVersion"] = json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."});
     props["kind"] = json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."});
     props["metadata"] = json!({"allOf": [{"$ref": format!("#/components/schemas/{OBJECT_META}")}], "description": "Standard object's metadata."});
-    s["x-kubernetes-group-version-kind"] = json!([{"group": t.group, "kind": t.kind, "version": t.version}]);
+    s["x-kubernetes-group-version-kind"] =
+        json!([{"group": t.group, "kind": t.kind, "version": t.version}]);
     s
 }
 
@@ -73,7 +74,9 @@ fn builtin_schemas(b: Builtin, defs: &mut Map<String, Value>) -> Option<String> 
             for (k, v) in g.take_definitions(true) {
                 defs.insert(k, v);
             }
-            root.get("$ref").and_then(|r| r.as_str()).map(|r| r.rsplit('/').next().unwrap_or("").to_string())
+            root.get("$ref")
+                .and_then(|r| r.as_str())
+                .map(|r| r.rsplit('/').next().unwrap_or("").to_string())
         }};
     }
     use Builtin::*;
@@ -105,7 +108,14 @@ fn gvk_ext(t: &ResourceType) -> Value {
     json!({"group": t.group, "version": t.version, "kind": t.kind})
 }
 
-fn op(t: &ResourceType, action: &str, id: &str, params: &[&str], body_types: &[&str], sid: &str) -> Value {
+fn op(
+    t: &ResourceType,
+    action: &str,
+    id: &str,
+    params: &[&str],
+    body_types: &[&str],
+    sid: &str,
+) -> Value {
     let ref_schema = json!({"$ref": format!("#/components/schemas/{sid}")});
     let mut o = json!({
         "operationId": format!("{action}{}", t.kind),
@@ -117,7 +127,11 @@ fn op(t: &ResourceType, action: &str, id: &str, params: &[&str], body_types: &[&
     if !body_types.is_empty() {
         let mut content = Map::new();
         for bt in body_types {
-            let schema = if bt.contains("patch") { json!({"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"}) } else { ref_schema.clone() };
+            let schema = if bt.contains("patch") {
+                json!({"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"})
+            } else {
+                ref_schema.clone()
+            };
             content.insert(bt.to_string(), json!({"schema": schema}));
         }
         o["requestBody"] = json!({"content": content, "required": true});
@@ -134,12 +148,19 @@ pub fn gv_document(reg: &Registry, group: &str, version: &str) -> Option<Value> 
     let mut schemas = Map::new();
     schemas.insert(OBJECT_META.into(), object_meta_schema());
     schemas.insert("io.k8s.apimachinery.pkg.apis.meta.v1.Patch".into(), json!({"type": "object", "description": "Patch is provided to give a concrete name and type to the Kubernetes PATCH request body."}));
-    let prefix = if group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{group}/{version}") };
+    let prefix = if group.is_empty() {
+        "/api/v1".to_string()
+    } else {
+        format!("/apis/{group}/{version}")
+    };
     for t in &types {
         let sid = match (&t.crd, t.builtin) {
             (Some(c), _) => {
                 let sid = schema_id(t);
-                schemas.insert(sid.clone(), crd_schema(t, c.schema.as_ref().unwrap_or(&json!({"type": "object"}))));
+                schemas.insert(
+                    sid.clone(),
+                    crd_schema(t, c.schema.as_ref().unwrap_or(&json!({"type": "object"}))),
+                );
                 sid
             }
             (None, Some(b)) => {
@@ -166,12 +187,22 @@ pub fn gv_document(reg: &Registry, group: &str, version: &str) -> Option<Value> 
             }
             _ => continue,
         };
-        let mut patch_types = vec!["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"];
+        let mut patch_types = vec![
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/apply-patch+yaml",
+        ];
         if t.builtin.is_some() {
             patch_types.push("application/strategic-merge-patch+json");
         }
         let write_params = ["dryRun", "fieldManager", "fieldValidation", "pretty"];
-        let patch_params = ["dryRun", "fieldManager", "fieldValidation", "force", "pretty"];
+        let patch_params = [
+            "dryRun",
+            "fieldManager",
+            "fieldValidation",
+            "force",
+            "pretty",
+        ];
         let collection = if t.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}", t.plural)
         } else {
@@ -198,7 +229,9 @@ pub fn gv_document(reg: &Registry, group: &str, version: &str) -> Option<Value> 
             }),
         );
         let mut item_params = path_params.clone();
-        item_params.push(json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}));
+        item_params.push(
+            json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}),
+        );
         paths.insert(
             format!("{collection}/{{name}}"),
             json!({
@@ -245,5 +278,9 @@ pub fn gv_list(reg: &Registry) -> Vec<(String, String)> {
 }
 
 pub fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }

@@ -58,7 +58,11 @@ pub enum PatchKind {
 }
 
 fn storage_form(rt: &ResourceType, v: Value) -> Value {
-    if rt.builtin == Some(Builtin::EventsEvent) { builtin::events_to_core(&v) } else { v }
+    if rt.builtin == Some(Builtin::EventsEvent) {
+        builtin::events_to_core(&v)
+    } else {
+        v
+    }
 }
 
 /// Object as served at `rt`'s group/version.
@@ -86,7 +90,10 @@ fn nav(rt: &ResourceType) -> Nav<'_> {
 
 fn dns_subdomain_ok(s: &str) -> bool {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").unwrap());
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+            .unwrap()
+    });
     !s.is_empty() && s.len() <= 253 && re.is_match(s)
 }
 
@@ -129,7 +136,10 @@ pub fn admit(
             }
         }
     }
-    if !dns_subdomain_ok(&name) && rt.builtin != Some(Builtin::CoreEvent) && rt.builtin != Some(Builtin::EventsEvent) {
+    if !dns_subdomain_ok(&name)
+        && rt.builtin != Some(Builtin::CoreEvent)
+        && rt.builtin != Some(Builtin::EventsEvent)
+    {
         return Err(ApiError::invalid(
             &rt.group,
             &rt.kind,
@@ -137,7 +147,9 @@ pub fn admit(
             vec![Cause::new(
                 "FieldValueInvalid",
                 "metadata.name",
-                format!("Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"),
+                format!(
+                    "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+                ),
             )],
         ));
     }
@@ -150,13 +162,23 @@ pub fn admit(
     Ok(())
 }
 
-fn report_unknown(unknown: &[String], opts: &WriteOpts, warnings: &mut Vec<String>) -> ApiResult<()> {
+fn report_unknown(
+    unknown: &[String],
+    opts: &WriteOpts,
+    warnings: &mut Vec<String>,
+) -> ApiResult<()> {
     if unknown.is_empty() {
         return Ok(());
     }
-    let msgs: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
+    let msgs: Vec<String> = unknown
+        .iter()
+        .map(|u| format!("unknown field \"{u}\""))
+        .collect();
     match opts.validation {
-        FieldValidation::Strict => Err(ApiError::bad_request(format!("strict decoding error: {}", msgs.join(", ")))),
+        FieldValidation::Strict => Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            msgs.join(", ")
+        ))),
         FieldValidation::Warn => {
             warnings.extend(msgs);
             Ok(())
@@ -185,7 +207,13 @@ fn check_type_meta(rt: &ResourceType, body: &Value) -> ApiResult<()> {
     Ok(())
 }
 
-fn set_namespace(rt: &ResourceType, st: &State, obj: &mut Value, ns: Option<&str>, creating: bool) -> ApiResult<()> {
+fn set_namespace(
+    rt: &ResourceType,
+    st: &State,
+    obj: &mut Value,
+    ns: Option<&str>,
+    creating: bool,
+) -> ApiResult<()> {
     if !obj.get("metadata").is_some_and(|m| m.is_object()) {
         obj["metadata"] = json!({});
     }
@@ -198,7 +226,9 @@ fn set_namespace(rt: &ResourceType, st: &State, obj: &mut Value, ns: Option<&str
             ));
         }
         if url_ns.is_empty() {
-            return Err(ApiError::bad_request("the server could not find the requested resource: namespace is required"));
+            return Err(ApiError::bad_request(
+                "the server could not find the requested resource: namespace is required",
+            ));
         }
         obj["metadata"]["namespace"] = json!(url_ns);
         if creating {
@@ -224,12 +254,21 @@ fn set_namespace(rt: &ResourceType, st: &State, obj: &mut Value, ns: Option<&str
 
 fn random_suffix() -> String {
     const CH: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5).map(|_| CH[rand::random_range(0..CH.len())] as char).collect()
+    (0..5)
+        .map(|_| CH[rand::random_range(0..CH.len())] as char)
+        .collect()
 }
 
 fn strip_server_meta(obj: &mut Value) {
     if let Some(m) = obj.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink"] {
+        for k in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "selfLink",
+        ] {
             m.remove(k);
         }
     }
@@ -267,7 +306,11 @@ pub fn create(
                 &rt.group,
                 &rt.kind,
                 "",
-                vec![Cause::new("FieldValueRequired", "metadata.name", "Required value: name or generateName is required")],
+                vec![Cause::new(
+                    "FieldValueRequired",
+                    "metadata.name",
+                    "Required value: name or generateName is required",
+                )],
             ));
         }
         let storage = rt.storage.clone();
@@ -287,7 +330,11 @@ pub fn create(
         }
     }
     let name = name_of(&obj).to_string();
-    let namespace = if rt.namespaced { ns.unwrap_or("").to_string() } else { String::new() };
+    let namespace = if rt.namespaced {
+        ns.unwrap_or("").to_string()
+    } else {
+        String::new()
+    };
     if st.get(&rt.storage, &namespace, &name).is_some() {
         return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
     }
@@ -310,7 +357,11 @@ pub fn create(
                 &rt.group,
                 &rt.kind,
                 &name,
-                vec![Cause::new("FieldValueInvalid", "spec.names.plural", "Invalid value: already in use")],
+                vec![Cause::new(
+                    "FieldValueInvalid",
+                    "spec.names.plural",
+                    "Invalid value: already in use",
+                )],
             ));
         }
         crd::set_established(&mut obj);
@@ -388,7 +439,14 @@ pub fn finish_update(
     new["apiVersion"] = json!(rt.api_version());
     new["kind"] = json!(rt.kind);
     // Server-owned metadata comes from the stored object.
-    for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"] {
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "namespace",
+    ] {
         match old_view["metadata"].get(k) {
             Some(v) => new["metadata"][k] = v.clone(),
             None => {
@@ -420,9 +478,21 @@ pub fn finish_update(
         }
     }
     if old_view.pointer("/metadata/deletionTimestamp").is_some() {
-        let old_f: Vec<Value> = old_view.pointer("/metadata/finalizers").and_then(|f| f.as_array()).cloned().unwrap_or_default();
-        let new_f: Vec<Value> = new.pointer("/metadata/finalizers").and_then(|f| f.as_array()).cloned().unwrap_or_default();
-        let added: Vec<String> = new_f.iter().filter(|f| !old_f.contains(f)).map(|f| f.to_string()).collect();
+        let old_f: Vec<Value> = old_view
+            .pointer("/metadata/finalizers")
+            .and_then(|f| f.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let new_f: Vec<Value> = new
+            .pointer("/metadata/finalizers")
+            .and_then(|f| f.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let added: Vec<String> = new_f
+            .iter()
+            .filter(|f| !old_f.contains(f))
+            .map(|f| f.to_string())
+            .collect();
         if !added.is_empty() {
             return Err(ApiError::invalid(
                 &rt.group,
@@ -431,7 +501,10 @@ pub fn finish_update(
                 vec![Cause::new(
                     "FieldValueForbidden",
                     "metadata.finalizers",
-                    format!("Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}", added.join(", ")),
+                    format!(
+                        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                        added.join(", ")
+                    ),
                 )],
             ));
         }
@@ -439,7 +512,10 @@ pub fn finish_update(
     let old_for_admit = old_view.clone();
     admit(rt, &mut new, Some(&old_for_admit), opts, warnings)?;
     if rt.has_generation {
-        let generation = old_view.pointer("/metadata/generation").and_then(|g| g.as_i64()).unwrap_or(1);
+        let generation = old_view
+            .pointer("/metadata/generation")
+            .and_then(|g| g.as_i64())
+            .unwrap_or(1);
         let bumped = spec_part(rt, &new) != spec_part(rt, &old_view);
         new["metadata"]["generation"] = json!(if bumped { generation + 1 } else { generation });
     }
@@ -457,7 +533,10 @@ pub fn finish_update(
             nav: nav(rt),
             has_status_sub: rt.status,
         };
-        new["metadata"]["managedFields"] = old_view.pointer("/metadata/managedFields").cloned().unwrap_or(Value::Null);
+        new["metadata"]["managedFields"] = old_view
+            .pointer("/metadata/managedFields")
+            .cloned()
+            .unwrap_or(Value::Null);
         apply::track_update(Some(&old_view), &mut new, &ctx);
     }
     new["metadata"]["resourceVersion"] = old_view["metadata"]["resourceVersion"].clone();
@@ -473,7 +552,10 @@ pub fn finish_update(
     if opts.dry_run {
         return Ok(present(rt, &new));
     }
-    let finalizers_empty = new.pointer("/metadata/finalizers").and_then(|f| f.as_array()).is_none_or(|a| a.is_empty());
+    let finalizers_empty = new
+        .pointer("/metadata/finalizers")
+        .and_then(|f| f.as_array())
+        .is_none_or(|a| a.is_empty());
     if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers_empty {
         let stored = st.commit(&rt.storage, new, EventType::Modified);
         let out = present(rt, &stored);
@@ -487,9 +569,15 @@ pub fn finish_update(
     Ok(present(rt, &stored))
 }
 
-pub fn get_existing(st: &State, rt: &ResourceType, ns: Option<&str>, name: &str) -> ApiResult<Arc<Value>> {
+pub fn get_existing(
+    st: &State,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+) -> ApiResult<Arc<Value>> {
     let ns = if rt.namespaced { ns.unwrap_or("") } else { "" };
-    st.get(&rt.storage, ns, name).ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
+    st.get(&rt.storage, ns, name)
+        .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
 }
 
 pub fn update(
@@ -547,11 +635,15 @@ pub fn server_side_apply(
     warnings: &mut Vec<String>,
 ) -> ApiResult<Value> {
     if opts.manager.is_empty() || opts.manager == "unknown" {
-        return Err(ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"));
+        return Err(ApiError::bad_request(
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        ));
     }
     check_type_meta(rt, body)?;
     if body.get("apiVersion").is_none() || body.get("kind").is_none() {
-        return Err(ApiError::bad_request("apiVersion and kind must be set in an apply patch"));
+        return Err(ApiError::bad_request(
+            "apiVersion and kind must be set in an apply patch",
+        ));
     }
     let body_name = name_of(body);
     if !body_name.is_empty() && body_name != name {
@@ -586,8 +678,11 @@ pub fn server_side_apply(
             let live = present(rt, &old);
             let mut merged = apply::apply(Some(&live), &applied, &ctx, opts.force, gk)?;
             let body_rv = str_at(body, &["metadata", "resourceVersion"]).to_string();
-            merged["metadata"]["resourceVersion"] =
-                if body_rv.is_empty() { live["metadata"]["resourceVersion"].clone() } else { json!(body_rv) };
+            merged["metadata"]["resourceVersion"] = if body_rv.is_empty() {
+                live["metadata"]["resourceVersion"].clone()
+            } else {
+                json!(body_rv)
+            };
             finish_update(st, rt, &old, merged, opts, true, warnings)
         }
     }
@@ -608,7 +703,9 @@ pub fn delete(
                 &rt.group,
                 &rt.plural,
                 name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                ),
             ));
         }
     }
@@ -619,7 +716,9 @@ pub fn delete(
                 &rt.group,
                 &rt.plural,
                 name,
-                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                ),
             ));
         }
     }
@@ -627,11 +726,18 @@ pub fn delete(
         return Ok(present(rt, &old));
     }
     let uid = str_at(&old, &["metadata", "uid"]).to_string();
-    let propagation = opts.propagation.clone().unwrap_or_else(|| "Background".into());
+    let propagation = opts
+        .propagation
+        .clone()
+        .unwrap_or_else(|| "Background".into());
     if propagation == "Orphan" {
         orphan_dependents(st, &uid);
     }
-    let mut finalizers: Vec<Value> = old.pointer("/metadata/finalizers").and_then(|f| f.as_array()).cloned().unwrap_or_default();
+    let mut finalizers: Vec<Value> = old
+        .pointer("/metadata/finalizers")
+        .and_then(|f| f.as_array())
+        .cloned()
+        .unwrap_or_default();
     if propagation == "Foreground" && has_dependents(st, &uid) {
         // Dependents go first; the owner follows once they are gone.
         delete_dependents(st, &uid);
@@ -651,7 +757,11 @@ pub fn delete(
         }
         if rt.builtin == Some(Builtin::Namespace) {
             marked["status"]["phase"] = json!("Terminating");
-            let stored = if marked != *old { st.commit(&rt.storage, marked, EventType::Modified) } else { old.clone() };
+            let stored = if marked != *old {
+                st.commit(&rt.storage, marked, EventType::Modified)
+            } else {
+                old.clone()
+            };
             empty_namespace(st, name);
             maybe_finish_namespace(st, name);
             return Ok(present(rt, &stored));
@@ -679,8 +789,16 @@ pub fn really_delete(st: &mut State, rt: &Arc<ResourceType>, obj: &Arc<Value>) {
     st.commit(&rt.storage, gone, EventType::Deleted);
     let uid = str_at(obj, &["metadata", "uid"]).to_string();
     if rt.builtin == Some(Builtin::Crd) {
-        let group = obj.pointer("/spec/group").and_then(|g| g.as_str()).unwrap_or("").to_string();
-        let plural = obj.pointer("/spec/names/plural").and_then(|g| g.as_str()).unwrap_or("").to_string();
+        let group = obj
+            .pointer("/spec/group")
+            .and_then(|g| g.as_str())
+            .unwrap_or("")
+            .to_string();
+        let plural = obj
+            .pointer("/spec/names/plural")
+            .and_then(|g| g.as_str())
+            .unwrap_or("")
+            .to_string();
         let key = (group, plural);
         let items: Vec<Arc<Value>> = st.list(&key, None);
         for it in items {
@@ -701,17 +819,30 @@ pub fn really_delete(st: &mut State, rt: &Arc<ResourceType>, obj: &Arc<Value>) {
     let owners: Vec<String> = obj
         .pointer("/metadata/ownerReferences")
         .and_then(|o| o.as_array())
-        .map(|a| a.iter().filter_map(|r| r.get("uid").and_then(|u| u.as_str()).map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.get("uid").and_then(|u| u.as_str()).map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     for owner_uid in owners {
         if has_dependents(st, &owner_uid) {
             continue;
         }
         if let Some((ort, o)) = find_by_uid(st, &owner_uid) {
-            let fins: Vec<Value> = o.pointer("/metadata/finalizers").and_then(|f| f.as_array()).cloned().unwrap_or_default();
-            if o.pointer("/metadata/deletionTimestamp").is_some() && fins.contains(&json!("foregroundDeletion")) {
+            let fins: Vec<Value> = o
+                .pointer("/metadata/finalizers")
+                .and_then(|f| f.as_array())
+                .cloned()
+                .unwrap_or_default();
+            if o.pointer("/metadata/deletionTimestamp").is_some()
+                && fins.contains(&json!("foregroundDeletion"))
+            {
                 let mut n = (*o).clone();
-                let rest: Vec<Value> = fins.into_iter().filter(|f| f != "foregroundDeletion").collect();
+                let rest: Vec<Value> = fins
+                    .into_iter()
+                    .filter(|f| f != "foregroundDeletion")
+                    .collect();
                 n["metadata"]["finalizers"] = Value::Array(rest.clone());
                 let stored = st.commit(&ort.storage, n, EventType::Modified);
                 if rest.is_empty() {
@@ -741,8 +872,14 @@ fn dependents(st: &State, uid: &str) -> Vec<((String, String), Arc<Value>)> {
     }
     for (key, m) in &st.objects {
         for v in m.values() {
-            if let Some(refs) = v.pointer("/metadata/ownerReferences").and_then(|r| r.as_array()) {
-                if refs.iter().any(|r| r.get("uid").and_then(|u| u.as_str()) == Some(uid)) {
+            if let Some(refs) = v
+                .pointer("/metadata/ownerReferences")
+                .and_then(|r| r.as_array())
+            {
+                if refs
+                    .iter()
+                    .any(|r| r.get("uid").and_then(|u| u.as_str()) == Some(uid))
+                {
                     out.push((key.clone(), v.clone()));
                 }
             }
@@ -757,7 +894,12 @@ fn has_dependents(st: &State, uid: &str) -> bool {
 
 fn delete_dependents(st: &mut State, uid: &str) {
     for (key, dep) in dependents(st, uid) {
-        let Some(rt) = st.registry.by_storage(&key).into_iter().find(|t| t.builtin != Some(Builtin::EventsEvent)) else {
+        let Some(rt) = st
+            .registry
+            .by_storage(&key)
+            .into_iter()
+            .find(|t| t.builtin != Some(Builtin::EventsEvent))
+        else {
             continue;
         };
         if dep.pointer("/metadata/deletionTimestamp").is_some() {
@@ -771,7 +913,10 @@ fn delete_dependents(st: &mut State, uid: &str) {
 fn orphan_dependents(st: &mut State, uid: &str) {
     for (key, dep) in dependents(st, uid) {
         let mut n = (*dep).clone();
-        if let Some(refs) = n.pointer_mut("/metadata/ownerReferences").and_then(|r| r.as_array_mut()) {
+        if let Some(refs) = n
+            .pointer_mut("/metadata/ownerReferences")
+            .and_then(|r| r.as_array_mut())
+        {
             refs.retain(|r| r.get("uid").and_then(|u| u.as_str()) != Some(uid));
         }
         st.commit(&key, n, EventType::Modified);
@@ -781,7 +926,12 @@ fn orphan_dependents(st: &mut State, uid: &str) {
 fn empty_namespace(st: &mut State, ns: &str) {
     let keys: Vec<(String, String)> = st.objects.keys().cloned().collect();
     for key in keys {
-        let Some(rt) = st.registry.by_storage(&key).into_iter().find(|t| t.builtin != Some(Builtin::EventsEvent)) else {
+        let Some(rt) = st
+            .registry
+            .by_storage(&key)
+            .into_iter()
+            .find(|t| t.builtin != Some(Builtin::EventsEvent))
+        else {
             continue;
         };
         if !rt.namespaced {
@@ -797,14 +947,22 @@ fn empty_namespace(st: &mut State, ns: &str) {
 
 fn maybe_finish_namespace(st: &mut State, ns: &str) {
     let nskey = (String::new(), "namespaces".to_string());
-    let Some(nsobj) = st.get(&nskey, "", ns) else { return };
+    let Some(nsobj) = st.get(&nskey, "", ns) else {
+        return;
+    };
     if nsobj.pointer("/metadata/deletionTimestamp").is_none() {
         return;
     }
     let empty = st.objects.iter().all(|(key, m)| {
-        key == &nskey || m.range((ns.to_string(), String::new())..).next().is_none_or(|((n, _), _)| n != ns)
+        key == &nskey
+            || m.range((ns.to_string(), String::new())..)
+                .next()
+                .is_none_or(|((n, _), _)| n != ns)
     });
-    let user_fins = nsobj.pointer("/metadata/finalizers").and_then(|f| f.as_array()).is_some_and(|a| !a.is_empty());
+    let user_fins = nsobj
+        .pointer("/metadata/finalizers")
+        .and_then(|f| f.as_array())
+        .is_some_and(|a| !a.is_empty());
     if empty && !user_fins {
         if let Some(rt) = st.registry.get("", "v1", "namespaces") {
             really_delete(st, &rt, &nsobj);
@@ -825,16 +983,30 @@ pub fn list(st: &State, rt: &ResourceType, ns: Option<&str>, opts: &ListOpts) ->
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     if opts.rv_match.as_deref() == Some("Exact") {
-        let want: u64 = opts.rv.as_deref().unwrap_or("").parse().map_err(|_| ApiError::bad_request("invalid resourceVersion"))?;
+        let want: u64 = opts
+            .rv
+            .as_deref()
+            .unwrap_or("")
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid resourceVersion"))?;
         if want != st.rv {
-            return Err(ApiError::gone(format!("too old resource version: {want} ({})", st.rv)));
+            return Err(ApiError::gone(format!(
+                "too old resource version: {want} ({})",
+                st.rv
+            )));
         }
     }
     let mut start: Option<(String, String)> = None;
     if let Some(tok) = &opts.continue_token {
-        let raw = b64.decode(tok).map_err(|_| ApiError::bad_request("continue key is not valid: illegal base64 data"))?;
-        let v: Value = serde_json::from_slice(&raw).map_err(|_| ApiError::bad_request("continue key is not valid"))?;
-        start = Some((v["ns"].as_str().unwrap_or("").into(), v["name"].as_str().unwrap_or("").into()));
+        let raw = b64
+            .decode(tok)
+            .map_err(|_| ApiError::bad_request("continue key is not valid: illegal base64 data"))?;
+        let v: Value = serde_json::from_slice(&raw)
+            .map_err(|_| ApiError::bad_request("continue key is not valid"))?;
+        start = Some((
+            v["ns"].as_str().unwrap_or("").into(),
+            v["name"].as_str().unwrap_or("").into(),
+        ));
     }
     let items = st.list(&rt.storage, if rt.namespaced { ns } else { None });
     let mut out = vec![];

@@ -34,7 +34,12 @@ fn get_path<'a>(doc: &'a Value, toks: &[String]) -> Option<&'a Value> {
     Some(cur)
 }
 
-fn parent_mut<'a>(doc: &'a mut Value, toks: &[String], op: &str, path: &str) -> Result<&'a mut Value, ApiError> {
+fn parent_mut<'a>(
+    doc: &'a mut Value,
+    toks: &[String],
+    op: &str,
+    path: &str,
+) -> Result<&'a mut Value, ApiError> {
     let mut cur = doc;
     for t in &toks[..toks.len() - 1] {
         cur = match cur {
@@ -42,7 +47,11 @@ fn parent_mut<'a>(doc: &'a mut Value, toks: &[String], op: &str, path: &str) -> 
             Value::Array(a) => t.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
             _ => None,
         }
-        .ok_or_else(|| patch_err(format!("{op} operation does not apply: doc is missing path: \"{path}\": missing value")))?;
+        .ok_or_else(|| {
+            patch_err(format!(
+                "{op} operation does not apply: doc is missing path: \"{path}\": missing value"
+            ))
+        })?;
     }
     Ok(cur)
 }
@@ -69,23 +78,33 @@ fn add_at(doc: &mut Value, path: &str, value: Value, replace: bool) -> Result<()
             if last == "-" && !replace {
                 a.push(value);
             } else {
-                let i: usize = last
-                    .parse()
-                    .map_err(|_| patch_err(format!("{op} operation does not apply: invalid index {last:?}")))?;
+                let i: usize = last.parse().map_err(|_| {
+                    patch_err(format!(
+                        "{op} operation does not apply: invalid index {last:?}"
+                    ))
+                })?;
                 if replace {
                     if i >= a.len() {
-                        return Err(patch_err(format!("replace operation does not apply: doc is missing key: {path}")));
+                        return Err(patch_err(format!(
+                            "replace operation does not apply: doc is missing key: {path}"
+                        )));
                     }
                     a[i] = value;
                 } else {
                     if i > a.len() {
-                        return Err(patch_err(format!("add operation does not apply: index out of bounds: {i}")));
+                        return Err(patch_err(format!(
+                            "add operation does not apply: index out of bounds: {i}"
+                        )));
                     }
                     a.insert(i, value);
                 }
             }
         }
-        _ => return Err(patch_err(format!("{op} operation does not apply: doc is missing path: \"{path}\""))),
+        _ => {
+            return Err(patch_err(format!(
+                "{op} operation does not apply: doc is missing path: \"{path}\""
+            )));
+        }
     }
     Ok(())
 }
@@ -93,11 +112,17 @@ fn add_at(doc: &mut Value, path: &str, value: Value, replace: bool) -> Result<()
 fn remove_at(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
     let toks = split_pointer(path)?;
     if toks.is_empty() {
-        return Err(patch_err("remove operation does not apply: cannot remove the root"));
+        return Err(patch_err(
+            "remove operation does not apply: cannot remove the root",
+        ));
     }
     let last = toks.last().unwrap().clone();
     let parent = parent_mut(doc, &toks, "remove", path)?;
-    let missing = || patch_err(format!("remove operation does not apply: doc is missing path: \"{path}\": missing value"));
+    let missing = || {
+        patch_err(format!(
+            "remove operation does not apply: doc is missing path: \"{path}\": missing value"
+        ))
+    };
     match parent {
         Value::Object(m) => m.remove(&last).ok_or_else(missing),
         Value::Array(a) => {
@@ -113,16 +138,26 @@ fn remove_at(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
 
 /// RFC 6902 JSON patch with kube-apiserver (evanphx/json-patch) semantics.
 pub fn json_patch(doc: &Value, patch: &Value) -> Result<Value, ApiError> {
-    let ops = patch
-        .as_array()
-        .ok_or_else(|| ApiError::bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch"))?;
+    let ops = patch.as_array().ok_or_else(|| {
+        ApiError::bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+    })?;
     let mut doc = doc.clone();
     for op in ops {
         let kind = op.get("op").and_then(|v| v.as_str()).unwrap_or("");
         let path = op.get("path").and_then(|v| v.as_str()).unwrap_or("");
         match kind {
-            "add" => add_at(&mut doc, path, op.get("value").cloned().unwrap_or(Value::Null), false)?,
-            "replace" => add_at(&mut doc, path, op.get("value").cloned().unwrap_or(Value::Null), true)?,
+            "add" => add_at(
+                &mut doc,
+                path,
+                op.get("value").cloned().unwrap_or(Value::Null),
+                false,
+            )?,
+            "replace" => add_at(
+                &mut doc,
+                path,
+                op.get("value").cloned().unwrap_or(Value::Null),
+                true,
+            )?,
             "remove" => {
                 remove_at(&mut doc, path)?;
             }
@@ -131,7 +166,9 @@ pub fn json_patch(doc: &Value, patch: &Value) -> Result<Value, ApiError> {
                 let actual = get_path(&doc, &toks).cloned().unwrap_or(Value::Null);
                 let expected = op.get("value").cloned().unwrap_or(Value::Null);
                 if actual != expected {
-                    return Err(patch_err(format!("testing value {path} failed: test failed")));
+                    return Err(patch_err(format!(
+                        "testing value {path} failed: test failed"
+                    )));
                 }
             }
             "move" | "copy" => {
@@ -141,7 +178,11 @@ pub fn json_patch(doc: &Value, patch: &Value) -> Result<Value, ApiError> {
                 } else {
                     get_path(&doc, &split_pointer(from)?)
                         .cloned()
-                        .ok_or_else(|| patch_err(format!("copy operation does not apply: doc is missing from path: {from}")))?
+                        .ok_or_else(|| {
+                            patch_err(format!(
+                                "copy operation does not apply: doc is missing from path: {from}"
+                            ))
+                        })?
                 };
                 add_at(&mut doc, path, v, false)?;
             }
@@ -176,7 +217,12 @@ pub fn merge_patch(doc: &Value, patch: &Value) -> Value {
 /// Merge key of a list field of the built-in kinds (by field name and item shape).
 pub fn builtin_merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
         | "secrets" => "name",
         "volumeMounts" => "mountPath",
         "volumeDevices" => "devicePath",
@@ -208,7 +254,10 @@ pub fn strategic_merge(doc: &Value, patch: &Value) -> Result<Value, ApiError> {
     }
 }
 
-fn smp_map(doc: &Map<String, Value>, patch: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+fn smp_map(
+    doc: &Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Result<Map<String, Value>, ApiError> {
     match patch.get("$patch").and_then(|v| v.as_str()) {
         Some("replace") => {
             let mut p = patch.clone();
@@ -264,10 +313,25 @@ fn smp_list(field: &str, doc: &[Value], patch: &[Value]) -> Result<Value, ApiErr
         return Ok(Value::Array(out));
     }
     let Some(key) = builtin_merge_key(field, patch.first().or(doc.first())) else {
-        return Ok(Value::Array(patch.iter().filter(|p| p.get("$patch").is_none()).cloned().collect()));
+        return Ok(Value::Array(
+            patch
+                .iter()
+                .filter(|p| p.get("$patch").is_none())
+                .cloned()
+                .collect(),
+        ));
     };
-    if patch.iter().any(|p| p.get("$patch").and_then(|v| v.as_str()) == Some("replace")) {
-        return Ok(Value::Array(patch.iter().filter(|p| p.get("$patch").is_none()).cloned().collect()));
+    if patch
+        .iter()
+        .any(|p| p.get("$patch").and_then(|v| v.as_str()) == Some("replace"))
+    {
+        return Ok(Value::Array(
+            patch
+                .iter()
+                .filter(|p| p.get("$patch").is_none())
+                .cloned()
+                .collect(),
+        ));
     }
     let mut out: Vec<Value> = doc.to_vec();
     for p in patch {

@@ -57,7 +57,15 @@ fn strings(b: &[u8], names: &[(u64, &str)]) -> Map<String, Value> {
 fn resource_attributes(b: &[u8]) -> Value {
     Value::Object(strings(
         b,
-        &[(1, "namespace"), (2, "verb"), (3, "group"), (4, "version"), (5, "resource"), (6, "subresource"), (7, "name")],
+        &[
+            (1, "namespace"),
+            (2, "verb"),
+            (3, "group"),
+            (4, "version"),
+            (5, "resource"),
+            (6, "subresource"),
+            (7, "name"),
+        ],
     ))
 }
 
@@ -72,7 +80,11 @@ pub fn decode_review(body: &[u8]) -> Option<Value> {
         match (num, v) {
             (1, Err(tm)) => {
                 let m = strings(&tm, &[(1, "apiVersion"), (2, "kind")]);
-                api_version = m.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("").into();
+                api_version = m
+                    .get("apiVersion")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .into();
                 kind = m.get("kind").and_then(|v| v.as_str()).unwrap_or("").into();
             }
             (2, Err(p)) => payload = p,
@@ -91,7 +103,10 @@ pub fn decode_review(body: &[u8]) -> Option<Value> {
                     spec.insert("resourceAttributes".into(), resource_attributes(&b));
                 }
                 (_, 2, Err(b)) if kind != "SelfSubjectRulesReview" => {
-                    spec.insert("nonResourceAttributes".into(), Value::Object(strings(&b, &[(1, "path"), (2, "verb")])));
+                    spec.insert(
+                        "nonResourceAttributes".into(),
+                        Value::Object(strings(&b, &[(1, "path"), (2, "verb")])),
+                    );
                 }
                 ("SelfSubjectRulesReview", 1, Err(b)) => {
                     spec.insert("namespace".into(), json!(String::from_utf8_lossy(&b)));
@@ -227,7 +242,11 @@ pub fn decode(body: &[u8]) -> Option<Value> {
         match (num, v) {
             (1, Err(tm)) => {
                 let m = strings(&tm, &[(1, "apiVersion"), (2, "kind")]);
-                api_version = m.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("").into();
+                api_version = m
+                    .get("apiVersion")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .into();
                 kind = m.get("kind").and_then(|v| v.as_str()).unwrap_or("").into();
             }
             (2, Err(p)) => payload = p,
@@ -249,7 +268,10 @@ pub fn decode(body: &[u8]) -> Option<Value> {
                 out.insert("gracePeriodSeconds".into(), json!(x as i64));
             }
             ("DeleteOptions", 2, Err(x)) => {
-                out.insert("preconditions".into(), Value::Object(strings(&x, &[(1, "uid"), (2, "resourceVersion")])));
+                out.insert(
+                    "preconditions".into(),
+                    Value::Object(strings(&x, &[(1, "uid"), (2, "resourceVersion")])),
+                );
             }
             ("DeleteOptions", 3, Ok(x)) => {
                 out.insert("orphanDependents".into(), json!(x != 0));
@@ -313,7 +335,9 @@ pub fn decode(body: &[u8]) -> Option<Value> {
         out.insert("binaryData".into(), Value::Object(binary));
     }
     match kind.as_str() {
-        "Secret" | "ConfigMap" | "Namespace" | "ServiceAccount" | "DeleteOptions" => Some(Value::Object(out)),
+        "Secret" | "ConfigMap" | "Namespace" | "ServiceAccount" | "DeleteOptions" => {
+            Some(Value::Object(out))
+        }
         _ => None,
     }
 }

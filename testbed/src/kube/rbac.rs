@@ -14,7 +14,10 @@ pub struct Identity {
 
 impl Identity {
     pub fn admin() -> Self {
-        Identity { user: "kubernetes-admin".into(), groups: vec!["system:masters".into(), "system:authenticated".into()] }
+        Identity {
+            user: "kubernetes-admin".into(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+        }
     }
     pub fn service_account(ns: &str, name: &str) -> Self {
         Identity {
@@ -45,7 +48,11 @@ pub struct Attributes {
 
 fn strs(v: Option<&Value>) -> Vec<String> {
     v.and_then(|x| x.as_array())
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -63,7 +70,11 @@ fn rule_allows(rule: &Value, a: &Attributes) -> bool {
     if !groups.iter().any(|g| g == "*" || *g == a.group) {
         return false;
     }
-    let full = if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
+    let full = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
     let resources = strs(rule.get("resources"));
     let res_ok = resources.iter().any(|r| {
         r == "*"
@@ -99,12 +110,30 @@ fn rbac_key(res: &str) -> (String, String) {
 
 /// Rules of a ClusterRole, including aggregated ones.
 fn cluster_role_rules(st: &State, name: &str) -> Vec<Value> {
-    let Some(cr) = st.get(&rbac_key("clusterroles"), "", name) else { return vec![] };
-    let mut rules: Vec<Value> = cr.get("rules").and_then(|r| r.as_array()).cloned().unwrap_or_default();
-    if let Some(sels) = cr.pointer("/aggregationRule/clusterRoleSelectors").and_then(|s| s.as_array()) {
+    let Some(cr) = st.get(&rbac_key("clusterroles"), "", name) else {
+        return vec![];
+    };
+    let mut rules: Vec<Value> = cr
+        .get("rules")
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default();
+    if let Some(sels) = cr
+        .pointer("/aggregationRule/clusterRoleSelectors")
+        .and_then(|s| s.as_array())
+    {
         for other in st.list(&rbac_key("clusterroles"), None) {
-            if sels.iter().any(|s| super::selectors::LabelSelector::from_object(s).matches(&other)) {
-                rules.extend(other.get("rules").and_then(|r| r.as_array()).cloned().unwrap_or_default());
+            if sels
+                .iter()
+                .any(|s| super::selectors::LabelSelector::from_object(s).matches(&other))
+            {
+                rules.extend(
+                    other
+                        .get("rules")
+                        .and_then(|r| r.as_array())
+                        .cloned()
+                        .unwrap_or_default(),
+                );
             }
         }
     }
@@ -128,14 +157,22 @@ fn role_ref_rules(st: &State, role_ref: &Value, ns: &str) -> Vec<Value> {
 pub fn rules_for(st: &State, id: &Identity, ns: &str) -> Vec<Value> {
     let mut rules = vec![];
     for crb in st.list(&rbac_key("clusterrolebindings"), None) {
-        let subjects = crb.get("subjects").and_then(|s| s.as_array()).cloned().unwrap_or_default();
+        let subjects = crb
+            .get("subjects")
+            .and_then(|s| s.as_array())
+            .cloned()
+            .unwrap_or_default();
         if subjects.iter().any(|s| subject_matches(s, id)) {
             rules.extend(role_ref_rules(st, &crb["roleRef"], ""));
         }
     }
     if !ns.is_empty() {
         for rb in st.list(&rbac_key("rolebindings"), Some(ns)) {
-            let subjects = rb.get("subjects").and_then(|s| s.as_array()).cloned().unwrap_or_default();
+            let subjects = rb
+                .get("subjects")
+                .and_then(|s| s.as_array())
+                .cloned()
+                .unwrap_or_default();
             if subjects.iter().any(|s| subject_matches(s, id)) {
                 rules.extend(role_ref_rules(st, &rb["roleRef"], ns));
             }
@@ -150,30 +187,71 @@ pub fn allowed(st: &State, id: &Identity, a: &Attributes) -> bool {
     }
     if let Some(p) = &a.non_resource_path {
         // system:discovery / system:public-info-viewer.
-        let public = ["/api", "/apis", "/version", "/openapi", "/healthz", "/livez", "/readyz"];
-        if a.verb == "get" && public.iter().any(|x| p == x || p.starts_with(&format!("{x}/"))) {
+        let public = [
+            "/api", "/apis", "/version", "/openapi", "/healthz", "/livez", "/readyz",
+        ];
+        if a.verb == "get"
+            && public
+                .iter()
+                .any(|x| p == x || p.starts_with(&format!("{x}/")))
+        {
             return true;
         }
     }
-    if a.group == "authorization.k8s.io" && a.verb == "create" && (a.resource == "selfsubjectaccessreviews" || a.resource == "selfsubjectrulesreviews") {
+    if a.group == "authorization.k8s.io"
+        && a.verb == "create"
+        && (a.resource == "selfsubjectaccessreviews" || a.resource == "selfsubjectrulesreviews")
+    {
         return true;
     }
-    if a.group == "authentication.k8s.io" && a.verb == "create" && a.resource == "selfsubjectreviews" {
+    if a.group == "authentication.k8s.io"
+        && a.verb == "create"
+        && a.resource == "selfsubjectreviews"
+    {
         return true;
     }
-    rules_for(st, id, &a.namespace).iter().any(|r| rule_allows(r, a))
+    rules_for(st, id, &a.namespace)
+        .iter()
+        .any(|r| rule_allows(r, a))
 }
 
 /// kube-apiserver's 403 body.
 pub fn forbidden(id: &Identity, a: &Attributes) -> ApiError {
     if let Some(p) = &a.non_resource_path {
-        return ApiError::forbidden(format!("forbidden: User \"{}\" cannot {} path \"{p}\"", id.user, a.verb));
+        return ApiError::forbidden(format!(
+            "forbidden: User \"{}\" cannot {} path \"{p}\"",
+            id.user, a.verb
+        ));
     }
-    let res = if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
-    let gr = if a.group.is_empty() { format!("resource \"{res}\" in API group \"\"") } else { format!("resource \"{res}\" in API group \"{}\"", a.group) };
-    let what = if a.name.is_empty() { a.resource.clone() } else { format!("{} \"{}\"", super::error::qualified(&a.resource, &a.group), a.name) };
-    let subject = if a.name.is_empty() { super::error::qualified(&a.resource, &a.group) } else { what };
-    let scope = if a.namespace.is_empty() { "at the cluster scope".to_string() } else { format!("in the namespace \"{}\"", a.namespace) };
+    let res = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
+    let gr = if a.group.is_empty() {
+        format!("resource \"{res}\" in API group \"\"")
+    } else {
+        format!("resource \"{res}\" in API group \"{}\"", a.group)
+    };
+    let what = if a.name.is_empty() {
+        a.resource.clone()
+    } else {
+        format!(
+            "{} \"{}\"",
+            super::error::qualified(&a.resource, &a.group),
+            a.name
+        )
+    };
+    let subject = if a.name.is_empty() {
+        super::error::qualified(&a.resource, &a.group)
+    } else {
+        what
+    };
+    let scope = if a.namespace.is_empty() {
+        "at the cluster scope".to_string()
+    } else {
+        format!("in the namespace \"{}\"", a.namespace)
+    };
     let mut e = ApiError::forbidden(format!(
         "{subject} is forbidden: User \"{}\" cannot {} {gr} {scope}",
         id.user, a.verb
@@ -225,7 +303,11 @@ pub fn self_subject_access_review(st: &State, id: &Identity, body: &Value) -> Va
 pub fn subject_access_review(st: &State, body: &Value) -> Value {
     let spec = body.get("spec").cloned().unwrap_or(json!({}));
     let id = Identity {
-        user: spec.get("user").and_then(|u| u.as_str()).unwrap_or("").into(),
+        user: spec
+            .get("user")
+            .and_then(|u| u.as_str())
+            .unwrap_or("")
+            .into(),
         groups: strs(spec.get("groups")),
     };
     let a = attrs_from_review(&spec);
@@ -238,13 +320,18 @@ pub fn subject_access_review(st: &State, body: &Value) -> Value {
 }
 
 pub fn self_subject_rules_review(st: &State, id: &Identity, body: &Value) -> Value {
-    let ns = body.pointer("/spec/namespace").and_then(|n| n.as_str()).unwrap_or("");
+    let ns = body
+        .pointer("/spec/namespace")
+        .and_then(|n| n.as_str())
+        .unwrap_or("");
     let rules = if id.is_admin() {
         vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})]
     } else {
         rules_for(st, id, ns)
     };
-    let (res, nonres): (Vec<Value>, Vec<Value>) = rules.into_iter().partition(|r| r.get("nonResourceURLs").is_none());
+    let (res, nonres): (Vec<Value>, Vec<Value>) = rules
+        .into_iter()
+        .partition(|r| r.get("nonResourceURLs").is_none());
     let mut out = body.clone();
     out["apiVersion"] = json!("authorization.k8s.io/v1");
     out["kind"] = json!("SelfSubjectRulesReview");

@@ -82,17 +82,34 @@ pub struct ResourceType {
 
 impl ResourceType {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
     pub fn verbs(&self) -> Vec<&'static str> {
         if self.create_only {
             vec!["create"]
         } else {
-            vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+            vec![
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ]
         }
     }
     pub fn gk(&self) -> String {
-        if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) }
+        if self.group.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        }
     }
 }
 
@@ -129,29 +146,191 @@ fn bt(
 pub fn builtin_types() -> Vec<ResourceType> {
     use Builtin::*;
     let mut v = vec![
-        bt("", "v1", "Namespace", "namespaces", false, &["ns"], true, Namespace),
+        bt(
+            "",
+            "v1",
+            "Namespace",
+            "namespaces",
+            false,
+            &["ns"],
+            true,
+            Namespace,
+        ),
         bt("", "v1", "Secret", "secrets", true, &[], false, Secret),
-        bt("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, ConfigMap),
-        bt("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false, ServiceAccount),
-        bt("", "v1", "Service", "services", true, &["svc"], true, Service),
+        bt(
+            "",
+            "v1",
+            "ConfigMap",
+            "configmaps",
+            true,
+            &["cm"],
+            false,
+            ConfigMap,
+        ),
+        bt(
+            "",
+            "v1",
+            "ServiceAccount",
+            "serviceaccounts",
+            true,
+            &["sa"],
+            false,
+            ServiceAccount,
+        ),
+        bt(
+            "",
+            "v1",
+            "Service",
+            "services",
+            true,
+            &["svc"],
+            true,
+            Service,
+        ),
         bt("", "v1", "Pod", "pods", true, &["po"], true, Pod),
-        bt("", "v1", "Endpoints", "endpoints", true, &["ep"], false, Endpoints),
-        bt("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true, Pvc),
-        bt("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"], true, ResourceQuota),
-        bt("", "v1", "LimitRange", "limitranges", true, &["limits"], false, LimitRange),
+        bt(
+            "",
+            "v1",
+            "Endpoints",
+            "endpoints",
+            true,
+            &["ep"],
+            false,
+            Endpoints,
+        ),
+        bt(
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            true,
+            &["pvc"],
+            true,
+            Pvc,
+        ),
+        bt(
+            "",
+            "v1",
+            "ResourceQuota",
+            "resourcequotas",
+            true,
+            &["quota"],
+            true,
+            ResourceQuota,
+        ),
+        bt(
+            "",
+            "v1",
+            "LimitRange",
+            "limitranges",
+            true,
+            &["limits"],
+            false,
+            LimitRange,
+        ),
         bt("", "v1", "Node", "nodes", false, &["no"], true, Node),
         bt("", "v1", "Event", "events", true, &["ev"], false, CoreEvent),
-        bt("events.k8s.io", "v1", "Event", "events", true, &["ev"], false, EventsEvent),
-        bt("apps", "v1", "Deployment", "deployments", true, &["deploy"], true, Deployment),
-        bt("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true, StatefulSet),
-        bt("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true, DaemonSet),
-        bt("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true, ReplicaSet),
+        bt(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            true,
+            &["ev"],
+            false,
+            EventsEvent,
+        ),
+        bt(
+            "apps",
+            "v1",
+            "Deployment",
+            "deployments",
+            true,
+            &["deploy"],
+            true,
+            Deployment,
+        ),
+        bt(
+            "apps",
+            "v1",
+            "StatefulSet",
+            "statefulsets",
+            true,
+            &["sts"],
+            true,
+            StatefulSet,
+        ),
+        bt(
+            "apps",
+            "v1",
+            "DaemonSet",
+            "daemonsets",
+            true,
+            &["ds"],
+            true,
+            DaemonSet,
+        ),
+        bt(
+            "apps",
+            "v1",
+            "ReplicaSet",
+            "replicasets",
+            true,
+            &["rs"],
+            true,
+            ReplicaSet,
+        ),
         bt("batch", "v1", "Job", "jobs", true, &[], true, Job),
-        bt("batch", "v1", "CronJob", "cronjobs", true, &["cj"], true, CronJob),
-        bt("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false, Lease),
-        bt("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false, Role),
-        bt("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false, ClusterRole),
-        bt("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false, RoleBinding),
+        bt(
+            "batch",
+            "v1",
+            "CronJob",
+            "cronjobs",
+            true,
+            &["cj"],
+            true,
+            CronJob,
+        ),
+        bt(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            true,
+            &[],
+            false,
+            Lease,
+        ),
+        bt(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "Role",
+            "roles",
+            true,
+            &[],
+            false,
+            Role,
+        ),
+        bt(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            false,
+            &[],
+            false,
+            ClusterRole,
+        ),
+        bt(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            true,
+            &[],
+            false,
+            RoleBinding,
+        ),
         bt(
             "rbac.authorization.k8s.io",
             "v1",
@@ -172,12 +351,66 @@ pub fn builtin_types() -> Vec<ResourceType> {
             true,
             Crd,
         ),
-        bt("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], true, Pdb),
-        bt("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], false, NetworkPolicy),
-        bt("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], true, Ingress),
-        bt("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[], false, IngressClass),
-        bt("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"], true, Hpa),
-        bt("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"], false, PriorityClass),
+        bt(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+            &["pdb"],
+            true,
+            Pdb,
+        ),
+        bt(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            true,
+            &["netpol"],
+            false,
+            NetworkPolicy,
+        ),
+        bt(
+            "networking.k8s.io",
+            "v1",
+            "Ingress",
+            "ingresses",
+            true,
+            &["ing"],
+            true,
+            Ingress,
+        ),
+        bt(
+            "networking.k8s.io",
+            "v1",
+            "IngressClass",
+            "ingressclasses",
+            false,
+            &[],
+            false,
+            IngressClass,
+        ),
+        bt(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            true,
+            &["hpa"],
+            true,
+            Hpa,
+        ),
+        bt(
+            "scheduling.k8s.io",
+            "v1",
+            "PriorityClass",
+            "priorityclasses",
+            false,
+            &["pc"],
+            false,
+            PriorityClass,
+        ),
         bt(
             "admissionregistration.k8s.io",
             "v1",
@@ -198,8 +431,26 @@ pub fn builtin_types() -> Vec<ResourceType> {
             false,
             MutatingWebhook,
         ),
-        bt("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false, EndpointSlice),
-        bt("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], false, StorageClass),
+        bt(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            true,
+            &[],
+            false,
+            EndpointSlice,
+        ),
+        bt(
+            "storage.k8s.io",
+            "v1",
+            "StorageClass",
+            "storageclasses",
+            false,
+            &["sc"],
+            false,
+            StorageClass,
+        ),
         bt(
             "authorization.k8s.io",
             "v1",
@@ -230,7 +481,16 @@ pub fn builtin_types() -> Vec<ResourceType> {
             false,
             SelfSubjectRulesReview,
         ),
-        bt("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", false, &[], false, TokenReview),
+        bt(
+            "authentication.k8s.io",
+            "v1",
+            "TokenReview",
+            "tokenreviews",
+            false,
+            &[],
+            false,
+            TokenReview,
+        ),
         bt(
             "authentication.k8s.io",
             "v1",
@@ -248,14 +508,26 @@ pub fn builtin_types() -> Vec<ResourceType> {
         }
         if matches!(
             t.builtin,
-            Some(SelfSubjectAccessReview | SubjectAccessReview | SelfSubjectRulesReview | TokenReview | SelfSubjectReview)
+            Some(
+                SelfSubjectAccessReview
+                    | SubjectAccessReview
+                    | SelfSubjectRulesReview
+                    | TokenReview
+                    | SelfSubjectReview
+            )
         ) {
             t.create_only = true;
         }
-        if matches!(t.builtin, Some(Namespace | Service | Node | Pvc | ResourceQuota)) {
+        if matches!(
+            t.builtin,
+            Some(Namespace | Service | Node | Pvc | ResourceQuota)
+        ) {
             t.has_generation = false;
         }
-        if matches!(t.builtin, Some(Deployment | StatefulSet | DaemonSet | ReplicaSet | Job | CronJob | Pod)) {
+        if matches!(
+            t.builtin,
+            Some(Deployment | StatefulSet | DaemonSet | ReplicaSet | Job | CronJob | Pod)
+        ) {
             t.categories = vec!["all".into()];
         }
         if matches!(t.builtin, Some(Service)) {
@@ -283,11 +555,15 @@ impl Registry {
         r
     }
     pub fn insert(&mut self, t: ResourceType) {
-        self.types
-            .insert((t.group.clone(), t.version.clone(), t.plural.clone()), Arc::new(t));
+        self.types.insert(
+            (t.group.clone(), t.version.clone(), t.plural.clone()),
+            Arc::new(t),
+        );
     }
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
-        self.types.get(&(group.to_string(), version.to_string(), plural.to_string())).cloned()
+        self.types
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+            .cloned()
     }
     pub fn by_kind(&self, group: &str, version: &str, kind: &str) -> Option<Arc<ResourceType>> {
         self.types
@@ -297,10 +573,17 @@ impl Registry {
     }
     /// Any version of (group, kind); prefers the given version.
     pub fn by_group_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceType>> {
-        self.types.values().find(|t| t.group == group && t.kind == kind).cloned()
+        self.types
+            .values()
+            .find(|t| t.group == group && t.kind == kind)
+            .cloned()
     }
     pub fn by_storage(&self, storage: &(String, String)) -> Vec<Arc<ResourceType>> {
-        self.types.values().filter(|t| &t.storage == storage).cloned().collect()
+        self.types
+            .values()
+            .filter(|t| &t.storage == storage)
+            .cloned()
+            .collect()
     }
     pub fn remove_crd(&mut self, crd_name: &str) {
         self.types

@@ -47,8 +47,16 @@ fn parse_set(s: &str) -> Result<Vec<String>, ApiError> {
     let inner = s
         .strip_prefix('(')
         .and_then(|x| x.strip_suffix(')'))
-        .ok_or_else(|| ApiError::bad_request(format!("unable to parse requirement: found '{s}', expected: '('")))?;
-    Ok(inner.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unable to parse requirement: found '{s}', expected: '('"
+            ))
+        })?;
+    Ok(inner
+        .split(',')
+        .map(|x| x.trim().to_string())
+        .filter(|x| !x.is_empty())
+        .collect())
 }
 
 impl LabelSelector {
@@ -68,13 +76,21 @@ impl LabelSelector {
             } else if let Some((k, v)) = p.split_once('=') {
                 reqs.push(Req::Eq(k.trim().into(), v.trim().into()));
             } else if let Some(idx) = p.find(" notin ") {
-                reqs.push(Req::NotIn(p[..idx].trim().into(), parse_set(&p[idx + 7..])?));
+                reqs.push(Req::NotIn(
+                    p[..idx].trim().into(),
+                    parse_set(&p[idx + 7..])?,
+                ));
             } else if let Some(idx) = p.find(" in ") {
                 reqs.push(Req::In(p[..idx].trim().into(), parse_set(&p[idx + 4..])?));
-            } else if p.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+            } else if p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            {
                 reqs.push(Req::Exists(p.to_string()));
             } else {
-                return Err(ApiError::bad_request(format!("unable to parse requirement: {p}")));
+                return Err(ApiError::bad_request(format!(
+                    "unable to parse requirement: {p}"
+                )));
             }
         }
         Ok(LabelSelector { reqs })
@@ -90,11 +106,19 @@ impl LabelSelector {
         }
         if let Some(exprs) = sel.get("matchExpressions").and_then(|v| v.as_array()) {
             for e in exprs {
-                let key = e.get("key").and_then(|v| v.as_str()).unwrap_or("").to_string();
+                let key = e
+                    .get("key")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string();
                 let vals: Vec<String> = e
                     .get("values")
                     .and_then(|v| v.as_array())
-                    .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 match e.get("operator").and_then(|v| v.as_str()).unwrap_or("") {
                     "In" => reqs.push(Req::In(key, vals)),
@@ -146,7 +170,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = p.split_once('=') {
                 reqs.push((k.trim().to_string(), true, v.trim().to_string()));
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{p}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{s}'; can't understand '{p}'"
+                )));
             }
         }
         Ok(FieldSelector { reqs })

@@ -88,7 +88,8 @@ impl State {
     }
 
     pub fn namespace_exists(&self, ns: &str) -> bool {
-        self.get(&(String::new(), "namespaces".into()), "", ns).is_some()
+        self.get(&(String::new(), "namespaces".into()), "", ns)
+            .is_some()
     }
 
     /// Store (or delete, with `etype == Deleted`) an object, assigning the next resourceVersion.
@@ -173,7 +174,9 @@ pub fn ns_of(v: &Value) -> &str {
 }
 
 pub fn rv_of(v: &Value) -> u64 {
-    str_at(v, &["metadata", "resourceVersion"]).parse().unwrap_or(0)
+    str_at(v, &["metadata", "resourceVersion"])
+        .parse()
+        .unwrap_or(0)
 }
 
 pub fn now_rfc3339() -> String {
@@ -181,5 +184,7 @@ pub fn now_rfc3339() -> String {
 }
 
 pub fn now_micro() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
 }

@@ -16,7 +16,11 @@ pub fn human_duration(secs: i64) -> String {
     let m = s / 60;
     if m < 10 {
         let rs = s % 60;
-        return if rs == 0 { format!("{m}m") } else { format!("{m}m{rs}s") };
+        return if rs == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{rs}s")
+        };
     }
     if m < 180 {
         return format!("{m}m");
@@ -24,7 +28,11 @@ pub fn human_duration(secs: i64) -> String {
     let h = s / 3600;
     if h < 8 {
         let rm = m % 60;
-        return if rm == 0 { format!("{h}h") } else { format!("{h}h{rm}m") };
+        return if rm == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{rm}m")
+        };
     }
     if h < 48 {
         return format!("{h}h");
@@ -32,7 +40,11 @@ pub fn human_duration(secs: i64) -> String {
     if h < 24 * 8 {
         let rh = h % 24;
         let d = h / 24;
-        return if rh == 0 { format!("{d}d") } else { format!("{d}d{rh}h") };
+        return if rh == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{rh}h")
+        };
     }
     if h < 24 * 365 * 2 {
         return format!("{}d", h / 24);
@@ -40,14 +52,20 @@ pub fn human_duration(secs: i64) -> String {
     let y = h / 24 / 365;
     if y < 8 {
         let rd = (h / 24) % 365;
-        return if rd == 0 { format!("{y}y") } else { format!("{y}y{rd}d") };
+        return if rd == 0 {
+            format!("{y}y")
+        } else {
+            format!("{y}y{rd}d")
+        };
     }
     format!("{y}y")
 }
 
 pub fn age(ts: &str) -> Value {
     match chrono::DateTime::parse_from_rfc3339(ts) {
-        Ok(t) => json!(human_duration((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())),
+        Ok(t) => json!(human_duration(
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()
+        )),
         Err(_) => json!("<unknown>"),
     }
 }
@@ -74,13 +92,21 @@ pub fn jsonpath(root: &Value, expr: &str) -> Vec<Value> {
                 if !key.is_empty() {
                     cur = cur
                         .iter()
-                        .filter_map(|v| if key == "*" { None } else { v.get(key).cloned() })
+                        .filter_map(|v| {
+                            if key == "*" {
+                                None
+                            } else {
+                                v.get(key).cloned()
+                            }
+                        })
                         .collect();
                 }
                 i = j;
             }
             b'[' => {
-                let Some(end_rel) = find_close(&expr[i..]) else { return vec![] };
+                let Some(end_rel) = find_close(&expr[i..]) else {
+                    return vec![];
+                };
                 let inner = &expr[i + 1..i + end_rel];
                 cur = apply_bracket(&cur, inner);
                 i += end_rel + 1;
@@ -138,7 +164,8 @@ fn apply_bracket(cur: &[Value], inner: &str) -> Vec<Value> {
         } else {
             (f.trim(), "exists", "")
         };
-        let want: Value = serde_json::from_str(rhs).unwrap_or_else(|_| json!(rhs.trim_matches('\'')));
+        let want: Value =
+            serde_json::from_str(rhs).unwrap_or_else(|_| json!(rhs.trim_matches('\'')));
         let path = lhs.strip_prefix('@').unwrap_or(lhs);
         return cur
             .iter()
@@ -180,7 +207,11 @@ fn columns(rt: &ResourceType) -> Vec<Col> {
     let c = |name: &str, typ: &str, path: Option<&str>| Col {
         name: name.into(),
         typ: typ.into(),
-        format: if name == "Name" { "name".into() } else { String::new() },
+        format: if name == "Name" {
+            "name".into()
+        } else {
+            String::new()
+        },
         description: String::new(),
         priority: 0,
         path: path.map(String::from),
@@ -218,7 +249,9 @@ fn columns(rt: &ResourceType) -> Vec<Col> {
             cols.push(c("Cluster-IP", "string", Some(".spec.clusterIP")));
         }
         Some(Builtin::Lease) => cols.push(c("Holder", "string", Some(".spec.holderIdentity"))),
-        Some(Builtin::Crd) => cols.push(c("Created At", "date", Some(".metadata.creationTimestamp"))),
+        Some(Builtin::Crd) => {
+            cols.push(c("Created At", "date", Some(".metadata.creationTimestamp")))
+        }
         _ => {}
     }
     if rt.builtin != Some(Builtin::Crd) {
@@ -229,16 +262,29 @@ fn columns(rt: &ResourceType) -> Vec<Col> {
 
 fn cell(obj: &Value, col: &Col) -> Value {
     if col.name == "Name" && col.path.is_none() {
-        return obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
+        return obj
+            .pointer("/metadata/name")
+            .cloned()
+            .unwrap_or(Value::Null);
     }
     let vals = jsonpath(obj, col.path.as_deref().unwrap_or(""));
-    let Some(first) = vals.first() else { return Value::Null };
+    let Some(first) = vals.first() else {
+        return Value::Null;
+    };
     match col.typ.as_str() {
         "date" => first.as_str().map(age).unwrap_or(Value::Null),
         "integer" | "number" | "boolean" => first.clone(),
         _ => {
             if vals.len() > 1 {
-                json!(vals.iter().map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join(","))
+                json!(
+                    vals.iter()
+                        .map(|v| v
+                            .as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| v.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
             } else {
                 match first {
                     Value::String(_) => first.clone(),

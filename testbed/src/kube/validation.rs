@@ -40,11 +40,17 @@ fn num(v: &Value) -> String {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn preserve(s: &Value) -> bool {
-    s.get("x-kubernetes-preserve-unknown-fields").and_then(|v| v.as_bool()) == Some(true)
+    s.get("x-kubernetes-preserve-unknown-fields")
+        .and_then(|v| v.as_bool())
+        == Some(true)
 }
 
 /// Removes fields the schema does not declare (and nulls of non-nullable fields);
@@ -52,10 +58,14 @@ fn preserve(s: &Value) -> bool {
 pub fn prune(v: &mut Value, s: &Value, path: &str, root: bool, pruned: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
-            let embedded = root || s.get("x-kubernetes-embedded-resource").and_then(|v| v.as_bool()) == Some(true);
+            let embedded = root
+                || s.get("x-kubernetes-embedded-resource")
+                    .and_then(|v| v.as_bool())
+                    == Some(true);
             let props = s.get("properties").and_then(|p| p.as_object());
             let addl = s.get("additionalProperties").filter(|a| a.is_object());
-            let keep_unknown = preserve(s) || s.get("additionalProperties").and_then(|a| a.as_bool()) == Some(true);
+            let keep_unknown = preserve(s)
+                || s.get("additionalProperties").and_then(|a| a.as_bool()) == Some(true);
             let keys: Vec<String> = m.keys().cloned().collect();
             for k in keys {
                 if embedded && (k == "apiVersion" || k == "kind" || k == "metadata") {
@@ -111,7 +121,9 @@ fn check_format(fmt: &str, s: &str) -> bool {
             !s.is_empty()
                 && s.len() <= 253
                 && s.split('.').all(|l| {
-                    !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                 })
         }
         _ => true,
@@ -125,13 +137,20 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
             return;
         }
     }
-    let int_or_string = s.get("x-kubernetes-int-or-string").and_then(|x| x.as_bool()) == Some(true);
+    let int_or_string = s
+        .get("x-kubernetes-int-or-string")
+        .and_then(|x| x.as_bool())
+        == Some(true);
     if int_or_string {
         if !(v.is_string() || v.is_i64() || v.is_u64()) {
             errs.push(Cause::new(
                 "FieldValueInvalid",
                 path,
-                format!("Invalid value: {}: {path} in body must be of type integer,string: {}", show(v), show(v)),
+                format!(
+                    "Invalid value: {}: {path} in body must be of type integer,string: {}",
+                    show(v),
+                    show(v)
+                ),
             ));
             return;
         }
@@ -142,7 +161,9 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
             errs.push(Cause::new(
                 "FieldValueTypeInvalid",
                 path,
-                format!("Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\""),
+                format!(
+                    "Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\""
+                ),
             ));
             return;
         }
@@ -153,7 +174,11 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
             errs.push(Cause::new(
                 "FieldValueNotSupported",
                 path,
-                format!("Unsupported value: {}: supported values: {}", v, sup.join(", ")),
+                format!(
+                    "Unsupported value: {}: supported values: {}",
+                    v,
+                    sup.join(", ")
+                ),
             ));
         }
     }
@@ -171,7 +196,11 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
             let len = st.chars().count() as u64;
             if let Some(max) = s.get("maxLength").and_then(|m| m.as_u64()) {
                 if len > max {
-                    errs.push(Cause::new("FieldValueTooLong", path, format!("Too long: may not be more than {max} bytes")));
+                    errs.push(Cause::new(
+                        "FieldValueTooLong",
+                        path,
+                        format!("Too long: may not be more than {max} bytes"),
+                    ));
                 }
             }
             if let Some(min) = s.get("minLength").and_then(|m| m.as_u64()) {
@@ -179,7 +208,9 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
                     errs.push(Cause::new(
                         "FieldValueInvalid",
                         path,
-                        format!("Invalid value: {v}: {path} in body should be at least {min} chars long"),
+                        format!(
+                            "Invalid value: {v}: {path} in body should be at least {min} chars long"
+                        ),
                     ));
                 }
             }
@@ -213,22 +244,36 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
             let excl_max = s.get("exclusiveMaximum").and_then(|e| e.as_bool()) == Some(true);
             if let Some(max) = s.get("maximum").and_then(|m| m.as_f64()) {
                 if x > max || (excl_max && x >= max) {
-                    let rel = if excl_max { "less than" } else { "less than or equal to" };
+                    let rel = if excl_max {
+                        "less than"
+                    } else {
+                        "less than or equal to"
+                    };
                     errs.push(Cause::new(
                         "FieldValueInvalid",
                         path,
-                        format!("Invalid value: {v}: {path} in body should be {rel} {}", num(&s["maximum"])),
+                        format!(
+                            "Invalid value: {v}: {path} in body should be {rel} {}",
+                            num(&s["maximum"])
+                        ),
                     ));
                 }
             }
             let excl_min = s.get("exclusiveMinimum").and_then(|e| e.as_bool()) == Some(true);
             if let Some(min) = s.get("minimum").and_then(|m| m.as_f64()) {
                 if x < min || (excl_min && x <= min) {
-                    let rel = if excl_min { "greater than" } else { "greater than or equal to" };
+                    let rel = if excl_min {
+                        "greater than"
+                    } else {
+                        "greater than or equal to"
+                    };
                     errs.push(Cause::new(
                         "FieldValueInvalid",
                         path,
-                        format!("Invalid value: {v}: {path} in body should be {rel} {}", num(&s["minimum"])),
+                        format!(
+                            "Invalid value: {v}: {path} in body should be {rel} {}",
+                            num(&s["minimum"])
+                        ),
                     ));
                 }
             }
@@ -237,7 +282,10 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
                     errs.push(Cause::new(
                         "FieldValueInvalid",
                         path,
-                        format!("Invalid value: {v}: {path} in body should be a multiple of {}", num(&s["multipleOf"])),
+                        format!(
+                            "Invalid value: {v}: {path} in body should be a multiple of {}",
+                            num(&s["multipleOf"])
+                        ),
                     ));
                 }
             }
@@ -257,7 +305,10 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
                     errs.push(Cause::new(
                         "FieldValueInvalid",
                         path,
-                        format!("Invalid value: {}: {path} in body should have at least {min} items", a.len()),
+                        format!(
+                            "Invalid value: {}: {path} in body should have at least {min} items",
+                            a.len()
+                        ),
                     ));
                 }
             }
@@ -265,7 +316,11 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
             if list_type == Some("set") {
                 for (i, x) in a.iter().enumerate() {
                     if a[..i].contains(x) {
-                        errs.push(Cause::new("FieldValueDuplicate", &format!("{path}[{i}]"), format!("Duplicate value: {x}")));
+                        errs.push(Cause::new(
+                            "FieldValueDuplicate",
+                            &format!("{path}[{i}]"),
+                            format!("Duplicate value: {x}"),
+                        ));
                     }
                 }
             }
@@ -275,7 +330,11 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
                     .and_then(|k| k.as_array())
                     .map(|k| k.iter().filter_map(|x| x.as_str()).collect())
                     .unwrap_or_default();
-                let key_of = |x: &Value| keys.iter().map(|k| x.get(*k).cloned().unwrap_or(Value::Null)).collect::<Vec<_>>();
+                let key_of = |x: &Value| {
+                    keys.iter()
+                        .map(|k| x.get(*k).cloned().unwrap_or(Value::Null))
+                        .collect::<Vec<_>>()
+                };
                 for (i, x) in a.iter().enumerate() {
                     let kx = key_of(x);
                     if a[..i].iter().any(|y| key_of(y) == kx) {
@@ -301,7 +360,11 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
             if let Some(req) = s.get("required").and_then(|r| r.as_array()) {
                 for r in req.iter().filter_map(|r| r.as_str()) {
                     if !m.contains_key(r) {
-                        errs.push(Cause::new("FieldValueRequired", &join(path, r), "Required value"));
+                        errs.push(Cause::new(
+                            "FieldValueRequired",
+                            &join(path, r),
+                            "Required value",
+                        ));
                     }
                 }
             }
@@ -340,7 +403,14 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
                 e.is_empty()
             })
         {
-            errs.push(Cause::new("FieldValueInvalid", path, format!("Invalid value: {}: {path} in body must match at least one schema in anyOf", show(v))));
+            errs.push(Cause::new(
+                "FieldValueInvalid",
+                path,
+                format!(
+                    "Invalid value: {}: {path} in body must match at least one schema in anyOf",
+                    show(v)
+                ),
+            ));
         }
     }
     if let Some(one) = s.get("oneOf").and_then(|a| a.as_array()) {
@@ -353,7 +423,14 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
             })
             .count();
         if !one.is_empty() && n != 1 {
-            errs.push(Cause::new("FieldValueInvalid", path, format!("Invalid value: {}: {path} in body must match exactly one schema in oneOf", show(v))));
+            errs.push(Cause::new(
+                "FieldValueInvalid",
+                path,
+                format!(
+                    "Invalid value: {}: {path} in body must match exactly one schema in oneOf",
+                    show(v)
+                ),
+            ));
         }
     }
 }
@@ -388,18 +465,38 @@ fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// CEL `x-kubernetes-validations`, with `old` for transition rules.
-pub fn validate_cel(compiled: &kube_cel::CompiledSchema, v: &Value, old: Option<&Value>, errs: &mut Vec<Cause>) {
+pub fn validate_cel(
+    compiled: &kube_cel::CompiledSchema,
+    v: &Value,
+    old: Option<&Value>,
+    errs: &mut Vec<Cause>,
+) {
     if let Err(es) = kube_cel::validate_compiled(compiled, v, old) {
         for e in es.iter() {
             let field = e.field_path.clone();
             let tname = at_path(v, &field).map(type_name).unwrap_or("object");
             let (reason, msg) = match e.reason.as_deref() {
-                Some("FieldValueForbidden") => ("FieldValueForbidden", format!("Forbidden: {}", e.message)),
-                Some("FieldValueRequired") => ("FieldValueRequired", format!("Required value: {}", e.message)),
-                Some("FieldValueDuplicate") => ("FieldValueDuplicate", format!("Duplicate value: {}", e.message)),
-                _ => ("FieldValueInvalid", format!("Invalid value: \"{tname}\": {}", e.message)),
+                Some("FieldValueForbidden") => {
+                    ("FieldValueForbidden", format!("Forbidden: {}", e.message))
+                }
+                Some("FieldValueRequired") => (
+                    "FieldValueRequired",
+                    format!("Required value: {}", e.message),
+                ),
+                Some("FieldValueDuplicate") => (
+                    "FieldValueDuplicate",
+                    format!("Duplicate value: {}", e.message),
+                ),
+                _ => (
+                    "FieldValueInvalid",
+                    format!("Invalid value: \"{tname}\": {}", e.message),
+                ),
             };
-            let field = if field.is_empty() { "<nil>".to_string() } else { field };
+            let field = if field.is_empty() {
+                "<nil>".to_string()
+            } else {
+                field
+            };
             errs.push(Cause::new(reason, &field, msg));
         }
     }
@@ -408,17 +505,32 @@ pub fn validate_cel(compiled: &kube_cel::CompiledSchema, v: &Value, old: Option<
 /// Structural-schema checks kube-apiserver applies to a CRD version's schema.
 pub fn check_structural(s: &Value, path: &str, root: bool, errs: &mut Vec<Cause>) {
     let Some(m) = s.as_object() else {
-        errs.push(Cause::new("FieldValueInvalid", path, "Invalid value: must be an object"));
+        errs.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            "Invalid value: must be an object",
+        ));
         return;
     };
     let t = m.get("type").and_then(|t| t.as_str()).unwrap_or("");
     let pres = preserve(s);
-    let ios = m.get("x-kubernetes-int-or-string").and_then(|x| x.as_bool()) == Some(true);
+    let ios = m
+        .get("x-kubernetes-int-or-string")
+        .and_then(|x| x.as_bool())
+        == Some(true);
     if root && t != "object" {
         if t.is_empty() {
-            errs.push(Cause::new("FieldValueRequired", &format!("{path}.type"), "Required value: must not be empty at the root"));
+            errs.push(Cause::new(
+                "FieldValueRequired",
+                &format!("{path}.type"),
+                "Required value: must not be empty at the root",
+            ));
         } else {
-            errs.push(Cause::new("FieldValueInvalid", &format!("{path}.type"), format!("Invalid value: \"{t}\": must be object at the root")));
+            errs.push(Cause::new(
+                "FieldValueInvalid",
+                &format!("{path}.type"),
+                format!("Invalid value: \"{t}\": must be object at the root"),
+            ));
         }
     } else if !root && t.is_empty() && !pres && !ios {
         errs.push(Cause::new(
@@ -437,9 +549,16 @@ pub fn check_structural(s: &Value, path: &str, root: bool, errs: &mut Vec<Cause>
         }
     }
     if t == "array" && m.get("items").is_none() {
-        errs.push(Cause::new("FieldValueRequired", &format!("{path}.items"), "Required value: must be specified"));
+        errs.push(Cause::new(
+            "FieldValueRequired",
+            &format!("{path}.items"),
+            "Required value: must be specified",
+        ));
     }
-    if m.contains_key("properties") && m.get("additionalProperties").is_some_and(|a| a.is_object() || a.as_bool() == Some(false)) {
+    if m.contains_key("properties")
+        && m.get("additionalProperties")
+            .is_some_and(|a| a.is_object() || a.as_bool() == Some(false))
+    {
         errs.push(Cause::new(
             "FieldValueForbidden",
             &format!("{path}.additionalProperties"),

@@ -24,6 +24,8 @@ pub struct WatchOpts {
     pub bookmarks: bool,
     pub timeout: Duration,
     pub partial_metadata: bool,
+    /// `as=Table` watches (kubectl get --watch): each object is a one-row Table.
+    pub table: Option<String>,
 }
 
 fn frame_raw(etype: &str, obj_json: &[u8]) -> Bytes {
@@ -64,7 +66,12 @@ fn expired(rv: u64, oldest: u64) -> Value {
 
 pub type BodyStream = futures::stream::BoxStream<'static, Result<Bytes, Infallible>>;
 
-pub fn watch(inner: Arc<Inner>, rt: Arc<ResourceType>, ns: Option<String>, opts: WatchOpts) -> Result<BodyStream, ApiError> {
+pub fn watch(
+    inner: Arc<Inner>,
+    rt: Arc<ResourceType>,
+    ns: Option<String>,
+    opts: WatchOpts,
+) -> Result<BodyStream, ApiError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(256);
     let mut rv_rx = inner.notify.subscribe();
     let mut drop_rx = inner.drop_epoch.subscribe();
@@ -87,22 +94,34 @@ pub fn watch(inner: Arc<Inner>, rt: Arc<ResourceType>, ns: Option<String>, opts:
         let rv_param = opts.rv.clone().unwrap_or_default();
         let from_now = rv_param.is_empty() || rv_param == "0";
         if opts.send_initial_events || from_now {
-            let items = st.list(&rt.storage, if rt.namespaced { ns.as_deref() } else { None });
+            let items = st.list(
+                &rt.storage,
+                if rt.namespaced { ns.as_deref() } else { None },
+            );
             for it in items {
                 let view = present(&rt, &it);
                 if matches(&rt.storage, ns_of(&it), &view) {
-                    let v = if opts.partial_metadata { to_partial(&view) } else { view };
+                    let v = if let Some(inc) = &opts.table {
+                        super::table::table(&rt, std::slice::from_ref(&view), json!({}), inc)
+                    } else if opts.partial_metadata {
+                        to_partial(&view)
+                    } else {
+                        view
+                    };
                     initial.push(frame("ADDED", &v));
                 }
             }
             last_rv = st.rv;
             if opts.send_initial_events {
-                initial.push(frame("BOOKMARK", &bookmark(&rt, last_rv, true, opts.partial_metadata)));
+                initial.push(frame(
+                    "BOOKMARK",
+                    &bookmark(&rt, last_rv, true, opts.partial_metadata),
+                ));
             }
         } else {
-            let rv: u64 = rv_param
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv_param}")))?;
+            let rv: u64 = rv_param.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid resource version: {rv_param}"))
+            })?;
             if st.events_since(rv).is_none() {
                 let body = frame("ERROR", &expired(rv, st.oldest_replayable));
                 return Ok(Box::pin(futures::stream::iter(vec![Ok(body)])));
@@ -174,7 +193,9 @@ pub fn watch(inner: Arc<Inner>, rt: Arc<ResourceType>, ns: Option<String>, opts:
                             (_, _, true) => "ADDED",
                             _ => continue,
                         };
-                        let bytes = if opts.partial_metadata {
+                        let bytes = if let Some(inc) = &opts.table {
+                            frame(etype, &super::table::table(&rt, std::slice::from_ref(view), json!({}), inc))
+                        } else if opts.partial_metadata {
                             frame(etype, &to_partial(view))
                         } else if as_stored {
                             let json = ev.json.get_or_init(|| Bytes::from(serde_json::to_vec(&*ev.object).unwrap_or_default()));
@@ -191,5 +212,7 @@ pub fn watch(inner: Arc<Inner>, rt: Arc<ResourceType>, ns: Option<String>, opts:
             }
         }
     });
-    Ok(Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx))))
+    Ok(Box::pin(futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+    })))
 }

@@ -33,7 +33,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
@@ -65,7 +68,10 @@ impl Az {
 
     /// Client-credentials token for `resource` (e.g. `https://management.azure.com`).
     pub async fn token(&self, resource: &str) -> String {
-        let url = format!("{}{}/oauth2/v2.0/token", self.env.authority_host, self.env.tenant_id);
+        let url = format!(
+            "{}{}/oauth2/v2.0/token",
+            self.env.authority_host, self.env.tenant_id
+        );
         let scope = format!("{resource}/.default");
         let resp = self
             .http
@@ -81,10 +87,19 @@ impl Az {
             .expect("token request");
         assert_eq!(resp.status(), 200);
         let v: Value = resp.json().await.expect("token json");
-        v["access_token"].as_str().expect("access_token").to_string()
+        v["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
-    pub async fn send(&self, method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> Reply {
+    pub async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
         let mut req = self.http.request(method.parse().expect("method"), url);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -96,8 +111,16 @@ impl Az {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Reply { status, headers, body }
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// ARM call; `path` is relative to the ARM base (no leading slash), api-version appended
@@ -107,20 +130,37 @@ impl Az {
         self.arm_with(&token, method, path, body).await
     }
 
-    pub async fn arm_with(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {
+    pub async fn arm_with(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Reply {
         let url = if path.starts_with("https://") {
             path.to_string()
         } else if path.contains("api-version=") {
-            format!("{}{}", self.env.resource_manager_endpoint, path.trim_start_matches('/'))
+            format!(
+                "{}{}",
+                self.env.resource_manager_endpoint,
+                path.trim_start_matches('/')
+            )
         } else {
             let sep = if path.contains('?') { '&' } else { '?' };
-            format!("{}{}{sep}api-version={API}", self.env.resource_manager_endpoint, path.trim_start_matches('/'))
+            format!(
+                "{}{}{sep}api-version={API}",
+                self.env.resource_manager_endpoint,
+                path.trim_start_matches('/')
+            )
         };
         self.send(method, &url, Some(token), body).await
     }
 
     pub fn account_path(&self) -> String {
-        self.emu.default_account_id().trim_start_matches('/').to_string()
+        self.emu
+            .default_account_id()
+            .trim_start_matches('/')
+            .to_string()
     }
 
     pub fn deployment_path(&self, name: &str) -> String {

@@ -1,8 +1,8 @@
 //! Shared helpers for the kube emulator tests: a small test CRD and a typed view of it.
 #![allow(dead_code)]
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube::{Client, CustomResource};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -86,7 +86,13 @@ pub fn widget_crd() -> Value {
 }
 
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, JsonSchema)]
-#[kube(group = "example.com", version = "v1", kind = "Widget", namespaced, status = "WidgetStatus")]
+#[kube(
+    group = "example.com",
+    version = "v1",
+    kind = "Widget",
+    namespaced,
+    status = "WidgetStatus"
+)]
 pub struct WidgetSpec {
     pub size: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,31 +107,54 @@ pub struct WidgetSpec {
 pub struct WidgetStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "observedGeneration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "observedGeneration"
+    )]
     pub observed_generation: Option<i64>,
 }
 
 pub async fn install_widget_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd: CustomResourceDefinition = serde_json::from_value(widget_crd()).unwrap();
-    crds.create(&PostParams::default(), &crd).await.expect("create CRD");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("create CRD");
 }
 
 pub async fn timeout<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), f).await.expect("timed out")
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("timed out")
 }
 
 /// Raw request through the client; returns (HTTP status, JSON body).
-pub async fn raw(client: &Client, method: &str, uri: &str, content_type: &str, body: Option<Value>) -> (u16, Value) {
+pub async fn raw(
+    client: &Client,
+    method: &str,
+    uri: &str,
+    content_type: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let req = http::Request::builder()
         .method(method)
         .uri(uri)
         .header("content-type", content_type)
-        .body(body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default())
+        .body(
+            body.map(|b| serde_json::to_vec(&b).unwrap())
+                .unwrap_or_default(),
+        )
         .unwrap();
-    let resp = client.send(req.map(kube::client::Body::from)).await.expect("send");
+    let resp = client
+        .send(req.map(kube::client::Body::from))
+        .await
+        .expect("send");
     let status = resp.status().as_u16();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.expect("body").to_bytes();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
     let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, v)
 }

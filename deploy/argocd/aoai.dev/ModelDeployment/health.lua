@@ -57,12 +57,14 @@ if generation ~= nil and observed ~= nil and observed < generation then
   return hs
 end
 
+local paused = obj.spec ~= nil and obj.spec.paused == true
+if paused and (ready.status == "True" or ready.reason == "Paused") then
+  hs.status = "Suspended"
+  hs.message = "Deployment is paused (spec.paused)"
+  return hs
+end
+
 if ready.status == "True" then
-  if obj.spec ~= nil and obj.spec.paused == true then
-    hs.status = "Suspended"
-    hs.message = "Deployment is paused (spec.paused)"
-    return hs
-  end
   hs.status = "Healthy"
   local name = status.deploymentName or ""
   local endpoint = status.endpoint or ""
