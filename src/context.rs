@@ -31,7 +31,8 @@ pub struct Timing {
     pub poll_interval: Duration,
     /// Upper bound on any poll/Retry-After wait.
     pub max_poll_interval: Duration,
-    /// Retry interval while waiting for the account's write slot.
+    /// Safety-net re-check while queued for the account's write slot (the next writer is
+    /// woken immediately when the slot is released; this only covers lost wake-ups).
     pub write_slot_retry: Duration,
     /// Transient error backoff: base and cap (exponential with ±20% jitter, at least Retry-After).
     pub backoff_base: Duration,
@@ -51,7 +52,7 @@ impl Default for Timing {
             account_resync: Duration::from_secs(600),
             poll_interval: Duration::from_secs(5),
             max_poll_interval: Duration::from_secs(60),
-            write_slot_retry: Duration::from_secs(2),
+            write_slot_retry: Duration::from_secs(10),
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(300),
             terminal_recheck: Duration::from_secs(600),
@@ -69,7 +70,7 @@ impl Timing {
             account_resync: Duration::from_secs(30),
             poll_interval: Duration::from_millis(100),
             max_poll_interval: Duration::from_millis(500),
-            write_slot_retry: Duration::from_millis(100),
+            write_slot_retry: Duration::from_secs(1),
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
             terminal_recheck: Duration::from_secs(600),

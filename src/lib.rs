@@ -40,10 +40,11 @@ impl Operator {
         }
     }
 
-    /// Stop immediately, as a crash would (for restart tests).
+    /// Stop immediately, as a crash would (for restart tests): the controller task and every
+    /// in-flight reconcile are cancelled at their next await point (no graceful drain).
     pub fn abort(self) {
-        self.shutdown.cancel();
         self.task.abort();
+        self.shutdown.cancel();
     }
 
     /// Wait until the operator stops by itself (error or leadership lost).
@@ -115,8 +116,10 @@ pub async fn start(config: Config) -> anyhow::Result<Operator> {
             _ = &mut controllers => Ok(()),
             l = lost => {
                 if l {
+                    // Dropping the controllers cancels in-flight reconciles at once: a replica that
+                    // lost the Lease must not finish a write it had not sent yet.
+                    drop(controllers);
                     stop.cancel();
-                    controllers.await;
                     anyhow::bail!("lost leadership; exiting so another replica takes over")
                 }
                 Ok(())

@@ -53,14 +53,21 @@ struct RunArgs {
     #[arg(long, env = "METRICS_ADDR")]
     metrics_addr: Option<SocketAddr>,
     /// Leader election on a Lease (so two replicas never both write).
-    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     leader_election: bool,
     /// Name of the leader election Lease.
     #[arg(long, env = "LEASE_NAME", default_value = "aoai-operator")]
     lease_name: String,
-    /// Operator namespace (Lease, clientSecret Secrets) [default: POD_NAMESPACE, the service account namespace, or "default"].
-    #[arg(long, env = "POD_NAMESPACE")]
+    /// Operator namespace (clientSecret Secrets are read here; default Lease namespace) [default: POD_NAMESPACE, the service account namespace, or "default"].
+    #[arg(
+        long = "operator-namespace",
+        alias = "namespace",
+        env = "POD_NAMESPACE"
+    )]
     namespace: Option<String>,
+    /// Namespace of the leader election Lease [default: the operator namespace].
+    #[arg(long, env = "LEADER_ELECTION_NAMESPACE")]
+    leader_election_namespace: Option<String>,
     /// Cluster name written to the ownership tag of Azure deployments.
     #[arg(long, env = "CLUSTER_NAME", default_value = "default")]
     cluster_name: String,
@@ -97,8 +104,8 @@ struct RunArgs {
     /// Upper bound for any poll / Retry-After wait.
     #[arg(long, env = "MAX_POLL_INTERVAL", default_value = "60s", value_parser = duration)]
     max_poll_interval: Duration,
-    /// Retry interval while waiting for an account's write slot.
-    #[arg(long, env = "WRITE_SLOT_RETRY", default_value = "2s", value_parser = duration)]
+    /// Safety-net re-check while queued for an account's write slot (released slots wake the next writer at once).
+    #[arg(long, env = "WRITE_SLOT_RETRY", default_value = "10s", value_parser = duration)]
     write_slot_retry: Duration,
     /// How long a terminal Azure error (e.g. InsufficientQuota) holds writes for an unchanged spec.
     #[arg(long, env = "TERMINAL_RECHECK_INTERVAL", default_value = "10m", value_parser = duration)]
@@ -115,9 +122,12 @@ struct RunArgs {
     /// Max concurrent reconciles per kind (0 = unbounded).
     #[arg(long, env = "CONCURRENCY", default_value_t = 0)]
     concurrency: u16,
-    /// JSON logs.
+    /// JSON logs (same as --log-format json).
     #[arg(long, env = "LOG_JSON", default_value_t = false)]
     log_json: bool,
+    /// Log format: text or json.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 fn operator_namespace(flag: Option<String>) -> String {
@@ -131,7 +141,10 @@ fn operator_namespace(flag: Option<String>) -> String {
 }
 
 async fn run(a: RunArgs) -> anyhow::Result<()> {
-    aoai_operator::telemetry::init(a.log_json, "info,kube_runtime=warn,kube_client=warn");
+    aoai_operator::telemetry::init(
+        a.log_json || a.log_format == "json",
+        "info,kube_runtime=warn,kube_client=warn",
+    );
     let client = kube::Client::try_default().await.map_err(|e| {
         anyhow::anyhow!(
             "cannot load Kubernetes configuration (set KUBECONFIG or run in a cluster): {e}"
@@ -175,7 +188,7 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
     if a.leader_election {
         config.leader_election = Some(LeaderSettings {
             lease_name: a.lease_name,
-            namespace,
+            namespace: a.leader_election_namespace.unwrap_or(namespace),
             identity: format!("{}-{}", config.instance, std::process::id()),
             lease_duration: Duration::from_secs(15),
             grace: Duration::from_secs(5),

@@ -61,6 +61,9 @@ pub fn check_catalog(
             ),
         });
     }
+    if spec.model.version.is_some() && candidates.iter().all(|m| entry_version(m).is_none()) {
+        return Ok(None); // the catalog does not list versions for this model
+    }
     let chosen: Vec<&AccountModel> = match &spec.model.version {
         Some(v) => candidates
             .iter()

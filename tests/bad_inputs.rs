@@ -116,20 +116,30 @@ fn catalogue_is_well_formed() {
             "{}: expect exactly one of rejected (non-empty) or conditions",
             r.name
         );
-        for doc in docs(&r.apply) {
+        for doc in docs(&placeholders(&r.apply)) {
             assert!(doc["kind"].is_string(), "{}: every document needs a kind", r.name);
         }
     }
-    let kinds = |k: &str| rows.iter().filter(|r| docs(&r.apply).iter().any(|d| d["kind"] == k)).count();
+    let kinds = |k: &str| rows.iter().filter(|r| docs(&placeholders(&r.apply)).iter().any(|d| d["kind"] == k)).count();
     assert!(kinds("AIAccount") >= 5 && kinds("ModelDeployment") >= 20, "cover both kinds");
+}
+
+/// Substitute the placeholders with dummy values (shape checks only).
+fn placeholders(s: &str) -> String {
+    s.replace("${SUB}", SUB).replace("${RG}", RG).replace("${ACCOUNT}", "acct").replace("${VAULT}", "https://kv/").replace("${ACCT}", "acct")
 }
 
 /// YAML documents of a manifest, as JSON values.
 fn docs(manifest: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(manifest)
-        .filter_map(|d| Value::deserialize(d).ok())
-        .filter(|v| !v.is_null())
-        .collect()
+    let mut out = Vec::new();
+    for d in serde_yaml::Deserializer::from_str(manifest) {
+        match Value::deserialize(d) {
+            Ok(v) if !v.is_null() => out.push(v),
+            Ok(_) => {}
+            Err(e) => panic!("invalid YAML in the catalogue: {e}\n{manifest}"),
+        }
+    }
+    out
 }
 
 struct Kubectl {
@@ -397,8 +407,13 @@ async fn bad_inputs_are_rejected_or_reasoned_without_azure_writes() {
             }
         }
     }
-    op.shutdown().await.unwrap();
+    // Control: the write detection sees the writes the `before` of a row legitimately caused.
+    if let Some(r) = rows.iter().find(|r| r.name == "md-duplicate-name-across-namespaces") {
+        let w = writes_for(&bed, &subst(r.before.as_deref().unwrap_or_default()), 0);
+        assert!(!w.is_empty(), "control failed: the create of the first shared-chat deployment was not seen in the request log");
+    }
     support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;
+    op.shutdown().await.unwrap();
     server.shutdown().await;
     assert!(
         failures.is_empty(),

@@ -204,8 +204,8 @@ async fn azure_faults_in_turn_then_together() {
     watch_chaos.await.unwrap();
     assert_converged(&bed, &exp, CONVERGE, "all faults together").await;
     assert!(responses_with(&bed, from, 429) + responses_with(&bed, from, 503) > 0, "combined faults were not hit");
-    op.shutdown().await.unwrap();
     support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;
+    op.shutdown().await.unwrap();
 }
 
 /// Watches end with `410 Expired` and are dropped every few hundred milliseconds while 50
@@ -263,8 +263,8 @@ async fn kube_watch_expired_and_dropped() {
     bed.patch_md_spec(&m.namespace().unwrap(), &m.name_any(), json!({"sku": {"capacity": 11}})).await;
     assert_converged(&bed, &exp, CONVERGE, "after watch chaos").await;
     assert!(converged.is_ok(), "the operator did not converge while watches were expiring/dropping ({drops} drops)");
-    op.shutdown().await.unwrap();
     support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;
+    op.shutdown().await.unwrap();
 }
 
 /// The operator is killed (task aborted, as a crash) three times while operations run; while it
@@ -313,8 +313,8 @@ async fn operator_killed_and_restarted_mid_operation() {
     }
     let twice: Vec<_> = puts.iter().filter(|(d, n)| **n > 1 && !changed.contains(*d)).collect();
     assert!(twice.is_empty(), "a restart wrote again to deployments whose spec did not change: {twice:?}");
-    op.shutdown().await.unwrap();
     support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;
+    op.shutdown().await.unwrap();
 }
 
 /// Two replicas with leader election on a Lease, each with its own Azure principal (so the
@@ -391,6 +391,6 @@ async fn two_replicas_leader_killed() {
         bed.azure.request_log().iter().filter(|r| is_write_request(r)).all(|r| r.principal.is_some()),
         "a write without a principal"
     );
-    b.shutdown().await.unwrap();
     support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;
+    b.shutdown().await.unwrap();
 }

@@ -129,10 +129,10 @@ async fn in_process_debug_logs_events_status_configmaps_and_metrics_hold_no_secr
     tokio::time::sleep(Duration::from_secs(4)).await;
     wait_all_ready(&bed).await;
     bed.azure.clear_faults();
-    op.shutdown().await.unwrap();
     assert!(bed.logs.len() > 10_000, "the debug log capture is suspiciously small ({} bytes)", bed.logs.len());
     assert!(bed.logs.text().contains("DEBUG"), "debug level was not captured");
     support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;
+    op.shutdown().await.unwrap();
 }
 
 /// The real binary, as deployed: `aoai-operator run` with RUST_LOG=debug, text logs then JSON

@@ -44,7 +44,7 @@ pub fn error_policy(acct: Arc<AIAccount>, err: &Error, ctx: Arc<Context>) -> Act
         .reconcile_failed("AIAccount", &err.metric_label());
     let key = format!("AIAccount/{}", acct.name_any());
     if let Error::AccountInUse(_) = err.inner() {
-        return Action::requeue(ctx.config.timing.write_slot_retry * 5);
+        return Action::requeue(ctx.config.timing.poll_interval * 5);
     }
     let n = ctx.failed(&key);
     let d = ctx.backoff(n, err.retry_after());

@@ -28,6 +28,12 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     let start = Instant::now();
     let ns = md.namespace().unwrap_or_else(|| "default".into());
     let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), &ns);
+    // The controller's cache can lag behind our own status writes (e.g. a just-persisted
+    // pending operation); decisions are made on a fresh read.
+    let md = match api.get_opt(&md.name_any()).await? {
+        Some(fresh) => Arc::new(fresh),
+        None => return Ok(Action::await_change()),
+    };
     let res = finalizer(&api, MD_FINALIZER, md, |ev| async {
         match ev {
             Finalizer::Apply(md) => apply(md, &ctx).await,
@@ -222,10 +228,9 @@ impl<'a> Pass<'a> {
 
     fn poll_delay(&self, retry_after: Option<Duration>) -> Duration {
         let t = &self.ctx.config.timing;
-        retry_after.unwrap_or(t.poll_interval).clamp(
-            t.poll_interval.min(Duration::from_millis(50)),
-            t.max_poll_interval,
-        )
+        retry_after
+            .unwrap_or(t.poll_interval)
+            .clamp(t.poll_interval, t.max_poll_interval.max(t.poll_interval))
     }
 }
 
@@ -396,8 +401,11 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
         terminal_recheck: t.terminal_recheck,
     });
     tracing::debug!(deployment = %p.owner, ?action, "planned");
-    if !action.is_write() {
-        ctx.leave_slot_queue(&gate_key, &p.owner);
+    match &action {
+        a if a.is_write() => {}
+        // Azure is still provisioning something we may have started: keep the slot if we hold it.
+        PlanAction::WaitForProvisioning(_) => ctx.leave_slot_queue(&gate_key, &p.owner),
+        _ => ctx.release_slot(&gate_key, &p.owner),
     }
     if let Some(o) = &observed {
         p.observe(o);

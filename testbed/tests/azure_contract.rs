@@ -339,12 +339,24 @@ async fn every_example_file_replays_against_the_emulator() {
         }
     }
     let violations = az.emu.contract_violations();
-    println!(
-        "azure contract: {} example files checked against {} specs ({} api-versions of Microsoft.CognitiveServices, Key Vault {})",
+    let summary = format!(
+        "azure contract: {} example files checked against {} specs ({} api-versions of Microsoft.CognitiveServices, Key Vault {}); {} failures",
         files.len(),
         contract.specs.len(),
         contract.api_versions(SpecKind::Arm).join(", "),
-        contract.api_versions(SpecKind::KeyVault).join(", ")
+        contract.api_versions(SpecKind::KeyVault).join(", "),
+        failures.len() + violations.len(),
+    );
+    println!("{summary}");
+    eprintln!("{summary}");
+    // Also left in the target folder, since test runners hide a passing test's output.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let _ = std::fs::create_dir_all(&target);
+    let _ = std::fs::write(
+        target.join("azure-contract-summary.txt"),
+        format!("{summary}\n"),
     );
     assert!(
         failures.is_empty(),

@@ -157,7 +157,13 @@ async fn list_patch_and_delete() {
     assert_eq!(az.arm("GET", &loc, None).await.status, 204);
     let g = az.arm("GET", &az.deployment_path("b"), None).await;
     assert_eq!(g.status, 404);
-    assert_eq!(g.code(), "DeploymentNotFound");
+    assert_eq!(g.code(), "NotFound");
+    assert!(
+        g.message()
+            .starts_with("Specified resource '/subscriptions/"),
+        "{}",
+        g.message()
+    );
     // Deleting what does not exist: 204.
     assert_eq!(
         az.arm("DELETE", &az.deployment_path("b"), None)

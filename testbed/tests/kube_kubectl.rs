@@ -363,3 +363,55 @@ async fn kubectl_auth_can_i_answers_from_rbac() {
     );
     k.ok(&["get", "configmaps", sa]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_builtin_uses_strategic_merge() {
+    let tmp = dir();
+    let (server, k) = setup(tmp.path()).await;
+    let dep = |containers: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n{containers}"
+        )
+    };
+    let f = k.write(
+        "dep.yaml",
+        &dep("      - {name: a, image: 'a:1'}\n      - {name: b, image: 'b:1'}\n"),
+    );
+    k.ok(&["apply", "-f", &f]).await;
+    // Another writer adds an env var to container a; the re-apply must keep it (merge by
+    // name) while removing container b that left the file.
+    let deps: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::default_namespaced(server.emulator().client());
+    deps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "env": [{"name": "X", "value": "1"}]}]}}}})),
+    )
+    .await
+    .unwrap();
+    k.write("dep.yaml", &dep("      - {name: a, image: 'a:2'}\n"));
+    k.ok(&["apply", "-f", &f]).await;
+    let d = deps.get("web").await.unwrap();
+    let cs = d.spec.unwrap().template.spec.unwrap().containers;
+    assert_eq!(cs.len(), 1, "{cs:?}");
+    assert_eq!(cs[0].image.as_deref(), Some("a:2"));
+    assert_eq!(cs[0].env.as_ref().unwrap()[0].name, "X");
+    // kubectl's typed generators send protobuf bodies for a few kinds.
+    k.ok(&["create", "secret", "generic", "s1", "--from-literal=a=b"])
+        .await;
+    k.ok(&["create", "configmap", "c1", "--from-literal=x=y"])
+        .await;
+    k.ok(&["create", "namespace", "extra"]).await;
+    k.ok(&["create", "serviceaccount", "bot"]).await;
+    assert_eq!(
+        k.ok(&["get", "secret", "s1", "-o", "jsonpath={.data.a}"])
+            .await,
+        "Yg=="
+    );
+    assert_eq!(
+        k.ok(&["get", "configmap", "c1", "-o", "jsonpath={.data.x}"])
+            .await,
+        "y"
+    );
+    k.ok(&["delete", "namespace", "extra"]).await;
+}

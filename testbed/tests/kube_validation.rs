@@ -43,10 +43,6 @@ async fn schema_violations_in_apiserver_format() {
     install_widget_crd(&client).await;
     let cases = [
         (
-            json!({"size": "big"}),
-            r#"Widget.example.com "bad" is invalid: spec.size: Invalid value: "string": spec.size in body must be of type integer: "string""#,
-        ),
-        (
             json!({"size": 0}),
             r#"Widget.example.com "bad" is invalid: spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"#,
         ),
@@ -88,6 +84,13 @@ async fn schema_violations_in_apiserver_format() {
         assert_eq!(msg, want, "{spec}");
         assert_eq!(causes.len(), 1, "{spec}");
     }
+    // A type error: CEL rules are then not evaluated, and that is reported too.
+    let (msg, causes) = rejected(&client, json!({"size": "big"})).await;
+    assert_eq!(
+        msg,
+        r#"Widget.example.com "bad" is invalid: [spec.size: Invalid value: "string": spec.size in body must be of type integer: "string", <nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation]"#
+    );
+    assert_eq!(causes[0]["reason"], "FieldValueTypeInvalid");
     // Several errors at once are bracketed, one cause each.
     let (msg, causes) = rejected(&client, json!({"size": 0, "color": "pink"})).await;
     assert!(
@@ -167,6 +170,37 @@ async fn cel_transition_rule_with_old_self() {
     );
     assert_eq!(body["details"]["causes"][0]["field"], "spec");
     assert_eq!(body["details"]["causes"][0]["reason"], "FieldValueInvalid");
+    // Schema errors and CEL errors are reported together; a type error blocks CEL.
+    let (code, body) = raw(
+        &client,
+        "PATCH",
+        &format!("{COLL}/w"),
+        "application/merge-patch+json",
+        Some(json!({"spec": {"color": "blue", "size": 0}})),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        body["details"]["causes"].as_array().unwrap().len(),
+        2,
+        "{body}"
+    );
+    let (code, body) = raw(
+        &client,
+        "PATCH",
+        &format!("{COLL}/w"),
+        "application/merge-patch+json",
+        Some(json!({"spec": {"color": "blue", "size": "x"}})),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("some validation rules were not checked because the object was invalid"),
+        "{body}"
+    );
     // Other changes are fine (the transition rule compares with oldSelf).
     let (code, _) = raw(
         &client,

@@ -38,7 +38,7 @@ impl Bed {
     }
 
     pub async fn with(tweak: impl FnOnce(&mut AzureConfig)) -> Bed {
-        aoai_operator::telemetry::init(false, "warn,aoai_operator=info");
+        aoai_operator::telemetry::init(false, &std::env::var("TEST_LOG").unwrap_or_else(|_| "warn,aoai_operator=info".into()));
         let mut cfg = AzureConfig {
             provisioning_delay: Duration::from_millis(300),
             lro_retry_after_secs: 0,

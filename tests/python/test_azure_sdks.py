@@ -188,3 +188,39 @@ def test_poller_waits_through_provisioning_and_conflicts_surface_as_request_conf
     polls = [e for e in log if "/operationStatuses/" in e["path"]]
     assert len(polls) >= 1
     client.deployments.begin_delete(rg, account, "sdk-slow").result(timeout=30)
+
+
+def test_mgmt_sdk_update_catalog_views_and_key_vault_delete(az):
+    from azure.mgmt.cognitiveservices.models import PatchResourceTagsAndSku
+
+    client = mgmt(az, secret_credential(az))
+    rg, account = az["AZURE_RESOURCE_GROUP"], az["AZURE_OPENAI_ACCOUNT"]
+    body = Deployment(sku=Sku(name="GlobalStandard", capacity=2),
+                      properties=DeploymentProperties(model=DeploymentModel(format="OpenAI", name="gpt-4o-mini")))
+    client.deployments.begin_create_or_update(rg, account, "sdk-upd", body).result(timeout=30)
+    updated = client.deployments.begin_update(
+        rg, account, "sdk-upd", PatchResourceTagsAndSku(sku=Sku(name="GlobalStandard", capacity=4), tags={"t": "1"})
+    ).result(timeout=30)
+    assert updated.sku.capacity == 4
+    assert updated.tags == {"t": "1"}
+    skus = list(client.deployments.list_skus(rg, account, "sdk-upd"))
+    assert {s.sku.name for s in skus} >= {"Standard", "GlobalStandard"}
+    models = list(client.accounts.list_models(rg, account))
+    assert any(m.name == "gpt-4o-mini.2024-07-18" and m.is_default_version for m in models)
+    usages = list(client.usages.list("eastus"))
+    mini = next(u for u in usages if u.name.value == "OpenAI.GlobalStandard.gpt-4o-mini")
+    assert mini.current_value >= 4
+    client.deployments.begin_delete(rg, account, "sdk-upd").result(timeout=30)
+
+    vault = SecretClient(az["AZURE_KEY_VAULT_URI"], secret_credential(az), verify_challenge_resource=False)
+    vault.set_secret("sdk-temp", "one")
+    second = vault.set_secret("sdk-temp", "two")
+    versions = list(vault.list_properties_of_secret_versions("sdk-temp"))
+    assert len(versions) == 2
+    deleted = vault.begin_delete_secret("sdk-temp").result()
+    assert deleted.recovery_id.endswith("/deletedsecrets/sdk-temp")
+    assert vault.get_deleted_secret("sdk-temp").name == "sdk-temp"
+    vault.purge_deleted_secret("sdk-temp")
+    with pytest.raises(ResourceNotFoundError):
+        vault.get_secret("sdk-temp")
+    assert second.properties.version not in {None, ""}

@@ -346,7 +346,7 @@ def kubectl(testbed, *args, check=True):
 
 def test_install_and_uninstall_into_the_emulator(testbed):
     namespace = "aoai-helm-install"
-    release = "aoai-install"
+    release = "aoai-operator-it"  # contains the chart name, so objects are named after the release
     values = {
         "workloadIdentity": {"enabled": True, "clientId": CLIENT_ID},
         "podDisruptionBudget": {"enabled": True},
@@ -354,7 +354,7 @@ def test_install_and_uninstall_into_the_emulator(testbed):
     }
     with helm.Config(kubeconfig_path=str(testbed.kubeconfig), namespace=namespace) as cfg:
         result = cfg.install(str(CHART), release, values, namespace=namespace, create_namespace=True, timeout=120)
-        assert result["info"]["status"] == "deployed", result["info"]
+        assert result["status"] == "deployed", result
         assert [r["name"] for r in cfg.list()] == [release]
 
         # The objects exist in the API server, as Helm created them.
@@ -373,7 +373,7 @@ def test_install_and_uninstall_into_the_emulator(testbed):
 
         # A Helm upgrade (a value change) goes through too.
         upgraded = cfg.upgrade(str(CHART), release, {**values, "replicaCount": 3}, namespace=namespace, timeout=120)
-        assert upgraded["version"] == 2
+        assert upgraded["revision"] == 2 and upgraded["status"] == "deployed"
         deployment = json.loads(kubectl(testbed, "-n", namespace, "get", "deployment", release, "-o", "json").stdout)
         assert deployment["spec"]["replicas"] == 3
 

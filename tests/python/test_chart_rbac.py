@@ -124,7 +124,7 @@ def test_operator_runs_under_the_chart_rbac(rbac_testbed, operator_bin):
     # 1. Helm installs the chart (CRDs, ServiceAccount, RBAC, Deployment) as the admin.
     with helm.Config(kubeconfig_path=str(tb.kubeconfig), namespace=NAMESPACE) as cfg:
         release = cfg.install(str(CHART), RELEASE, values, namespace=NAMESPACE, create_namespace=True, timeout=120)
-        assert release["info"]["status"] == "deployed"
+        assert release["status"] == "deployed", release
 
     # 2. A token for the chart's ServiceAccount (TokenRequest, as kubelet would get one).
     token = tb.kubectl("-n", NAMESPACE, "create", "token", RELEASE).stdout.strip()

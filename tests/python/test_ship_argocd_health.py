@@ -1,7 +1,9 @@
 """Argo CD health checks (deploy/argocd/aoai.dev/<Kind>/health.lua) run by Debian's Lua 5.1 against the
 sample objects listed in each health_test.yaml (Argo CD's own layout for resource customizations)."""
 import json
+import os
 import pathlib
+import re
 import shutil
 import subprocess
 
@@ -77,3 +79,22 @@ def test_argocd_cm_patch_embeds_the_tested_scripts():
     for kind in KINDS:
         embedded = patch["data"][f"resource.customizations.health.aoai.dev_{kind}"]
         assert embedded == (ARGOCD / "aoai.dev" / kind / "health.lua").read_text()
+
+
+def test_readme_patch_command_installs_the_checks(testbed, tmp_path):
+    """The README's `kubectl -n argocd patch configmap argocd-cm --patch-file ...`, against the emulator."""
+    readme = (ROOT / "README.md").read_text()
+    command = re.search(r"`(kubectl -n argocd patch configmap argocd-cm --patch-file \S+)`", readme).group(1)
+    env = {**os.environ, "KUBECONFIG": str(testbed.kubeconfig)}
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    subprocess.run(["kubectl", *cache, "create", "namespace", "argocd"], env=env, check=True, capture_output=True, timeout=60)
+    subprocess.run(["kubectl", *cache, "-n", "argocd", "create", "configmap", "argocd-cm", "--from-literal=url=https://argocd.example"],
+                   env=env, check=True, capture_output=True, timeout=60)
+    done = subprocess.run(["bash", "-c", command.replace("kubectl ", "kubectl --cache-dir " + str(tmp_path / "cache") + " ", 1)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(subprocess.run(["kubectl", *cache, "-n", "argocd", "get", "configmap", "argocd-cm", "-o", "json"],
+                                    env=env, check=True, capture_output=True, text=True, timeout=60).stdout)
+    assert got["data"]["url"] == "https://argocd.example"  # merged, not replaced
+    for kind in KINDS:
+        assert got["data"][f"resource.customizations.health.aoai.dev_{kind}"] == (ARGOCD / "aoai.dev" / kind / "health.lua").read_text()

@@ -115,6 +115,16 @@ def test_sandbox_stops_cleanly_on_ctrl_c(tmp_path):
                 break
         else:
             raise AssertionError("the sandbox never became ready:\n" + "".join(seen)[-6000:])
+        # The README's app-team commands, verbatim, against the running sandbox.
+        readme = (ROOT / "README.md").read_text()
+        block = next(b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if "kubectl wait" in b)
+        env = {**os.environ, "KUBECONFIG": str(directory / "kubeconfig")}
+        for command in [line for line in block.splitlines() if line.strip()]:
+            done = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, (command, done.stdout, done.stderr)
+            if "jsonpath" in command:
+                assert done.stdout.startswith("https://") and "team-a.chat" in done.stdout, done.stdout
+                assert "vaultUri" in done.stdout, done.stdout
         running = processes_mentioning(str(directory))
         assert any("testbed" in cmd for _, cmd in running), running
         assert any("aoai-operator" in cmd for _, cmd in running), running

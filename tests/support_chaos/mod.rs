@@ -164,7 +164,7 @@ impl Bed {
     pub fn config_with(&self, vars: &HashMap<String, String>) -> Config {
         let mut c = Config::for_tests(self.client.clone(), vars);
         c.timing = Timing {
-            resync: Duration::from_secs(3),
+            resync: Duration::from_secs(10),
             account_resync: Duration::from_secs(30),
             poll_interval: Duration::from_millis(100),
             max_poll_interval: Duration::from_millis(500),

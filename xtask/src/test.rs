@@ -242,9 +242,12 @@ fn parse_nextest(text: &str) -> Option<Counts> {
 }
 
 fn run_nextest(env: &[(String, String)], problems: &mut Vec<String>) -> Result<Counts> {
+    let tool_config = util::root().join("xtask/nextest.toml");
     let (status, text) = util::run_tee(
         util::cargo()
             .args(["nextest", "run", "--workspace", "--no-fail-fast", "--no-tests=pass"])
+            .arg("--tool-config-file")
+            .arg(format!("xtask:{}", tool_config.display()))
             .envs(env.iter().cloned()),
     )?;
     let counts = parse_nextest(&text).unwrap_or_default();

@@ -38,6 +38,14 @@ fn not_found_account(rg: &str, name: &str) -> Resp {
     )
 }
 
+fn deployment_not_found(account_id: &str, name: &str) -> Resp {
+    arm_error(
+        404,
+        "NotFound",
+        &format!("Specified resource '{account_id}/deployments/{name}' cannot be found."),
+    )
+}
+
 fn conflict(account_id: &str) -> Resp {
     arm_error(
         409,
@@ -364,9 +372,6 @@ fn render_for_version(api_version: &str, mut body: Value) -> Value {
             ] {
                 p.remove(k);
             }
-        }
-        if let Some(o) = body.as_object_mut() {
-            o.remove("systemData");
         }
     }
     body
@@ -787,11 +792,7 @@ fn deployment(ctx: &Ctx, key: &str, name: &str) -> Resp {
             w.settle();
             match w.accounts[key].deployments.get(&name.to_ascii_lowercase()) {
                 Some(d) => json_response(200, render_for_version(&ctx.api_version, d.body.clone())),
-                None => arm_error(
-                    404,
-                    "DeploymentNotFound",
-                    &format!("The specified deployment '{name}' does not exist."),
-                ),
+                None => deployment_not_found(&w.accounts[key].id, name),
             }
         }
         "PUT" => put_deployment(ctx, key, name, false),
@@ -845,11 +846,7 @@ fn put_deployment(ctx: &Ctx, key: &str, name: &str, patch: bool) -> Resp {
     // PATCH: merge sku/tags into the existing deployment.
     let request = if patch {
         let Some(existing) = existing.clone() else {
-            return arm_error(
-                404,
-                "DeploymentNotFound",
-                &format!("The specified deployment '{name}' does not exist."),
-            );
+            return deployment_not_found(&acc_id, name);
         };
         let mut merged =
             json!({"properties": existing["properties"].clone(), "sku": existing["sku"].clone()});
@@ -1064,11 +1061,7 @@ fn pause_resume(ctx: &Ctx, key: &str, name: &str, pause: bool) -> Resp {
     let lname = name.to_ascii_lowercase();
     let acc_id = w.accounts[key].id.clone();
     if !w.accounts[key].deployments.contains_key(&lname) {
-        return arm_error(
-            404,
-            "DeploymentNotFound",
-            &format!("The specified deployment '{name}' does not exist."),
-        );
+        return deployment_not_found(&acc_id, name);
     }
     if note_write(&mut w, key) {
         return conflict(&acc_id);
@@ -1090,11 +1083,7 @@ fn deployment_skus(ctx: &Ctx, key: &str, name: &str) -> Resp {
     w.settle();
     let acc = &w.accounts[key];
     let Some(d) = acc.deployments.get(&name.to_ascii_lowercase()) else {
-        return arm_error(
-            404,
-            "DeploymentNotFound",
-            &format!("The specified deployment '{name}' does not exist."),
-        );
+        return deployment_not_found(&acc.id, name);
     };
     let model = resolve_model(acc, &d.body);
     let value: Vec<Value> = model

@@ -515,11 +515,19 @@ impl Contract {
         Some(validator)
     }
 
+    /// Validation errors; values are left out of the messages (a body may carry a key or a
+    /// secret), only the failing rule and where it failed.
     fn errors(validator: &jsonschema::Validator, body: &Value) -> Vec<String> {
         validator
             .iter_errors(body)
             .take(5)
-            .map(|e| format!("{} at '{}'", e, e.instance_path()))
+            .map(|e| {
+                format!(
+                    "'{}' fails the schema rule '{}'",
+                    e.instance_path(),
+                    e.schema_path()
+                )
+            })
             .collect()
     }
 

@@ -396,11 +396,26 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
         }
         "list" => {
             let lo = list_opts(&q)?;
+            let render = rendering(&headers, &q);
+            if let Rendering::Full = render {
+                let body = {
+                    let st = inner.state.lock();
+                    let l = ops::list_raw(&st, &rt, ns, &lo)?;
+                    drop(st);
+                    ops::list_bytes(&rt, &l)
+                };
+                let mut resp = (StatusCode::OK, body).into_response();
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                return Ok(resp);
+            }
             let list = {
                 let st = inner.state.lock();
                 ops::list(&st, &rt, ns, &lo)?
             };
-            match rendering(&headers, &q) {
+            match render {
                 Rendering::Table(inc) => {
                     let items = list["items"].as_array().cloned().unwrap_or_default();
                     ok(&table::table(&rt, &items, list["metadata"].clone(), &inc))

@@ -100,6 +100,40 @@ fn builtin_schemas(b: Builtin, defs: &mut Map<String, Value>) -> Option<String> 
     }
 }
 
+/// Adds the patch-strategy extensions kubectl reads to compute strategic merge patches,
+/// matching the merge keys this server applies (see `patch::builtin_merge_key`).
+fn add_patch_extensions(schema_name: &str, schema: &mut Value) {
+    let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for (name, prop) in props.iter_mut() {
+        let is_array = prop.get("type").and_then(|t| t.as_str()) == Some("array")
+            || prop
+                .get("type")
+                .and_then(|t| t.as_array())
+                .is_some_and(|a| a.iter().any(|t| t == "array"));
+        if !is_array {
+            continue;
+        }
+        if super::patch::builtin_primitive_merge(name) {
+            prop["x-kubernetes-patch-strategy"] = json!("merge");
+            prop["x-kubernetes-list-type"] = json!("set");
+            continue;
+        }
+        let sample = if name == "ports" && schema_name.ends_with("Container") {
+            Some(json!({"containerPort": 1}))
+        } else {
+            None
+        };
+        if let Some(key) = super::patch::builtin_merge_key(name, sample.as_ref()) {
+            prop["x-kubernetes-patch-strategy"] = json!("merge");
+            prop["x-kubernetes-patch-merge-key"] = json!(key);
+            prop["x-kubernetes-list-type"] = json!("map");
+            prop["x-kubernetes-list-map-keys"] = json!([key]);
+        }
+    }
+}
+
 fn param(name: &str, loc: &str) -> Value {
     json!({"name": name, "in": loc, "description": name, "schema": {"type": "string", "uniqueItems": true}})
 }
@@ -168,6 +202,7 @@ pub fn gv_document(reg: &Registry, group: &str, version: &str) -> Option<Value> 
                 match builtin_schemas(b, &mut defs) {
                     Some(root) => {
                         for (k, mut v) in defs {
+                            add_patch_extensions(&k, &mut v);
                             if k == root {
                                 v["x-kubernetes-group-version-kind"] = json!([gvk_ext(t)]);
                             }

@@ -126,8 +126,15 @@ pub fn admit(
             *obj = kube_cel::apply_defaults(schema, obj);
             let mut errs = vec![];
             validation::validate_schema(obj, schema, "", &mut errs);
-            if errs.is_empty() {
-                if let Some(compiled) = &c.compiled {
+            if let Some(compiled) = &c.compiled {
+                // Like kube-apiserver: CEL rules run unless a type error blocks them.
+                if errs.iter().any(|e| e.reason == "FieldValueTypeInvalid") {
+                    errs.push(Cause::new(
+                        "FieldValueInvalid",
+                        "<nil>",
+                        "Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+                    ));
+                } else {
                     validation::validate_cel(compiled, obj, old, &mut errs);
                 }
             }
@@ -295,6 +302,9 @@ pub fn create(
     from_apply: bool,
     warnings: &mut Vec<String>,
 ) -> ApiResult<Value> {
+    if !obj.is_object() {
+        return Err(ApiError::bad_request("the object must be a JSON object"));
+    }
     check_type_meta(rt, &obj)?;
     obj["apiVersion"] = json!(rt.api_version());
     obj["kind"] = json!(rt.kind);
@@ -410,6 +420,15 @@ pub fn finish_update(
     let name = name_of(old).to_string();
     let old_v: &Value = old;
     let old_view = present(rt, old_v);
+    if !new.is_object()
+        || new
+            .get("metadata")
+            .is_some_and(|m| !m.is_object() && !m.is_null())
+    {
+        return Err(ApiError::bad_request(
+            "the object must be a JSON object with object metadata",
+        ));
+    }
     check_type_meta(rt, &new)?;
     let body_rv = str_at(&new, &["metadata", "resourceVersion"]).to_string();
     if !body_rv.is_empty() && body_rv != str_at(old_v, &["metadata", "resourceVersion"]) {
@@ -637,6 +656,15 @@ pub fn server_side_apply(
     if opts.manager.is_empty() || opts.manager == "unknown" {
         return Err(ApiError::bad_request(
             "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        ));
+    }
+    if !body.is_object()
+        || body
+            .get("metadata")
+            .is_some_and(|m| !m.is_object() && !m.is_null())
+    {
+        return Err(ApiError::bad_request(
+            "an apply patch must be an object with object metadata",
         ));
     }
     check_type_meta(rt, body)?;
@@ -979,8 +1007,26 @@ pub struct ListOpts {
     pub rv_match: Option<String>,
 }
 
-pub fn list(st: &State, rt: &ResourceType, ns: Option<&str>, opts: &ListOpts) -> ApiResult<Value> {
+/// A LIST result: the matching stored objects (not yet presented) and the ListMeta.
+pub struct RawList {
+    pub items: Vec<Arc<Value>>,
+    pub meta: Value,
+}
+
+/// Whether objects of `rt` are served exactly as stored (no view conversion).
+pub fn served_as_stored(rt: &ResourceType, v: &Value) -> bool {
+    rt.builtin != Some(Builtin::EventsEvent)
+        && v.get("apiVersion").and_then(|a| a.as_str()) == Some(rt.api_version().as_str())
+}
+
+pub fn list_raw(
+    st: &State,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    opts: &ListOpts,
+) -> ApiResult<RawList> {
     use base64::Engine;
+    use std::ops::Bound;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     if opts.rv_match.as_deref() == Some("Exact") {
         let want: u64 = opts
@@ -996,41 +1042,50 @@ pub fn list(st: &State, rt: &ResourceType, ns: Option<&str>, opts: &ListOpts) ->
             )));
         }
     }
-    let mut start: Option<(String, String)> = None;
+    let ns = if rt.namespaced { ns } else { None };
+    let mut lower: Bound<(String, String)> = match ns {
+        Some(n) => Bound::Included((n.to_string(), String::new())),
+        None => Bound::Unbounded,
+    };
     if let Some(tok) = &opts.continue_token {
         let raw = b64
             .decode(tok)
             .map_err(|_| ApiError::bad_request("continue key is not valid: illegal base64 data"))?;
         let v: Value = serde_json::from_slice(&raw)
             .map_err(|_| ApiError::bad_request("continue key is not valid"))?;
-        start = Some((
+        lower = Bound::Excluded((
             v["ns"].as_str().unwrap_or("").into(),
             v["name"].as_str().unwrap_or("").into(),
         ));
     }
-    let items = st.list(&rt.storage, if rt.namespaced { ns } else { None });
     let mut out = vec![];
     let mut next: Option<Value> = None;
     let mut remaining = 0usize;
-    for it in items {
-        if let Some((sn, sname)) = &start {
-            let k = (ns_of(&it).to_string(), name_of(&it).to_string());
-            if &k <= &(sn.clone(), sname.clone()) {
+    if let Some(map) = st.objects.get(&rt.storage) {
+        for ((ons, _), it) in map.range((lower, Bound::Unbounded)) {
+            if let Some(n) = ns {
+                if ons != n {
+                    break;
+                }
+            }
+            let ok = if served_as_stored(rt, it) {
+                opts.label.matches(it) && opts.field.matches(it)
+            } else {
+                let view = present(rt, it);
+                opts.label.matches(&view) && opts.field.matches(&view)
+            };
+            if !ok {
                 continue;
             }
-        }
-        let view = present(rt, &it);
-        if !opts.label.matches(&view) || !opts.field.matches(&view) {
-            continue;
-        }
-        if let Some(limit) = opts.limit {
-            if limit > 0 && out.len() >= limit {
-                remaining += 1;
-                continue;
+            if let Some(limit) = opts.limit {
+                if limit > 0 && out.len() >= limit {
+                    remaining += 1;
+                    continue;
+                }
             }
+            next = Some(json!({"ns": ns_of(it), "name": name_of(it)}));
+            out.push(it.clone());
         }
-        next = Some(json!({"ns": ns_of(&it), "name": name_of(&it)}));
-        out.push(view);
     }
     let mut meta = json!({"resourceVersion": st.rv.to_string()});
     if remaining > 0 {
@@ -1039,10 +1094,40 @@ pub fn list(st: &State, rt: &ResourceType, ns: Option<&str>, opts: &ListOpts) ->
             meta["remainingItemCount"] = json!(remaining);
         }
     }
+    Ok(RawList { items: out, meta })
+}
+
+/// Serialises a LIST straight from the stored objects (no intermediate copies).
+pub fn list_bytes(rt: &ResourceType, l: &RawList) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(256 + l.items.len() * 512);
+    buf.extend_from_slice(b"{\"kind\":");
+    let _ = serde_json::to_writer(&mut buf, &rt.list_kind);
+    buf.extend_from_slice(b",\"apiVersion\":");
+    let _ = serde_json::to_writer(&mut buf, &rt.api_version());
+    buf.extend_from_slice(b",\"metadata\":");
+    let _ = serde_json::to_writer(&mut buf, &l.meta);
+    buf.extend_from_slice(b",\"items\":[");
+    for (i, it) in l.items.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        if served_as_stored(rt, it) {
+            let _ = serde_json::to_writer(&mut buf, &**it);
+        } else {
+            let _ = serde_json::to_writer(&mut buf, &present(rt, it));
+        }
+    }
+    buf.extend_from_slice(b"]}");
+    buf
+}
+
+pub fn list(st: &State, rt: &ResourceType, ns: Option<&str>, opts: &ListOpts) -> ApiResult<Value> {
+    let l = list_raw(st, rt, ns, opts)?;
+    let items: Vec<Value> = l.items.iter().map(|it| present(rt, it)).collect();
     Ok(json!({
         "kind": rt.list_kind,
         "apiVersion": rt.api_version(),
-        "metadata": meta,
-        "items": out,
+        "metadata": l.meta,
+        "items": items,
     }))
 }
