@@ -116,9 +116,8 @@ pub async fn start(config: Config) -> anyhow::Result<Operator> {
             _ = &mut controllers => Ok(()),
             l = lost => {
                 if l {
-                    // Dropping the controllers cancels in-flight reconciles at once: a replica that
-                    // lost the Lease must not finish a write it had not sent yet.
-                    drop(controllers);
+                    // Returning drops the controllers, which cancels in-flight reconciles at once:
+                    // a replica that lost the Lease must not finish a write it had not sent yet.
                     stop.cancel();
                     anyhow::bail!("lost leadership; exiting so another replica takes over")
                 }

@@ -112,16 +112,16 @@ pub fn check_catalog(
         .as_ref()
         .and_then(|c| c.maximum)
         .or(model.max_capacity);
-    if let Some(max) = max {
-        if i64::from(spec.sku.capacity) > max {
-            return Err(Rejection {
-                code: "InvalidResourceProperties",
-                message: format!(
-                    "capacity {} is above the maximum {max} for {name} {sku}: lower spec.sku.capacity",
-                    spec.sku.capacity
-                ),
-            });
-        }
+    if let Some(max) = max
+        && i64::from(spec.sku.capacity) > max
+    {
+        return Err(Rejection {
+            code: "InvalidResourceProperties",
+            message: format!(
+                "capacity {} is above the maximum {max} for {name} {sku}: lower spec.sku.capacity",
+                spec.sku.capacity
+            ),
+        });
     }
     Ok(s.usage_name.clone())
 }

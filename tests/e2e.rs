@@ -908,3 +908,59 @@ async fn azure_quota_error_on_put_is_terminal_too() {
     );
     bed.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_label_change_allows_it_and_bad_credentials_are_reported() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Patch, PatchParams};
+    let mut bed = Bed::new().await;
+    bed.create_account(
+        "broken",
+        json!({"credential": {"clientSecret": {"tenantId": "t", "clientId": "c", "secretRef": {"name": "missing", "key": "k"}}},
+               "keyVault": {"vaultUri": bed.vault, "secretName": "broken-key"}}),
+    )
+    .await;
+    bed.start().await;
+    bed.create_md("team-b", "late", json!({})).await;
+    bed.wait_reason("team-b", "late", "NamespaceNotAllowed")
+        .await;
+    // The platform team labels the namespace: the selector now matches, no resync wait needed.
+    Api::<Namespace>::all(bed.client.clone())
+        .patch(
+            "team-b",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {"ai-access": "true"}}})),
+        )
+        .await
+        .unwrap();
+    bed.wait_md(
+        "team-b",
+        "late",
+        Duration::from_secs(5),
+        "Ready soon after the label",
+        |m| m.is_some_and(is_ready),
+    )
+    .await;
+    // An account whose credential Secret is missing says so.
+    let api: Api<aoai_operator::crd::AIAccount> = Api::all(bed.client.clone());
+    let start = std::time::Instant::now();
+    loop {
+        let a = api.get("broken").await.unwrap();
+        if let Some(c) = a
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        {
+            assert_eq!(c.reason, "CredentialError");
+            assert!(
+                c.message.contains("missing") && c.message.contains("create it"),
+                "{}",
+                c.message
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bed.stop().await;
+}

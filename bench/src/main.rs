@@ -369,7 +369,7 @@ async fn main() -> Result<()> {
         .args(["--metrics-addr", "127.0.0.1:0", "--leader-election=false", "--namespace", "default"])
         .args(["--resync", &format!("{}s", args.resync_secs), "--account-resync", "1h"])
         .args(["--poll-interval", &format!("{}ms", poll.as_millis()), "--max-poll-interval", "5s"])
-        .args(["--write-slot-retry", &format!("{}ms", poll.as_millis()), "--backoff-base", "200ms", "--backoff-max", "10s"])
+        .args(["--backoff-base", "200ms", "--backoff-max", "10s"])
         .env("KUBECONFIG", dir.path().join("kubeconfig"))
         .env("RUST_LOG", "warn")
         .stdout(log_file.try_clone()?)
@@ -462,6 +462,9 @@ async fn run(
     out.put("azure_calls_converge_token_min", 0);
     out.put("azure_calls_converge_other", total_conv - puts - gets - polls - tokens);
     out.f("azure_calls_converge_ratio", total_conv as f64 / (3 * n) as f64);
+    let mut kinds: Vec<_> = c.iter().collect();
+    kinds.sort();
+    out.put("azure_calls_converge_by_kind", kinds.iter().map(|(k, v)| format!("{k:?}={v}")).collect::<Vec<_>>().join(","));
     let throttled = log.iter().filter(|r| r.status == 429).count();
     let conflicts = log.iter().filter(|r| r.status == 409).count();
     out.put("arm_throttled_429", throttled);
@@ -509,6 +512,13 @@ async fn run(
     out.put("steady_writes", steady_writes);
     out.f("steady_reads_per_deployment_per_resync", steady_gets as f64 / n as f64 / resyncs_in_window);
     out.put("azure_calls_steady", steady.len());
+    let mut sk: HashMap<Kind, usize> = HashMap::new();
+    for r in &steady {
+        *sk.entry(classify(r)).or_default() += 1;
+    }
+    let mut sk: Vec<_> = sk.into_iter().collect();
+    sk.sort();
+    out.put("azure_calls_steady_by_kind", sk.iter().map(|(k, v)| format!("{k:?}={v}")).collect::<Vec<_>>().join(","));
     out.f("azure_calls_steady_min", min_calls);
     out.f("azure_calls_ratio", steady.len() as f64 / min_calls);
     out.f("steady_kube_writes_per_deployment_per_resync", (rv1 - rv0) as f64 / n as f64 / resyncs_in_window);

@@ -62,6 +62,30 @@ impl WriteGate {
         }
     }
 
+    /// True while `who` is queued behind a live holder (refreshing its place): the caller can
+    /// skip its reads and keep waiting for the hand-off.
+    pub fn still_waiting(&self, account: &str, who: &str) -> bool {
+        let now = Instant::now();
+        let mut slots = self.slots.lock();
+        let Some(slot) = slots.get_mut(account) else {
+            return false;
+        };
+        let live_holder = slot
+            .holder
+            .as_ref()
+            .is_some_and(|(h, since)| h != who && now.duration_since(*since) < self.max_hold);
+        if !live_holder {
+            return false;
+        }
+        match slot.waiters.iter_mut().find(|(w, _)| w == who) {
+            Some(e) => {
+                e.1 = now;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Claim the slot unconditionally (resuming an operation already running in Azure).
     pub fn claim(&self, account: &str, who: &str) {
         let mut slots = self.slots.lock();

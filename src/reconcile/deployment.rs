@@ -372,7 +372,12 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
             .set(ctx.gate.busy_accounts() as i64);
     }
 
-    // 2. Observe.
+    // 2. Queued behind another write on this account (same generation): no reads, wait for the hand-off.
+    if ctx.gate.still_waiting(&gate_key, &p.owner) && p.old.observed_generation == p.generation {
+        return wait_for_slot(&mut p, &t).await;
+    }
+
+    // 3. Observe.
     let observed = match ctx.arm.get_deployment(&cred, &id, &p.name).await {
         Ok(o) => o,
         Err(e) => return p.azure_error(e, false, account_gen).await,

@@ -7,7 +7,7 @@ pub mod deployment;
 use crate::context::Context;
 use crate::crd::{AIAccount, Condition, ModelDeployment};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Event, EventType};
@@ -199,6 +199,15 @@ pub async fn run_controllers(
     .default_backoff()
     .applied_objects()
     .predicate_filter(account_trigger_hash, Default::default());
+    // Namespace label changes can allow/deny namespaces selected by an AIAccount's selector.
+    let ns_stream = watcher(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(kube::runtime::predicates::labels, Default::default());
+    let ns_reader = md_reader.clone();
     let reader = md_reader.clone();
     let wake = ctx.take_wake_receiver().map(|rx| {
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
@@ -213,6 +222,15 @@ pub async fn run_controllers(
                 .state()
                 .into_iter()
                 .filter(|md| md.spec.account_ref.name == name)
+                .map(|md| ObjectRef::from_obj(&*md))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(ns_stream, move |ns: Namespace| {
+            let name = ns.name_any();
+            ns_reader
+                .state()
+                .into_iter()
+                .filter(|md| md.namespace().as_deref() == Some(name.as_str()))
                 .map(|md| ObjectRef::from_obj(&*md))
                 .collect::<Vec<_>>()
         })

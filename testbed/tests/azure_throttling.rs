@@ -69,7 +69,6 @@ async fn buckets_are_per_principal() {
     })
     .await;
     let a = az.token("https://management.azure.com").await;
-    let mi = az.emu.issue_token("https://management.azure.com", 600);
     let body = deployment_body("gpt-4o-mini", None, "GlobalStandard", 1);
     assert_eq!(
         az.arm_with(&a, "PUT", &az.deployment_path("x"), Some(&body))
@@ -115,5 +114,4 @@ async fn buckets_are_per_principal() {
             .status,
         200
     );
-    let _ = mi;
 }

@@ -38,7 +38,10 @@ impl Bed {
     }
 
     pub async fn with(tweak: impl FnOnce(&mut AzureConfig)) -> Bed {
-        aoai_operator::telemetry::init(false, &std::env::var("TEST_LOG").unwrap_or_else(|_| "warn,aoai_operator=info".into()));
+        aoai_operator::telemetry::init(
+            false,
+            &std::env::var("TEST_LOG").unwrap_or_else(|_| "warn,aoai_operator=info".into()),
+        );
         let mut cfg = AzureConfig {
             provisioning_delay: Duration::from_millis(300),
             lro_retry_after_secs: 0,
@@ -276,7 +279,12 @@ impl Bed {
             v.is_empty(),
             "requests/responses violating the Azure spec: {v:#?}"
         );
-        if !self.azure.contract_loaded() {
+        if specs_dir().is_some() {
+            assert!(
+                self.azure.contract_loaded(),
+                "AZURE_SPECS_DIR is set but the emulator did not load the contract"
+            );
+        } else {
             eprintln!(
                 "NOTE: AZURE_SPECS_DIR not set: the emulator did not validate request bodies against the spec"
             );

@@ -91,7 +91,7 @@ def test_deployment_is_hardened_and_highly_available():
     # Leader election so only one replica writes.
     assert "--leader-election=true" in c["args"]
     assert "--cluster-name=default" in c["args"]
-    assert "--log-json" in c["args"]
+    assert "--log-format=json" in c["args"]
     assert any(a.startswith("--lease-name=") for a in c["args"])
     assert c["args"][0] == "run"
     # Probes on /healthz and /readyz on the metrics port.
@@ -202,7 +202,7 @@ def test_leader_election_off_and_extra_args():
     c = container(render({"leaderElection": {"enabled": False}, "operator": {"extraArgs": ["--resync=10m"], "logFormat": "text"}}))
     assert "--leader-election=false" in c["args"]
     assert not any(a.startswith("--lease-name") for a in c["args"])
-    assert "--log-json" not in c["args"]
+    assert "--log-format=text" in c["args"]
     assert "--resync=10m" in c["args"]
 
 

@@ -120,4 +120,18 @@ mod tests {
         assert!(super::find_jwt("Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQ.c2lnbmF0dXJlc2lnbmF0dXJl").is_some());
         assert!(super::find_jwt("eyJ short.no.no").is_none());
     }
+
+    /// Positive control: the scan finds a planted secret, raw and base64-encoded.
+    #[test]
+    fn scan_finds_planted_secrets() {
+        use base64::Engine;
+        let secret = ("key1 of acct".to_string(), "s3cr3t-account-key-value-0123456789".to_string());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&secret.1);
+        for text in [format!("level=debug msg=\"got {}\"", secret.1), format!("{{\"data\":\"{b64}\"}}")] {
+            let c = super::Corpus { name: "t".into(), text };
+            assert_eq!(super::scan(&[c], std::slice::from_ref(&secret)).len(), 1);
+        }
+        let clean = super::Corpus { name: "t".into(), text: "nothing to see".into() };
+        assert!(super::scan(&[clean], &[secret]).is_empty());
+    }
 }

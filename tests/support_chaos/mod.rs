@@ -163,18 +163,15 @@ impl Bed {
 
     pub fn config_with(&self, vars: &HashMap<String, String>) -> Config {
         let mut c = Config::for_tests(self.client.clone(), vars);
-        c.timing = Timing {
-            resync: Duration::from_secs(10),
-            account_resync: Duration::from_secs(30),
-            poll_interval: Duration::from_millis(100),
-            max_poll_interval: Duration::from_millis(500),
-            write_slot_retry: Duration::from_millis(100),
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_millis(1500),
-            terminal_recheck: Duration::from_secs(600),
-            http_timeout: Duration::from_secs(5),
-            max_write_hold: Duration::from_secs(60),
-        };
+        // Timing::fast() with a resync long enough that 50 deployments' drift GETs (one subscription,
+        // one principal) stay well inside ARM's read budget (250 + 25/s), and a short HTTP timeout.
+        let mut t = Timing::fast();
+        t.resync = Duration::from_secs(10);
+        t.account_resync = Duration::from_secs(30);
+        t.backoff_max = t.backoff_max.min(Duration::from_millis(1500));
+        t.http_timeout = Duration::from_secs(5);
+        t.max_write_hold = Duration::from_secs(60);
+        c.timing = t;
         c.instance = "chaos-test".into();
         c
     }

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod crds;
 mod sandbox;
 mod test;
@@ -56,7 +57,7 @@ enum Command {
         #[arg(long)]
         examples: Option<PathBuf>,
     },
-    /// Benchmarks (issue 6; not implemented yet).
+    /// Benchmark (issue 6): `--deployments N --accounts A --provisioning-ms D` (defaults 1000/10/200).
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -78,10 +79,7 @@ fn main() -> ExitCode {
             timeout: std::time::Duration::from_secs(timeout),
             examples,
         }),
-        Command::Bench { .. } => {
-            eprintln!("cargo xtask bench: not implemented yet (see issue 6)");
-            Ok(ExitCode::from(2))
-        }
+        Command::Bench { args } => bench::run(args),
     };
     match result {
         Ok(code) => code,

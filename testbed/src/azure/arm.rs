@@ -5,7 +5,7 @@
 //! on the account, quota on every PUT, catalog errors, the capacity-or-model rule, RAI
 //! policies, location models/usages/capacities, throttling and api-version checks.
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -116,7 +116,6 @@ struct Ctx<'a> {
     req: &'a Req,
     api_version: String,
     principal: String,
-    actor_oid: String,
 }
 
 pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
@@ -218,7 +217,6 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
         req,
         api_version,
         principal: principal.clone(),
-        actor_oid,
     };
     let mut resp = route(&ctx, &segs, &lower);
     if let Some((name, remaining)) = ratelimit_header {
@@ -978,7 +976,7 @@ fn put_deployment(ctx: &Ctx, key: &str, name: &str, patch: bool) -> Resp {
         );
     }
     let state = if existing.is_some() {
-        "Updating"
+        "Accepted"
     } else {
         "Creating"
     };
@@ -1009,7 +1007,6 @@ fn put_deployment(ctx: &Ctx, key: &str, name: &str, patch: bool) -> Resp {
             delete: false,
         },
     );
-    let _ = &ctx.actor_oid;
     let body = render_for_version(&ctx.api_version, body);
     if patch {
         return lro_headers(ctx, json_response(202, body), &sub, &loc, &op, true);
@@ -1309,5 +1306,3 @@ fn calculate_capacity(ctx: &Ctx) -> Resp {
     )
 }
 
-#[allow(dead_code)]
-fn _unused(_: Duration) {}

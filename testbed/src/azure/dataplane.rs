@@ -95,7 +95,7 @@ fn route(inner: &Arc<Inner>, account_key: &str, req: &Req) -> Resp {
         match d {
             Some(d)
                 if d.body["properties"]["provisioningState"] == "Succeeded"
-                    || d.body["properties"]["provisioningState"] == "Updating" =>
+                    || d.body["properties"]["provisioningState"] == "Accepted" =>
             {
                 d.body.clone()
             }

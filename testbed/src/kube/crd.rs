@@ -171,6 +171,14 @@ pub fn types_of(crd: &Value) -> Vec<ResourceType> {
                     .as_array()
                     .cloned()
                     .unwrap_or_default(),
+                selectable_fields: v["selectableFields"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|f| f["jsonPath"].as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 compiled,
             }),
             storage: (group.clone(), plural.clone()),

@@ -25,9 +25,18 @@ pub fn router(inner: Arc<Inner>) -> axum::Router {
 }
 
 async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
-    match handle_inner(inner, req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    use futures::FutureExt;
+    // A bug must still answer with a Status body (500), never a dropped connection.
+    match std::panic::AssertUnwindSafe(handle_inner(inner, req))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => {
+            ApiError::internal("an error on the server has prevented the request from succeeding")
+                .into_response()
+        }
     }
 }
 
@@ -396,6 +405,7 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
         }
         "list" => {
             let lo = list_opts(&q)?;
+            check_field_selector(&rt, &lo.field)?;
             let render = rendering(&headers, &q);
             if let Rendering::Full = render {
                 let body = {
@@ -434,6 +444,7 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
         }
         "watch" => {
             let lo = list_opts(&q)?;
+            check_field_selector(&rt, &lo.field)?;
             let timeout = q
                 .get("timeoutSeconds")
                 .and_then(|t| t.parse::<u64>().ok())
@@ -584,15 +595,20 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
                     &name,
                 )
                 .is_some();
-            Ok(json_response(
-                if still && !dopts.dry_run {
-                    StatusCode::ACCEPTED
-                } else {
-                    StatusCode::OK
-                },
-                &out,
-                &[],
-            ))
+            // kube-apiserver answers 202 only when deletion is pending and the client asked
+            // for cascading deletion with orphanDependents=false; otherwise 200.
+            let orphan_false = q.get("orphanDependents").is_some_and(|o| o == "false")
+                || (!bytes.is_empty()
+                    && parse_body(&headers, &bytes)
+                        .ok()
+                        .and_then(|b| b.get("orphanDependents").and_then(|o| o.as_bool()))
+                        == Some(false));
+            let code = if still && !dopts.dry_run && orphan_false {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            Ok(json_response(code, &out, &[]))
         }
         "deletecollection" => {
             let lo = list_opts(&q)?;
@@ -615,6 +631,53 @@ async fn handle_inner(inner: Arc<Inner>, req: Request) -> ApiResult<Response> {
             "the server does not allow this method on the requested resource",
         )),
     }
+}
+
+/// Field selectors kube-apiserver supports: metadata.name/namespace everywhere, plus a few
+/// per built-in kind; custom resources also get their CRD's `selectableFields`.
+fn check_field_selector(rt: &ResourceType, sel: &FieldSelector) -> ApiResult<()> {
+    use super::registry::Builtin::*;
+    for f in sel.fields() {
+        let ok = f == "metadata.name"
+            || f == "metadata.namespace"
+            || match rt.builtin {
+                Some(CoreEvent) => {
+                    f.starts_with("involvedObject.")
+                        || ["reason", "reportingComponent", "source", "type"].contains(&f)
+                }
+                Some(EventsEvent) => {
+                    f.starts_with("regarding.")
+                        || ["reason", "reportingController", "type"].contains(&f)
+                }
+                Some(Secret) => f == "type",
+                Some(Namespace) => f == "status.phase",
+                Some(Pod) => [
+                    "spec.nodeName",
+                    "spec.restartPolicy",
+                    "spec.schedulerName",
+                    "spec.serviceAccountName",
+                    "spec.hostNetwork",
+                    "status.phase",
+                    "status.podIP",
+                    "status.nominatedNodeName",
+                ]
+                .contains(&f),
+                Some(ReplicaSet) | Some(Job) => f == "status.replicas" || f == "status.successful",
+                Some(Node) => f == "spec.unschedulable",
+                None => rt.crd.as_ref().is_some_and(|c| {
+                    c.selectable_fields
+                        .iter()
+                        .any(|s| s.trim_start_matches('.') == f)
+                }),
+                _ => false,
+            };
+        if !ok {
+            return Err(ApiError::bad_request(format!(
+                "field label not supported: {f}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn list_opts(q: &HashMap<String, String>) -> ApiResult<ListOpts> {

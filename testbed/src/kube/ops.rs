@@ -126,6 +126,14 @@ pub fn admit(
             *obj = kube_cel::apply_defaults(schema, obj);
             let mut errs = vec![];
             validation::validate_schema(obj, schema, "", &mut errs);
+            if let Some(old) = old {
+                // Validation ratcheting (GA in 1.33): a field that did not change may stay invalid.
+                errs.retain(|e| {
+                    let now = validation::at_path(obj, &e.field);
+                    let before = validation::at_path(old, &e.field);
+                    !apply::sem_eq(now, before)
+                });
+            }
             if let Some(compiled) = &c.compiled {
                 // Like kube-apiserver: CEL rules run unless a type error blocks them.
                 if errs.iter().any(|e| e.reason == "FieldValueTypeInvalid") {

@@ -55,6 +55,8 @@ pub struct CrdInfo {
     pub crd_name: String,
     pub schema: Option<Value>,
     pub printer_columns: Vec<Value>,
+    /// `selectableFields` JSON paths (e.g. `.spec.color`).
+    pub selectable_fields: Vec<String>,
     pub compiled: Option<Arc<kube_cel::CompiledSchema>>,
 }
 

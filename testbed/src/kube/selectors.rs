@@ -180,6 +180,10 @@ impl FieldSelector {
     pub fn is_empty(&self) -> bool {
         self.reqs.is_empty()
     }
+    /// The field paths the selector uses.
+    pub fn fields(&self) -> Vec<&str> {
+        self.reqs.iter().map(|(k, _, _)| k.as_str()).collect()
+    }
     pub fn matches(&self, obj: &Value) -> bool {
         self.reqs.iter().all(|(k, eq, v)| {
             let mut cur = Some(obj);

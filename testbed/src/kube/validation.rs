@@ -436,7 +436,7 @@ pub fn validate_schema(v: &Value, s: &Value, path: &str, errs: &mut Vec<Cause>) 
 }
 
 /// Node of `v` at a kube-cel field path like `spec.items[0].name`.
-fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+pub fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = v;
     if path.is_empty() {
         return Some(cur);
