@@ -139,6 +139,21 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "aoai-operator".into())
 }
 
+/// Exponential backoff (base × 2^(n-1), capped) with ±20% jitter; never shorter than the
+/// service's Retry-After (itself capped so a hostile value cannot park a resource forever).
+pub fn backoff_delay(t: &Timing, failures: u32, retry_after: Option<Duration>) -> Duration {
+    let exp = t
+        .backoff_base
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    let base = exp.min(t.backoff_max);
+    let jitter: f64 = rand::random_range(0.8..1.2);
+    let d = base.mul_f64(jitter);
+    match retry_after {
+        Some(r) => d.max(r.min(t.max_poll_interval.max(t.backoff_max))),
+        None => d,
+    }
+}
+
 /// Shared state of all reconciles.
 pub struct Context {
     pub client: kube::Client,
@@ -305,17 +320,7 @@ impl Context {
 
     /// Exponential backoff with ±20% jitter, at least `retry_after`, capped by backoff_max.
     pub fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
-        let t = &self.config.timing;
-        let exp = t
-            .backoff_base
-            .saturating_mul(1u32 << failures.saturating_sub(1).min(16));
-        let base = exp.min(t.backoff_max);
-        let jitter: f64 = rand::random_range(0.8..1.2);
-        let d = base.mul_f64(jitter);
-        match retry_after {
-            Some(r) => d.max(r.min(t.max_poll_interval.max(t.backoff_max))),
-            None => d,
-        }
+        backoff_delay(&self.config.timing, failures, retry_after)
     }
 
     /// Release `who`'s write slot on `account` and wake the next waiter at once.
@@ -353,5 +358,36 @@ impl Context {
         self.metrics
             .accounts_write_busy
             .set(self.gate.busy_accounts() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_caps_and_honours_retry_after() {
+        let t = Timing::default(); // base 2s, max 300s
+        for _ in 0..50 {
+            let d1 = backoff_delay(&t, 1, None);
+            assert!(
+                d1 >= Duration::from_millis(1600) && d1 <= Duration::from_millis(2400),
+                "{d1:?}"
+            );
+            let d3 = backoff_delay(&t, 3, None);
+            assert!(
+                d3 >= Duration::from_millis(6400) && d3 <= Duration::from_millis(9600),
+                "{d3:?}"
+            );
+            let big = backoff_delay(&t, 40, None);
+            assert!(big <= Duration::from_secs(360), "{big:?}");
+            let ra = backoff_delay(&t, 1, Some(Duration::from_secs(30)));
+            assert!(
+                ra >= Duration::from_secs(30),
+                "Retry-After honoured: {ra:?}"
+            );
+            let hostile = backoff_delay(&t, 1, Some(Duration::from_secs(86400)));
+            assert!(hostile <= Duration::from_secs(300), "{hostile:?}");
+        }
     }
 }

@@ -105,7 +105,11 @@ fn load() -> Vec<Row> {
 #[test]
 fn catalogue_is_well_formed() {
     let rows = load();
-    assert!(rows.len() >= 30, "the catalogue must have at least 30 rows, has {}", rows.len());
+    assert!(
+        rows.len() >= 30,
+        "the catalogue must have at least 30 rows, has {}",
+        rows.len()
+    );
     let mut names = std::collections::HashSet::new();
     for r in &rows {
         assert!(names.insert(r.name.clone()), "duplicate row {}", r.name);
@@ -117,16 +121,31 @@ fn catalogue_is_well_formed() {
             r.name
         );
         for doc in docs(&placeholders(&r.apply)) {
-            assert!(doc["kind"].is_string(), "{}: every document needs a kind", r.name);
+            assert!(
+                doc["kind"].is_string(),
+                "{}: every document needs a kind",
+                r.name
+            );
         }
     }
-    let kinds = |k: &str| rows.iter().filter(|r| docs(&placeholders(&r.apply)).iter().any(|d| d["kind"] == k)).count();
-    assert!(kinds("AIAccount") >= 5 && kinds("ModelDeployment") >= 20, "cover both kinds");
+    let kinds = |k: &str| {
+        rows.iter()
+            .filter(|r| docs(&placeholders(&r.apply)).iter().any(|d| d["kind"] == k))
+            .count()
+    };
+    assert!(
+        kinds("AIAccount") >= 5 && kinds("ModelDeployment") >= 20,
+        "cover both kinds"
+    );
 }
 
 /// Substitute the placeholders with dummy values (shape checks only).
 fn placeholders(s: &str) -> String {
-    s.replace("${SUB}", SUB).replace("${RG}", RG).replace("${ACCOUNT}", "acct").replace("${VAULT}", "https://kv/").replace("${ACCT}", "acct")
+    s.replace("${SUB}", SUB)
+        .replace("${RG}", RG)
+        .replace("${ACCOUNT}", "acct")
+        .replace("${VAULT}", "https://kv/")
+        .replace("${ACCT}", "acct")
 }
 
 /// YAML documents of a manifest, as JSON values.
@@ -170,7 +189,11 @@ impl Kubectl {
             .await
             .expect("kubectl apply timed out")
             .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         (out.status.success(), text)
     }
 }
@@ -182,11 +205,13 @@ async fn get_obj(bed: &Bed, kind: &str, ns: Option<&str>, name: &str) -> Option<
             .await
             .unwrap()
             .map(|o| serde_json::to_value(o).unwrap()),
-        "ModelDeployment" => Api::<ModelDeployment>::namespaced(bed.client.clone(), ns.unwrap_or("default"))
-            .get_opt(name)
-            .await
-            .unwrap()
-            .map(|o| serde_json::to_value(o).unwrap()),
+        "ModelDeployment" => {
+            Api::<ModelDeployment>::namespaced(bed.client.clone(), ns.unwrap_or("default"))
+                .get_opt(name)
+                .await
+                .unwrap()
+                .map(|o| serde_json::to_value(o).unwrap())
+        }
         _ => None,
     }
 }
@@ -196,7 +221,10 @@ async fn condition_mismatch(bed: &Bed, c: &CondExpect) -> Option<String> {
     let Some(o) = get_obj(bed, &c.kind, c.namespace.as_deref(), &c.name).await else {
         return Some("object does not exist".into());
     };
-    let conds = o["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let conds = o["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let Some(ready) = conds.iter().find(|c| c["type"] == "Ready") else {
         return Some("no Ready condition".into());
     };
@@ -209,9 +237,16 @@ async fn condition_mismatch(bed: &Bed, c: &CondExpect) -> Option<String> {
         return Some(format!("Ready={status} reason {reason}: {message}"));
     }
     if ready["observedGeneration"] != o["metadata"]["generation"] {
-        return Some(format!("condition is for generation {} not {}", ready["observedGeneration"], o["metadata"]["generation"]));
+        return Some(format!(
+            "condition is for generation {} not {}",
+            ready["observedGeneration"], o["metadata"]["generation"]
+        ));
     }
-    let missing: Vec<_> = c.message.iter().filter(|m| !message.contains(m.as_str())).collect();
+    let missing: Vec<_> = c
+        .message
+        .iter()
+        .filter(|m| !message.contains(m.as_str()))
+        .collect();
     if !missing.is_empty() {
         return Some(format!("message {message:?} does not mention {missing:?}"));
     }
@@ -225,12 +260,15 @@ fn writes_for(bed: &Bed, manifest: &str, from: usize) -> Vec<String> {
     for d in docs(manifest) {
         match d["kind"].as_str() {
             Some("ModelDeployment") => {
-                let name = d["spec"]["deploymentName"].as_str().map(str::to_string).unwrap_or_else(|| {
-                    aoai_operator::crd::default_deployment_name(
-                        d["metadata"]["namespace"].as_str().unwrap_or("default"),
-                        d["metadata"]["name"].as_str().unwrap_or_default(),
-                    )
-                });
+                let name = d["spec"]["deploymentName"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| {
+                        aoai_operator::crd::default_deployment_name(
+                            d["metadata"]["namespace"].as_str().unwrap_or("default"),
+                            d["metadata"]["name"].as_str().unwrap_or_default(),
+                        )
+                    });
                 needles.push(format!("/deployments/{}/", name.to_ascii_lowercase()));
             }
             Some("AIAccount") => {
@@ -258,23 +296,39 @@ fn writes_for(bed: &Bed, manifest: &str, from: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_inputs_are_rejected_or_reasoned_without_azure_writes() {
     if support_chaos::which("kubectl").is_none() {
-        panic!("kubectl (v1.32) must be on PATH: the catalogue is judged with the real kubectl apply");
+        panic!(
+            "kubectl (v1.32) must be on PATH: the catalogue is judged with the real kubectl apply"
+        );
     }
     let rows = load();
-    let bed = Bed::new(BedOptions { accounts: 1, ..Default::default() }).await;
+    let bed = Bed::new(BedOptions {
+        accounts: 1,
+        ..Default::default()
+    })
+    .await;
     let nsapi: Api<Namespace> = Api::all(bed.client.clone());
     nsapi
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "team-x"}})).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "team-x"}})).unwrap(),
+        )
         .await
         .unwrap();
     let op = bed.start_operator().await;
     bed.wait_accounts_ready(Duration::from_secs(30)).await;
     let acct = bed.accounts[0].clone();
-    let server = bed.kube.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let server = bed
+        .kube
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();
-    let kubectl = Kubectl { kubeconfig, cache: dir.path().join("kube-cache") };
+    let kubectl = Kubectl {
+        kubeconfig,
+        cache: dir.path().join("kube-cache"),
+    };
     let subst = |s: &str| {
         s.replace("${SUB}", SUB)
             .replace("${RG}", RG)
@@ -299,7 +353,8 @@ async fn bad_inputs_are_rejected_or_reasoned_without_azure_writes() {
                 if !d.tags.is_empty() {
                     body["tags"] = json!(d.tags);
                 }
-                bed.azure.put_deployment_out_of_band(&acct.arm_id, &d.name, body);
+                bed.azure
+                    .put_deployment_out_of_band(&acct.arm_id, &d.name, body);
             }
         }
         if let Some(before) = &r.before {
@@ -309,12 +364,27 @@ async fn bad_inputs_are_rejected_or_reasoned_without_azure_writes() {
     }
     for r in &rows {
         for w in &r.wait_ready {
-            let c = CondExpect { kind: w.kind.clone(), namespace: w.namespace.clone(), name: w.name.clone(), reason: String::new(), message: vec![] };
-            wait_for(Duration::from_secs(60), &format!("{}: {:?} Ready", r.name, w), || async {
-                get_obj(&bed, &c.kind, c.namespace.as_deref(), &c.name).await.is_some_and(|o| {
-                    o["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-                })
-            })
+            let c = CondExpect {
+                kind: w.kind.clone(),
+                namespace: w.namespace.clone(),
+                name: w.name.clone(),
+                reason: String::new(),
+                message: vec![],
+            };
+            wait_for(
+                Duration::from_secs(60),
+                &format!("{}: {:?} Ready", r.name, w),
+                || async {
+                    get_obj(&bed, &c.kind, c.namespace.as_deref(), &c.name)
+                        .await
+                        .is_some_and(|o| {
+                            o["status"]["conditions"].as_array().is_some_and(|cs| {
+                                cs.iter()
+                                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                            })
+                        })
+                },
+            )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         }
@@ -329,7 +399,13 @@ async fn bad_inputs_are_rejected_or_reasoned_without_azure_writes() {
         let before_gens = {
             let mut g = Vec::new();
             for d in docs(&manifest) {
-                let o = get_obj(&bed, d["kind"].as_str().unwrap_or(""), d["metadata"]["namespace"].as_str(), d["metadata"]["name"].as_str().unwrap_or("")).await;
+                let o = get_obj(
+                    &bed,
+                    d["kind"].as_str().unwrap_or(""),
+                    d["metadata"]["namespace"].as_str(),
+                    d["metadata"]["name"].as_str().unwrap_or(""),
+                )
+                .await;
                 g.push(o.map(|o| o["metadata"]["generation"].clone()));
             }
             g
@@ -341,29 +417,50 @@ async fn bad_inputs_are_rejected_or_reasoned_without_azure_writes() {
                 if ok {
                     failures.push(format!("{}: kubectl apply accepted it, expected a rejection naming {subs:?}\n    {out}", r.name));
                 } else {
-                    let missing: Vec<_> = subs.iter().filter(|s| !out.contains(s.as_str())).collect();
+                    let missing: Vec<_> =
+                        subs.iter().filter(|s| !out.contains(s.as_str())).collect();
                     if !missing.is_empty() {
-                        failures.push(format!("{}: rejection does not mention {missing:?}:\n    {}", r.name, out.trim()));
+                        failures.push(format!(
+                            "{}: rejection does not mention {missing:?}:\n    {}",
+                            r.name,
+                            out.trim()
+                        ));
                     } else {
-                        eprintln!("{:<42} rejected: {}", r.name, out.trim().lines().last().unwrap_or(""));
+                        eprintln!(
+                            "{:<42} rejected: {}",
+                            r.name,
+                            out.trim().lines().last().unwrap_or("")
+                        );
                     }
                 }
             }
             None => {
                 if !ok {
-                    failures.push(format!("{}: kubectl apply failed, expected it to be accepted: {out}", r.name));
+                    failures.push(format!(
+                        "{}: kubectl apply failed, expected it to be accepted: {out}",
+                        r.name
+                    ));
                 }
             }
         }
         generations.push(before_gens);
     }
-    eprintln!("applied {} rows with kubectl in {:.1}s", rows.len(), t0.elapsed().as_secs_f64());
+    eprintln!(
+        "applied {} rows with kubectl in {:.1}s",
+        rows.len(),
+        t0.elapsed().as_secs_f64()
+    );
 
     // 3. Conditions: wait until every accepted row shows its reason.
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut pending: Vec<(String, CondExpect)> = rows
         .iter()
-        .flat_map(|r| r.expect.conditions.iter().map(move |c| (r.name.clone(), c.clone())))
+        .flat_map(|r| {
+            r.expect
+                .conditions
+                .iter()
+                .map(move |c| (r.name.clone(), c.clone()))
+        })
         .collect();
     loop {
         let mut still = Vec::new();
@@ -380,11 +477,26 @@ async fn bad_inputs_are_rejected_or_reasoned_without_azure_writes() {
     }
     for (row, c) in &pending {
         let why = condition_mismatch(&bed, c).await.unwrap_or_default();
-        failures.push(format!("{row}: {} {}/{} expected Ready=False reason {}: {why}", c.kind, c.namespace.clone().unwrap_or_default(), c.name, c.reason));
+        failures.push(format!(
+            "{row}: {} {}/{} expected Ready=False reason {}: {why}",
+            c.kind,
+            c.namespace.clone().unwrap_or_default(),
+            c.name,
+            c.reason
+        ));
     }
     for r in rows.iter().filter(|r| !r.expect.conditions.is_empty()) {
         if !pending.iter().any(|(n, _)| n == &r.name) {
-            eprintln!("{:<42} Ready=False reason {}", r.name, r.expect.conditions.iter().map(|c| c.reason.as_str()).collect::<Vec<_>>().join(","));
+            eprintln!(
+                "{:<42} Ready=False reason {}",
+                r.name,
+                r.expect
+                    .conditions
+                    .iter()
+                    .map(|c| c.reason.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
         }
     }
 
@@ -399,18 +511,33 @@ async fn bad_inputs_are_rejected_or_reasoned_without_azure_writes() {
         if r.expect.rejected.is_some() {
             for (j, d) in docs(&manifest).iter().enumerate() {
                 let kind = d["kind"].as_str().unwrap_or("");
-                let now = get_obj(&bed, kind, d["metadata"]["namespace"].as_str(), d["metadata"]["name"].as_str().unwrap_or("")).await;
+                let now = get_obj(
+                    &bed,
+                    kind,
+                    d["metadata"]["namespace"].as_str(),
+                    d["metadata"]["name"].as_str().unwrap_or(""),
+                )
+                .await;
                 let now_gen = now.map(|o| o["metadata"]["generation"].clone());
                 if now_gen != generations[i][j] {
-                    failures.push(format!("{}: the rejected {kind} was stored anyway (generation {:?} -> {:?})", r.name, generations[i][j], now_gen));
+                    failures.push(format!(
+                        "{}: the rejected {kind} was stored anyway (generation {:?} -> {:?})",
+                        r.name, generations[i][j], now_gen
+                    ));
                 }
             }
         }
     }
     // Control: the write detection sees the writes the `before` of a row legitimately caused.
-    if let Some(r) = rows.iter().find(|r| r.name == "md-duplicate-name-across-namespaces") {
+    if let Some(r) = rows
+        .iter()
+        .find(|r| r.name == "md-duplicate-name-across-namespaces")
+    {
         let w = writes_for(&bed, &subst(r.before.as_deref().unwrap_or_default()), 0);
-        assert!(!w.is_empty(), "control failed: the create of the first shared-chat deployment was not seen in the request log");
+        assert!(
+            !w.is_empty(),
+            "control failed: the create of the first shared-chat deployment was not seen in the request log"
+        );
     }
     support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;
     op.shutdown().await.unwrap();

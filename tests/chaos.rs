@@ -9,21 +9,33 @@
 
 mod support_chaos;
 
-use support_chaos::invariants::{Expectations, assert_converged, writes_by_principal};
-use support_chaos::{Bed, BedOptions, is_write_request, population_md, wait_for};
 use aoai_operator::leader::LeaderSettings;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
 use kube::api::Api;
 use serde_json::json;
 use std::time::{Duration, Instant};
+use support_chaos::invariants::{Expectations, assert_converged, writes_by_principal};
+use support_chaos::{Bed, BedOptions, is_write_request, population_md, wait_for};
 use testbed::azure::{Fault, FaultAction, Surface};
 
 const ACCOUNTS: usize = 3;
 const CONVERGE: Duration = Duration::from_secs(90);
 
-fn fault(surface: Surface, method: Option<http::Method>, path: Option<&str>, count: usize, action: FaultAction) -> Fault {
-    Fault { surface, method, path_contains: path.map(String::from), count, action }
+fn fault(
+    surface: Surface,
+    method: Option<http::Method>,
+    path: Option<&str>,
+    count: usize,
+    action: FaultAction,
+) -> Fault {
+    Fault {
+        surface,
+        method,
+        path_contains: path.map(String::from),
+        count,
+        action,
+    }
 }
 
 fn error(status: u16, code: &str, retry_after: Option<u64>) -> FaultAction {
@@ -37,7 +49,12 @@ fn error(status: u16, code: &str, retry_after: Option<u64>) -> FaultAction {
 
 /// Responses with `status` recorded since log index `from`.
 fn responses_with(bed: &Bed, from: usize, status: u16) -> usize {
-    bed.azure.request_log().iter().skip(from).filter(|r| r.status == status).count()
+    bed.azure
+        .request_log()
+        .iter()
+        .skip(from)
+        .filter(|r| r.status == status)
+        .count()
 }
 
 async fn create_batch(bed: &Bed, range: std::ops::Range<usize>) {
@@ -53,7 +70,11 @@ async fn create_batch(bed: &Bed, range: std::ops::Range<usize>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_faults_in_turn_then_together() {
     // Short-lived tokens so the operator keeps asking the token endpoint (outages bite).
-    let bed = Bed::new(BedOptions { token_lifetime: Duration::from_secs(4), ..Default::default() }).await;
+    let bed = Bed::new(BedOptions {
+        token_lifetime: Duration::from_secs(4),
+        ..Default::default()
+    })
+    .await;
     let op = bed.start_operator().await;
     bed.wait_accounts_ready(Duration::from_secs(30)).await;
     let mut exp = Expectations::default();
@@ -69,19 +90,43 @@ async fn azure_faults_in_turn_then_together() {
     let phases = vec![
         Phase {
             name: "429 with Retry-After",
-            faults: vec![fault(Surface::Arm, None, deployments, 8, error(429, "TooManyRequests", Some(1)))],
+            faults: vec![fault(
+                Surface::Arm,
+                None,
+                deployments,
+                8,
+                error(429, "TooManyRequests", Some(1)),
+            )],
             witness: Some(429),
         },
         Phase {
             name: "409 RequestConflict",
-            faults: vec![fault(Surface::Arm, Some(http::Method::PUT), deployments, 6, error(409, "RequestConflict", None))],
+            faults: vec![fault(
+                Surface::Arm,
+                Some(http::Method::PUT),
+                deployments,
+                6,
+                error(409, "RequestConflict", None),
+            )],
             witness: Some(409),
         },
         Phase {
             name: "500 and 503",
             faults: vec![
-                fault(Surface::Arm, None, deployments, 4, error(500, "InternalServerError", None)),
-                fault(Surface::Arm, None, deployments, 4, error(503, "ServiceUnavailable", Some(1))),
+                fault(
+                    Surface::Arm,
+                    None,
+                    deployments,
+                    4,
+                    error(500, "InternalServerError", None),
+                ),
+                fault(
+                    Surface::Arm,
+                    None,
+                    deployments,
+                    4,
+                    error(503, "ServiceUnavailable", Some(1)),
+                ),
             ],
             witness: Some(503),
         },
@@ -92,15 +137,37 @@ async fn azure_faults_in_turn_then_together() {
         },
         Phase {
             name: "slow responses",
-            faults: vec![fault(Surface::Arm, None, None, 12, FaultAction::Delay(Duration::from_millis(700)))],
+            faults: vec![fault(
+                Surface::Arm,
+                None,
+                None,
+                12,
+                FaultAction::Delay(Duration::from_millis(700)),
+            )],
             witness: None,
         },
-        Phase { name: "long-running operations end Failed", faults: vec![], witness: None },
+        Phase {
+            name: "long-running operations end Failed",
+            faults: vec![],
+            witness: None,
+        },
         Phase {
             name: "token endpoint outage",
             faults: vec![
-                fault(Surface::Token, None, None, 25, error(503, "temporarily_unavailable", Some(1))),
-                fault(Surface::ManagedIdentity, None, None, 25, error(503, "temporarily_unavailable", Some(1))),
+                fault(
+                    Surface::Token,
+                    None,
+                    None,
+                    25,
+                    error(503, "temporarily_unavailable", Some(1)),
+                ),
+                fault(
+                    Surface::ManagedIdentity,
+                    None,
+                    None,
+                    25,
+                    error(503, "temporarily_unavailable", Some(1)),
+                ),
             ],
             witness: Some(503),
         },
@@ -113,7 +180,11 @@ async fn azure_faults_in_turn_then_together() {
             bed.azure.inject(f);
         }
         if phase.name.starts_with("long-running") {
-            bed.azure.fail_next_operations(2, lro_failure, "injected: the deployment could not be provisioned");
+            bed.azure.fail_next_operations(
+                2,
+                lro_failure,
+                "injected: the deployment could not be provisioned",
+            );
             exp.terminal_any.push(lro_failure.to_string());
         }
         if phase.name.starts_with("token") {
@@ -131,7 +202,13 @@ async fn azure_faults_in_turn_then_together() {
             );
         }
         if phase.name.starts_with("slow") {
-            let slow = bed.azure.request_log().iter().skip(from).filter(|r| r.finished - r.started >= Duration::from_millis(650)).count();
+            let slow = bed
+                .azure
+                .request_log()
+                .iter()
+                .skip(from)
+                .filter(|r| r.finished - r.started >= Duration::from_millis(650))
+                .count();
             assert!(slow > 0, "[slow responses] no slow response was served");
         }
         if phase.name.starts_with("long-running") {
@@ -140,40 +217,96 @@ async fn azure_faults_in_turn_then_together() {
                 .list_mds()
                 .await
                 .into_iter()
-                .filter(|m| m.status.as_ref().and_then(|s| s.last_error.as_ref()).is_some_and(|e| e.code == lro_failure))
+                .filter(|m| {
+                    m.status
+                        .as_ref()
+                        .and_then(|s| s.last_error.as_ref())
+                        .is_some_and(|e| e.code == lro_failure)
+                })
                 .map(|m| (m.namespace().unwrap(), m.name_any()))
                 .collect();
-            assert_eq!(failed.len(), 2, "two operations were set to fail: {failed:?}");
+            assert_eq!(
+                failed.len(),
+                2,
+                "two operations were set to fail: {failed:?}"
+            );
             let before = bed.azure.request_log().len();
             tokio::time::sleep(Duration::from_secs(3)).await;
             let log = bed.azure.request_log();
             for (ns, name) in &failed {
                 let dn = format!("{ns}.{name}");
                 let w = support_chaos::invariants::writes_on_deployment(&log, before, &dn);
-                assert!(w.is_empty(), "terminal failure of {ns}/{name} was retried without a spec change: {w:?}");
+                assert!(
+                    w.is_empty(),
+                    "terminal failure of {ns}/{name} was retried without a spec change: {w:?}"
+                );
             }
             // A spec change releases the hold and the deployment recovers.
             for (ns, name) in &failed {
                 let cur = bed.md_api(ns).get(name).await.unwrap();
-                bed.patch_md_spec(ns, name, json!({"sku": {"capacity": cur.spec.sku.capacity + 1}})).await;
+                bed.patch_md_spec(
+                    ns,
+                    name,
+                    json!({"sku": {"capacity": cur.spec.sku.capacity + 1}}),
+                )
+                .await;
             }
             exp.terminal_any.clear();
             assert_converged(&bed, &exp, CONVERGE, "recovery after LRO failures").await;
         }
-        eprintln!("[{}] phase took {:.1}s", phase.name, t0.elapsed().as_secs_f64());
+        eprintln!(
+            "[{}] phase took {:.1}s",
+            phase.name,
+            t0.elapsed().as_secs_f64()
+        );
         bed.azure.clear_faults();
     }
 
     // All together, with watch drops, spec changes during operations and deletions.
     let from = bed.azure.request_log().len();
     bed.azure.set_provisioning_delay(Duration::from_millis(400));
-    bed.azure.inject(fault(Surface::Arm, None, deployments, 4, error(429, "TooManyRequests", Some(1))));
-    bed.azure.inject(fault(Surface::Arm, Some(http::Method::PUT), deployments, 3, error(409, "RequestConflict", None)));
-    bed.azure.inject(fault(Surface::Arm, None, deployments, 3, error(503, "ServiceUnavailable", None)));
-    bed.azure.inject(fault(Surface::Arm, None, deployments, 3, FaultAction::Drop));
-    bed.azure.inject(fault(Surface::Arm, None, None, 6, FaultAction::Delay(Duration::from_millis(500))));
-    bed.azure.inject(fault(Surface::Token, None, None, 6, error(503, "temporarily_unavailable", None)));
-    bed.azure.fail_next_operations(1, lro_failure, "injected: the deployment could not be provisioned");
+    bed.azure.inject(fault(
+        Surface::Arm,
+        None,
+        deployments,
+        4,
+        error(429, "TooManyRequests", Some(1)),
+    ));
+    bed.azure.inject(fault(
+        Surface::Arm,
+        Some(http::Method::PUT),
+        deployments,
+        3,
+        error(409, "RequestConflict", None),
+    ));
+    bed.azure.inject(fault(
+        Surface::Arm,
+        None,
+        deployments,
+        3,
+        error(503, "ServiceUnavailable", None),
+    ));
+    bed.azure
+        .inject(fault(Surface::Arm, None, deployments, 3, FaultAction::Drop));
+    bed.azure.inject(fault(
+        Surface::Arm,
+        None,
+        None,
+        6,
+        FaultAction::Delay(Duration::from_millis(500)),
+    ));
+    bed.azure.inject(fault(
+        Surface::Token,
+        None,
+        None,
+        6,
+        error(503, "temporarily_unavailable", None),
+    ));
+    bed.azure.fail_next_operations(
+        1,
+        lro_failure,
+        "injected: the deployment could not be provisioned",
+    );
     exp.terminal_any.push(lro_failure.to_string());
     let kube = bed.kube.clone();
     let watch_chaos = tokio::spawn(async move {
@@ -190,12 +323,22 @@ async fn azure_faults_in_turn_then_together() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     for i in next..next + 4 {
         let m = population_md(i, ACCOUNTS);
-        bed.patch_md_spec(&m.namespace().unwrap(), &m.name_any(), json!({"sku": {"capacity": m.spec.sku.capacity + 2}})).await;
+        bed.patch_md_spec(
+            &m.namespace().unwrap(),
+            &m.name_any(),
+            json!({"sku": {"capacity": m.spec.sku.capacity + 2}}),
+        )
+        .await;
     }
     // Capacity changes on converged deployments, and deletions.
     for i in 0..6 {
         let m = population_md(i, ACCOUNTS);
-        bed.patch_md_spec(&m.namespace().unwrap(), &m.name_any(), json!({"sku": {"capacity": 7}})).await;
+        bed.patch_md_spec(
+            &m.namespace().unwrap(),
+            &m.name_any(),
+            json!({"sku": {"capacity": 7}}),
+        )
+        .await;
     }
     for i in 6..14 {
         let m = population_md(i, ACCOUNTS);
@@ -203,7 +346,10 @@ async fn azure_faults_in_turn_then_together() {
     }
     watch_chaos.await.unwrap();
     assert_converged(&bed, &exp, CONVERGE, "all faults together").await;
-    assert!(responses_with(&bed, from, 429) + responses_with(&bed, from, 503) > 0, "combined faults were not hit");
+    assert!(
+        responses_with(&bed, from, 429) + responses_with(&bed, from, 503) > 0,
+        "combined faults were not hit"
+    );
     support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;
     op.shutdown().await.unwrap();
 }
@@ -235,7 +381,12 @@ async fn kube_watch_expired_and_dropped() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     for i in 0..10 {
         let m = population_md(i, ACCOUNTS);
-        bed.patch_md_spec(&m.namespace().unwrap(), &m.name_any(), json!({"sku": {"capacity": 9}})).await;
+        bed.patch_md_spec(
+            &m.namespace().unwrap(),
+            &m.name_any(),
+            json!({"sku": {"capacity": 9}}),
+        )
+        .await;
     }
     for i in 40..46 {
         let m = population_md(i, ACCOUNTS);
@@ -245,7 +396,10 @@ async fn kube_watch_expired_and_dropped() {
     let exp = Expectations::default();
     let converged = tokio::time::timeout(CONVERGE, async {
         loop {
-            if support_chaos::invariants::state_violations(&bed, &exp).await.is_empty() {
+            if support_chaos::invariants::state_violations(&bed, &exp)
+                .await
+                .is_empty()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -260,9 +414,17 @@ async fn kube_watch_expired_and_dropped() {
     }
     // A later spec change must still be seen (the watch recovered).
     let m = population_md(20, ACCOUNTS);
-    bed.patch_md_spec(&m.namespace().unwrap(), &m.name_any(), json!({"sku": {"capacity": 11}})).await;
+    bed.patch_md_spec(
+        &m.namespace().unwrap(),
+        &m.name_any(),
+        json!({"sku": {"capacity": 11}}),
+    )
+    .await;
     assert_converged(&bed, &exp, CONVERGE, "after watch chaos").await;
-    assert!(converged.is_ok(), "the operator did not converge while watches were expiring/dropping ({drops} drops)");
+    assert!(
+        converged.is_ok(),
+        "the operator did not converge while watches were expiring/dropping ({drops} drops)"
+    );
     support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;
     op.shutdown().await.unwrap();
 }
@@ -273,7 +435,11 @@ async fn kube_watch_expired_and_dropped() {
 /// changed gets exactly one accepted PUT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_killed_and_restarted_mid_operation() {
-    let bed = Bed::new(BedOptions { provisioning_delay: Duration::from_millis(700), ..Default::default() }).await;
+    let bed = Bed::new(BedOptions {
+        provisioning_delay: Duration::from_millis(700),
+        ..Default::default()
+    })
+    .await;
     let mut op = bed.start_operator().await;
     bed.wait_accounts_ready(Duration::from_secs(30)).await;
     create_batch(&bed, 0..50).await;
@@ -284,15 +450,26 @@ async fn operator_killed_and_restarted_mid_operation() {
             .list_mds()
             .await
             .iter()
-            .filter(|m| m.status.as_ref().is_some_and(|s| s.pending_operation.is_some()))
+            .filter(|m| {
+                m.status
+                    .as_ref()
+                    .is_some_and(|s| s.pending_operation.is_some())
+            })
             .count();
         op.abort();
-        eprintln!("round {round}: killed the operator with {pending} operation(s) pending in status");
+        eprintln!(
+            "round {round}: killed the operator with {pending} operation(s) pending in status"
+        );
         // While it is down: spec changes and a deletion.
         for k in 0..3 {
             let i = round * 10 + k;
             let m = population_md(i, ACCOUNTS);
-            bed.patch_md_spec(&m.namespace().unwrap(), &m.name_any(), json!({"sku": {"capacity": 6 + round as i32}})).await;
+            bed.patch_md_spec(
+                &m.namespace().unwrap(),
+                &m.name_any(),
+                json!({"sku": {"capacity": 6 + round as i32}}),
+            )
+            .await;
             changed.insert(m.azure_deployment_name().to_ascii_lowercase());
         }
         let m = population_md(45 + round, ACCOUNTS);
@@ -311,8 +488,14 @@ async fn operator_killed_and_restarted_mid_operation() {
             }
         }
     }
-    let twice: Vec<_> = puts.iter().filter(|(d, n)| **n > 1 && !changed.contains(*d)).collect();
-    assert!(twice.is_empty(), "a restart wrote again to deployments whose spec did not change: {twice:?}");
+    let twice: Vec<_> = puts
+        .iter()
+        .filter(|(d, n)| **n > 1 && !changed.contains(*d))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "a restart wrote again to deployments whose spec did not change: {twice:?}"
+    );
     support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;
     op.shutdown().await.unwrap();
 }
@@ -322,7 +505,11 @@ async fn operator_killed_and_restarted_mid_operation() {
 /// ever comes from the replica that is not the leader.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_leader_killed() {
-    let bed = Bed::new(BedOptions { provisioning_delay: Duration::from_millis(300), ..Default::default() }).await;
+    let bed = Bed::new(BedOptions {
+        provisioning_delay: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
     let replica = |id: &str, vars: &std::collections::HashMap<String, String>| {
         let mut c = bed.config_with(vars);
         c.leader_election = Some(LeaderSettings {
@@ -335,52 +522,123 @@ async fn two_replicas_leader_killed() {
         c.instance = id.into();
         c
     };
-    let vars_a = support_chaos::vars_for_principal(&bed, "a0a0a0a0-0000-4000-8000-00000000000a", "replica-a-secret-7f3c9d2e1b");
-    let vars_b = support_chaos::vars_for_principal(&bed, "b0b0b0b0-0000-4000-8000-00000000000b", "replica-b-secret-4e8a6c0f2d");
+    let vars_a = support_chaos::vars_for_principal(
+        &bed,
+        "a0a0a0a0-0000-4000-8000-00000000000a",
+        "replica-a-secret-7f3c9d2e1b",
+    );
+    let vars_b = support_chaos::vars_for_principal(
+        &bed,
+        "b0b0b0b0-0000-4000-8000-00000000000b",
+        "replica-b-secret-4e8a6c0f2d",
+    );
     let leases: Api<Lease> = Api::namespaced(bed.client.clone(), "default");
     let holder = || async {
-        leases.get_opt("aoai-operator").await.ok().flatten().and_then(|l| l.spec.and_then(|s| s.holder_identity))
+        leases
+            .get_opt("aoai-operator")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec.and_then(|s| s.holder_identity))
     };
     let a = bed.start_operator_with(replica("replica-a", &vars_a)).await;
-    wait_for(Duration::from_secs(20), "replica-a leads", || async { holder().await.as_deref() == Some("replica-a") })
-        .await
-        .unwrap();
-    let b = bed.start_operator_with(replica("replica-b", &vars_b)).await;
-    bed.wait_accounts_ready(Duration::from_secs(30)).await;
-    create_batch(&bed, 0..50).await;
-    wait_for(Duration::from_secs(60), "some deployments ready", || async {
-        bed.list_mds()
-            .await
-            .iter()
-            .filter(|m| m.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
-            .count()
-            >= 12
+    wait_for(Duration::from_secs(20), "replica-a leads", || async {
+        holder().await.as_deref() == Some("replica-a")
     })
     .await
     .unwrap();
-    assert_eq!(holder().await.as_deref(), Some("replica-a"), "leadership moved without a failure");
+    let b = bed.start_operator_with(replica("replica-b", &vars_b)).await;
+    bed.wait_accounts_ready(Duration::from_secs(30)).await;
+    create_batch(&bed, 0..50).await;
+    wait_for(
+        Duration::from_secs(60),
+        "some deployments ready",
+        || async {
+            bed.list_mds()
+                .await
+                .iter()
+                .filter(|m| {
+                    m.status.as_ref().is_some_and(|s| {
+                        s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                    })
+                })
+                .count()
+                >= 12
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        holder().await.as_deref(),
+        Some("replica-a"),
+        "leadership moved without a failure"
+    );
     let killed_at = Instant::now();
     a.abort();
     eprintln!("killed the leader (replica-a)");
     for i in 0..5 {
         let m = population_md(i, ACCOUNTS);
-        bed.patch_md_spec(&m.namespace().unwrap(), &m.name_any(), json!({"sku": {"capacity": 8}})).await;
+        bed.patch_md_spec(
+            &m.namespace().unwrap(),
+            &m.name_any(),
+            json!({"sku": {"capacity": 8}}),
+        )
+        .await;
     }
-    wait_for(Duration::from_secs(30), "replica-b leads", || async { holder().await.as_deref() == Some("replica-b") })
-        .await
-        .unwrap();
+    wait_for(Duration::from_secs(30), "replica-b leads", || async {
+        holder().await.as_deref() == Some("replica-b")
+    })
+    .await
+    .unwrap();
     let took_over = Instant::now();
-    assert_converged(&bed, &Expectations::default(), CONVERGE, "after leader kill").await;
+    assert_converged(
+        &bed,
+        &Expectations::default(),
+        CONVERGE,
+        "after leader kill",
+    )
+    .await;
     let by = writes_by_principal(&bed.azure.request_log());
-    let a_writes = by.get("a0a0a0a0-0000-4000-8000-00000000000a").cloned().unwrap_or_default();
-    let b_writes = by.get("b0b0b0b0-0000-4000-8000-00000000000b").cloned().unwrap_or_default();
-    assert!(!a_writes.is_empty() && !b_writes.is_empty(), "both replicas should have led at some point");
-    let a_late: Vec<_> = a_writes.iter().filter(|r| r.started > killed_at).map(|r| format!("{} {}", r.method, r.path)).collect();
-    assert!(a_late.is_empty(), "writes from replica-a after it was killed: {a_late:?}");
-    let b_early: Vec<_> = b_writes.iter().filter(|r| r.started < killed_at).map(|r| format!("{} {}", r.method, r.path)).collect();
-    assert!(b_early.is_empty(), "writes from replica-b while it was not the leader: {b_early:?}");
-    let unknown: Vec<_> = by.keys().filter(|p| !p.starts_with("a0a0") && !p.starts_with("b0b0")).collect();
-    assert!(unknown.is_empty(), "writes from unexpected principals: {unknown:?}");
+    let a_writes = by
+        .get("a0a0a0a0-0000-4000-8000-00000000000a")
+        .cloned()
+        .unwrap_or_default();
+    let b_writes = by
+        .get("b0b0b0b0-0000-4000-8000-00000000000b")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !a_writes.is_empty() && !b_writes.is_empty(),
+        "both replicas should have led at some point"
+    );
+    let a_late: Vec<_> = a_writes
+        .iter()
+        .filter(|r| r.started > killed_at)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        a_late.is_empty(),
+        "writes from replica-a after it was killed: {a_late:?}"
+    );
+    let b_early: Vec<_> = b_writes
+        .iter()
+        .filter(|r| r.started < killed_at)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        b_early.is_empty(),
+        "writes from replica-b while it was not the leader: {b_early:?}"
+    );
+    let unknown: Vec<_> = by
+        .keys()
+        .filter(|p| !p.starts_with("a0a0") && !p.starts_with("b0b0"))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "writes from unexpected principals: {unknown:?}"
+    );
     eprintln!(
         "leader handover took {:.1}s; writes: replica-a {}, replica-b {}",
         (took_over - killed_at).as_secs_f64(),
@@ -388,7 +646,11 @@ async fn two_replicas_leader_killed() {
         b_writes.len()
     );
     assert!(
-        bed.azure.request_log().iter().filter(|r| is_write_request(r)).all(|r| r.principal.is_some()),
+        bed.azure
+            .request_log()
+            .iter()
+            .filter(|r| is_write_request(r))
+            .all(|r| r.principal.is_some()),
         "a write without a principal"
     );
     support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;

@@ -16,8 +16,8 @@
 //! Timing flags of the operator are scaled to D (LRO poll interval D/4, bounded 20 ms–5 s), as
 //! production defaults are scaled to Azure's minutes-long provisioning.
 
-use aoai_operator::crd::{AIAccount, ModelDeployment};
 use anyhow::{Context, Result, bail};
+use aoai_operator::crd::{AIAccount, ModelDeployment};
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -34,7 +34,10 @@ use testbed::azure::{AccountSeed, AzureConfig, AzureEmulator, RequestRecord, Sur
 use testbed::kube::KubeEmulator;
 
 #[derive(Parser, Debug)]
-#[command(name = "aoai-bench", about = "Benchmark aoai-operator on the emulated test bed")]
+#[command(
+    name = "aoai-bench",
+    about = "Benchmark aoai-operator on the emulated test bed"
+)]
 struct Args {
     /// Number of ModelDeployments.
     #[arg(long, default_value_t = 1000)]
@@ -69,7 +72,11 @@ struct Args {
 const RG: &str = "rg-bench";
 
 fn subscription(i: usize, shared: bool) -> String {
-    if shared { "00000000-0000-0000-0000-000000000000".into() } else { format!("be0c{i:04x}-0000-4000-8000-{i:012x}") }
+    if shared {
+        "00000000-0000-0000-0000-000000000000".into()
+    } else {
+        format!("be0c{i:04x}-0000-4000-8000-{i:012x}")
+    }
 }
 
 /// What an Azure request was, for counting.
@@ -82,6 +89,8 @@ enum Kind {
     DeploymentOther,
     Poll,
     Account,
+    /// Quota usages and model catalog reads (the operator's pre-validation before a write).
+    PreValidation,
     KeyVaultRead,
     KeyVaultWrite,
     Other,
@@ -113,13 +122,16 @@ fn classify(r: &RequestRecord) -> Kind {
                 return Kind::Poll;
             }
             match deployment_of(&p) {
-                Some((_, name)) if !name.is_empty() && p.trim_end_matches('/').ends_with(&name) => match r.method.as_str() {
-                    "PUT" | "PATCH" => Kind::DeploymentPut,
-                    "GET" => Kind::DeploymentGet,
-                    "DELETE" => Kind::DeploymentDelete,
-                    _ => Kind::DeploymentOther,
-                },
+                Some((_, name)) if !name.is_empty() && p.trim_end_matches('/').ends_with(&name) => {
+                    match r.method.as_str() {
+                        "PUT" | "PATCH" => Kind::DeploymentPut,
+                        "GET" => Kind::DeploymentGet,
+                        "DELETE" => Kind::DeploymentDelete,
+                        _ => Kind::DeploymentOther,
+                    }
+                }
                 Some(_) => Kind::DeploymentOther,
+                None if p.ends_with("/usages") || p.ends_with("/models") => Kind::PreValidation,
                 None if p.contains("/accounts/") => Kind::Account,
                 None => Kind::Other,
             }
@@ -129,7 +141,9 @@ fn classify(r: &RequestRecord) -> Kind {
 }
 
 fn is_write(r: &RequestRecord) -> bool {
-    matches!(r.surface, Surface::Arm | Surface::KeyVault) && r.method != "GET" && r.method != "HEAD"
+    matches!(r.surface, Surface::Arm | Surface::KeyVault)
+        && r.method != "GET"
+        && r.method != "HEAD"
         && !(r.method == "POST" && r.path.to_ascii_lowercase().ends_with("/listkeys"))
 }
 
@@ -163,17 +177,33 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn machine() -> Vec<(String, String)> {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map(|kb| kb / 1024)
         .unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     vec![
         ("machine_cpus".into(), cpus.to_string()),
         ("machine_mem_mib".into(), mem.to_string()),
@@ -217,7 +247,10 @@ fn spawn_ready_watcher(client: kube::Client) -> ReadyTimes {
             for o in objs {
                 let ok = o.status.as_ref().is_some_and(|st| {
                     st.observed_generation == o.metadata.generation
-                        && st.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        && st
+                            .conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
                 });
                 if ok {
                     let key = format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any());
@@ -230,7 +263,11 @@ fn spawn_ready_watcher(client: kube::Client) -> ReadyTimes {
 }
 
 fn md(ns: &str, name: &str, account: &str, i: usize) -> ModelDeployment {
-    let (model, version, sku) = if i % 2 == 0 { ("gpt-4o-mini", "2024-07-18", "GlobalStandard") } else { ("gpt-4o", "2024-08-06", "Standard") };
+    let (model, version, sku) = if i % 2 == 0 {
+        ("gpt-4o-mini", "2024-07-18", "GlobalStandard")
+    } else {
+        ("gpt-4o", "2024-08-06", "Standard")
+    };
     serde_json::from_value(json!({
         "apiVersion": "aoai.dev/v1alpha1", "kind": "ModelDeployment",
         "metadata": {"name": name, "namespace": ns},
@@ -245,9 +282,21 @@ struct Population {
     first_create: Instant,
 }
 
-async fn create_population(client: &kube::Client, range: std::ops::Range<usize>, accounts: usize, namespaces: usize) -> Result<Population> {
+async fn create_population(
+    client: &kube::Client,
+    range: std::ops::Range<usize>,
+    accounts: usize,
+    namespaces: usize,
+) -> Result<Population> {
     let items: Vec<(String, String, usize, usize)> = range
-        .map(|i| (format!("bench-{}", i % namespaces), format!("md-{i:05}"), i % accounts, i))
+        .map(|i| {
+            (
+                format!("bench-{}", i % namespaces),
+                format!("md-{i:05}"),
+                i % accounts,
+                i,
+            )
+        })
         .collect();
     let first_create = Instant::now();
     let results: Vec<Result<(String, (Instant, usize, String))>> = futures::stream::iter(items)
@@ -271,11 +320,19 @@ async fn create_population(client: &kube::Client, range: std::ops::Range<usize>,
         let (k, v) = r?;
         created.insert(k, v);
     }
-    Ok(Population { created, first_create })
+    Ok(Population {
+        created,
+        first_create,
+    })
 }
 
 /// Wait until every key of `pop` is Ready; returns the instant the last one became Ready.
-async fn wait_converged(ready: &ReadyTimes, pop: &Population, timeout: Duration, child: &mut tokio::process::Child) -> Result<Instant> {
+async fn wait_converged(
+    ready: &ReadyTimes,
+    pop: &Population,
+    timeout: Duration,
+    child: &mut tokio::process::Child,
+) -> Result<Instant> {
     let start = Instant::now();
     let mut last_report = Instant::now();
     loop {
@@ -295,13 +352,23 @@ async fn wait_converged(ready: &ReadyTimes, pop: &Population, timeout: Duration,
             return Ok(last);
         }
         if let Some(status) = child.try_wait()? {
-            bail!("the operator exited ({status}) with {n}/{} Ready", pop.created.len());
+            bail!(
+                "the operator exited ({status}) with {n}/{} Ready",
+                pop.created.len()
+            );
         }
         if start.elapsed() > timeout {
-            bail!("not converged after {timeout:?}: {n}/{} Ready", pop.created.len());
+            bail!(
+                "not converged after {timeout:?}: {n}/{} Ready",
+                pop.created.len()
+            );
         }
         if last_report.elapsed() > Duration::from_secs(10) {
-            eprintln!("  ... {n}/{} Ready after {:.0}s", pop.created.len(), start.elapsed().as_secs_f64());
+            eprintln!(
+                "  ... {n}/{} Ready after {:.0}s",
+                pop.created.len(),
+                start.elapsed().as_secs_f64()
+            );
             last_report = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -317,19 +384,34 @@ async fn main() -> Result<()> {
     }
     let op_bin = match &args.operator_bin {
         Some(p) => p.clone(),
-        None => std::env::current_exe()?.parent().context("bin dir")?.join("aoai-operator"),
+        None => std::env::current_exe()?
+            .parent()
+            .context("bin dir")?
+            .join("aoai-operator"),
     };
-    anyhow::ensure!(op_bin.exists(), "operator binary {} not found (pass --operator-bin)", op_bin.display());
+    anyhow::ensure!(
+        op_bin.exists(),
+        "operator binary {} not found (pass --operator-bin)",
+        op_bin.display()
+    );
     let d = Duration::from_millis(args.provisioning_ms);
     let (n, a) = (args.deployments, args.accounts.max(1));
     out.put("deployments", n);
     out.put("accounts", a);
     out.put("provisioning_ms", args.provisioning_ms);
-    out.put("subscriptions", if args.shared_subscription { 1 } else { a });
+    out.put(
+        "subscriptions",
+        if args.shared_subscription { 1 } else { a },
+    );
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
 
     // ---- test bed
-    let azure = AzureEmulator::start(AzureConfig { provisioning_delay: d, lro_retry_after_secs: 0, ..AzureConfig::default() }).await?;
+    let azure = AzureEmulator::start(AzureConfig {
+        provisioning_delay: d,
+        lro_retry_after_secs: 0,
+        ..AzureConfig::default()
+    })
+    .await?;
     let kube = KubeEmulator::new();
     let client = kube.client();
     let server = kube.serve("127.0.0.1:0".parse()?).await?;
@@ -343,21 +425,34 @@ async fn main() -> Result<()> {
     let namespaces = 10usize;
     let ns_api: Api<Namespace> = Api::all(client.clone());
     for i in 0..namespaces {
-        ns_api.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": format!("bench-{i}")}}))?).await?;
+        ns_api
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": format!("bench-{i}")}}))?,
+            )
+            .await?;
     }
     let vault = azure.default_vault_uri();
     let mut account_ids = Vec::new();
     for i in 0..a {
         let sub = subscription(i, args.shared_subscription);
         let name = format!("bench-acct-{i}");
-        account_ids.push(azure.add_account(AccountSeed { subscription_id: sub.clone(), resource_group: RG.into(), name: name.clone(), location: "eastus".into(), kind: "AIServices".into() }));
+        account_ids.push(azure.add_account(AccountSeed {
+            subscription_id: sub.clone(),
+            resource_group: RG.into(),
+            name: name.clone(),
+            location: "eastus".into(),
+            kind: "AIServices".into(),
+        }));
         let acct: AIAccount = serde_json::from_value(json!({
             "apiVersion": "aoai.dev/v1alpha1", "kind": "AIAccount", "metadata": {"name": format!("acct-{i}")},
             "spec": {"subscriptionId": sub, "resourceGroup": RG, "accountName": name,
                      "keyVault": {"vaultUri": vault, "secretName": format!("bench-acct-{i}-key")},
                      "allowedNamespaces": {"names": (0..namespaces).map(|j| format!("bench-{j}")).collect::<Vec<_>>()}},
         }))?;
-        Api::<AIAccount>::all(client.clone()).create(&PostParams::default(), &acct).await?;
+        Api::<AIAccount>::all(client.clone())
+            .create(&PostParams::default(), &acct)
+            .await?;
     }
 
     // ---- the operator, as its own process
@@ -366,9 +461,25 @@ async fn main() -> Result<()> {
     let log_file = std::fs::File::create(&log_path)?;
     let mut cmd = tokio::process::Command::new(&op_bin);
     cmd.arg("run")
-        .args(["--metrics-addr", "127.0.0.1:0", "--leader-election=false", "--namespace", "default"])
-        .args(["--resync", &format!("{}s", args.resync_secs), "--account-resync", "1h"])
-        .args(["--poll-interval", &format!("{}ms", poll.as_millis()), "--max-poll-interval", "5s"])
+        .args([
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--leader-election=false",
+            "--namespace",
+            "default",
+        ])
+        .args([
+            "--resync",
+            &format!("{}s", args.resync_secs),
+            "--account-resync",
+            "1h",
+        ])
+        .args([
+            "--poll-interval",
+            &format!("{}ms", poll.as_millis()),
+            "--max-poll-interval",
+            "5s",
+        ])
         .args(["--backoff-base", "200ms", "--backoff-max", "10s"])
         .env("KUBECONFIG", dir.path().join("kubeconfig"))
         .env("RUST_LOG", "warn")
@@ -378,16 +489,40 @@ async fn main() -> Result<()> {
     for (k, v) in azure.env().vars() {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().with_context(|| format!("start {}", op_bin.display()))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("start {}", op_bin.display()))?;
     let pid = child.id().context("operator pid")?;
     out.put("rss_method", "VmHWM (peak) and VmRSS (steady) from /proc/<pid>/status of the aoai-operator child process only");
 
-    let result = run(&args, &mut out, &azure, &kube, &client, &mut child, pid, d, &account_ids, deadline).await;
+    let result = run(
+        &args,
+        &mut out,
+        &azure,
+        &kube,
+        &client,
+        &mut child,
+        pid,
+        d,
+        &account_ids,
+        deadline,
+    )
+    .await;
     let _ = child.start_kill();
     if let Err(e) = &result {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
-        eprintln!("bench failed: {e:#}\noperator log tail:\n{}", tail.join("\n"));
+        let tail: Vec<&str> = log
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        eprintln!(
+            "bench failed: {e:#}\noperator log tail:\n{}",
+            tail.join("\n")
+        );
         out.put("error", format!("{e:#}").replace('\n', " "));
     }
     println!("---- aoai-bench results ----");
@@ -416,7 +551,17 @@ async fn run(
     let t = Instant::now();
     loop {
         let l = accts.list(&ListParams::default()).await?;
-        let ready = l.items.iter().filter(|x| x.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))).count();
+        let ready = l
+            .items
+            .iter()
+            .filter(|x| {
+                x.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+            })
+            .count();
         if ready == a {
             break;
         }
@@ -444,13 +589,21 @@ async fn run(
     out.f("converge_seconds", converge);
     out.f("serialization_bound_seconds", bound);
     out.f("converge_ratio", converge / bound.max(1e-9));
-    out.put("max_concurrent_writes_per_account", azure.max_concurrent_writes_per_account());
+    out.put(
+        "max_concurrent_writes_per_account",
+        azure.max_concurrent_writes_per_account(),
+    );
 
     // Azure calls during convergence vs the minimum.
     let log = azure.request_log();
     let c = count(&log, pop.first_create, end);
     let get = |k: Kind| c.get(&k).copied().unwrap_or(0);
-    let (puts, gets, polls, tokens) = (get(Kind::DeploymentPut), get(Kind::DeploymentGet), get(Kind::Poll), get(Kind::Token));
+    let (puts, gets, polls, tokens) = (
+        get(Kind::DeploymentPut),
+        get(Kind::DeploymentGet),
+        get(Kind::Poll),
+        get(Kind::Token),
+    );
     let total_conv: usize = c.values().sum();
     out.put("azure_calls_converge_put", puts);
     out.put("azure_calls_converge_put_min", n);
@@ -460,15 +613,49 @@ async fn run(
     out.put("azure_calls_converge_poll_min", n);
     out.put("azure_calls_converge_token", tokens);
     out.put("azure_calls_converge_token_min", 0);
-    out.put("azure_calls_converge_other", total_conv - puts - gets - polls - tokens);
-    out.f("azure_calls_converge_ratio", total_conv as f64 / (3 * n) as f64);
+    out.put(
+        "azure_calls_converge_other",
+        total_conv - puts - gets - polls - tokens,
+    );
+    out.f(
+        "azure_calls_converge_ratio",
+        total_conv as f64 / (3 * n) as f64,
+    );
     let mut kinds: Vec<_> = c.iter().collect();
     kinds.sort();
-    out.put("azure_calls_converge_by_kind", kinds.iter().map(|(k, v)| format!("{k:?}={v}")).collect::<Vec<_>>().join(","));
+    out.put(
+        "azure_calls_converge_by_kind",
+        kinds
+            .iter()
+            .map(|(k, v)| format!("{k:?}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
     let throttled = log.iter().filter(|r| r.status == 429).count();
     let conflicts = log.iter().filter(|r| r.status == 409).count();
     out.put("arm_throttled_429", throttled);
     out.put("arm_conflicts_409", conflicts);
+
+    // Write hand-off: per account, time from one write's operation end (PUT + D) to the next PUT.
+    let mut puts_by_account: HashMap<String, Vec<Instant>> = HashMap::new();
+    for r in log
+        .iter()
+        .filter(|r| classify(r) == Kind::DeploymentPut && r.status < 300)
+    {
+        if let Some((acct, _)) = deployment_of(&r.path) {
+            puts_by_account.entry(acct).or_default().push(r.started);
+        }
+    }
+    let mut gaps: Vec<f64> = Vec::new();
+    for v in puts_by_account.values_mut() {
+        v.sort();
+        for w in v.windows(2) {
+            gaps.push((w[1].saturating_duration_since(w[0] + d)).as_secs_f64() * 1000.0);
+        }
+    }
+    gaps.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    out.f("write_handoff_gap_p50_ms", percentile(&gaps, 50.0));
+    out.f("write_handoff_gap_p99_ms", percentile(&gaps, 99.0));
 
     // First-call latency.
     let mut first: HashMap<(String, String), Instant> = HashMap::new();
@@ -490,7 +677,10 @@ async fn run(
     lat.sort_by(|x, y| x.partial_cmp(y).unwrap());
     out.f("first_call_latency_p50_ms", percentile(&lat, 50.0));
     out.f("first_call_latency_p99_ms", percentile(&lat, 99.0));
-    out.f("first_call_latency_max_ms", lat.last().copied().unwrap_or(f64::NAN));
+    out.f(
+        "first_call_latency_max_ms",
+        lat.last().copied().unwrap_or(f64::NAN),
+    );
 
     // ---- steady state: K resyncs
     let resync = Duration::from_secs(args.resync_secs);
@@ -502,15 +692,24 @@ async fn run(
     let s1 = Instant::now();
     let rv1 = kube.resource_version();
     let log = azure.request_log();
-    let steady: Vec<&RequestRecord> = log.iter().filter(|r| r.started >= s0 && r.started <= s1).collect();
+    let steady: Vec<&RequestRecord> = log
+        .iter()
+        .filter(|r| r.started >= s0 && r.started <= s1)
+        .collect();
     let steady_writes = steady.iter().filter(|r| is_write(r)).count();
-    let steady_gets = steady.iter().filter(|r| classify(r) == Kind::DeploymentGet).count();
+    let steady_gets = steady
+        .iter()
+        .filter(|r| classify(r) == Kind::DeploymentGet)
+        .count();
     let resyncs_in_window = (s1 - s0).as_secs_f64() / resync.as_secs_f64();
     let min_calls = n as f64 * resyncs_in_window;
     out.put("steady_resyncs", k);
     out.f("steady_window_seconds", (s1 - s0).as_secs_f64());
     out.put("steady_writes", steady_writes);
-    out.f("steady_reads_per_deployment_per_resync", steady_gets as f64 / n as f64 / resyncs_in_window);
+    out.f(
+        "steady_reads_per_deployment_per_resync",
+        steady_gets as f64 / n as f64 / resyncs_in_window,
+    );
     out.put("azure_calls_steady", steady.len());
     let mut sk: HashMap<Kind, usize> = HashMap::new();
     for r in &steady {
@@ -518,10 +717,19 @@ async fn run(
     }
     let mut sk: Vec<_> = sk.into_iter().collect();
     sk.sort();
-    out.put("azure_calls_steady_by_kind", sk.iter().map(|(k, v)| format!("{k:?}={v}")).collect::<Vec<_>>().join(","));
+    out.put(
+        "azure_calls_steady_by_kind",
+        sk.iter()
+            .map(|(k, v)| format!("{k:?}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
     out.f("azure_calls_steady_min", min_calls);
     out.f("azure_calls_ratio", steady.len() as f64 / min_calls);
-    out.f("steady_kube_writes_per_deployment_per_resync", (rv1 - rv0) as f64 / n as f64 / resyncs_in_window);
+    out.f(
+        "steady_kube_writes_per_deployment_per_resync",
+        (rv1 - rv0) as f64 / n as f64 / resyncs_in_window,
+    );
     let (hwm, cur) = rss(pid).context("read the operator's /proc status")?;
     out.f("rss_peak_mib", hwm);
     out.f("rss_steady_mib", cur);
@@ -541,13 +749,19 @@ async fn run(
         let pop2 = create_population(client, n..args.large, a, namespaces).await?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let end2 = wait_converged(&ready, &pop2, remaining, child).await?;
-        out.f("converge_seconds_large_10ms", (end2 - pop2.first_create).as_secs_f64());
+        out.f(
+            "converge_seconds_large_10ms",
+            (end2 - pop2.first_create).as_secs_f64(),
+        );
         tokio::time::sleep(resync + Duration::from_secs(2)).await;
         let (hwm, cur) = rss(pid).context("read the operator's /proc status")?;
         let total = args.large;
         out.f(&format!("rss_peak_mib_at_{total}"), hwm);
         out.f(&format!("rss_steady_mib_at_{total}"), cur);
-        out.put("max_concurrent_writes_per_account_large", azure.max_concurrent_writes_per_account());
+        out.put(
+            "max_concurrent_writes_per_account_large",
+            azure.max_concurrent_writes_per_account(),
+        );
     }
     let _ = account_ids;
     Ok(())

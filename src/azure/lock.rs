@@ -133,6 +133,16 @@ impl WriteGate {
         slot.waiters.front().map(|(w, _)| w.clone())
     }
 
+    /// Current holder of the account's slot.
+    pub fn holder(&self, account: &str) -> Option<String> {
+        self.slots
+            .lock()
+            .get(account)?
+            .holder
+            .as_ref()
+            .map(|(h, _)| h.clone())
+    }
+
     pub fn holds(&self, account: &str, who: &str) -> bool {
         self.slots
             .lock()

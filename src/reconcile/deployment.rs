@@ -325,9 +325,11 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
         {
             Err(e) if e.is_transient() => return p.azure_error(e, false, account_gen).await,
             Err(e) => {
+                // The operation cannot be polled any more (expired or unknown): the deployment's
+                // own state, read next, tells what happened.
+                tracing::warn!(deployment = %p.owner, error = %e, "dropping an unpollable Azure operation");
                 p.st.pending_operation = None;
                 ctx.release_slot(&gate_key, &p.owner);
-                return p.azure_error(e, true, account_gen).await;
             }
             Ok(Poll::InProgress { retry_after }) => {
                 let msg = format!(
@@ -374,7 +376,7 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
 
     // 2. Queued behind another write on this account (same generation): no reads, wait for the hand-off.
     if ctx.gate.still_waiting(&gate_key, &p.owner) && p.old.observed_generation == p.generation {
-        return wait_for_slot(&mut p, &t).await;
+        return wait_for_slot(&mut p, &t, &gate_key).await;
     }
 
     // 3. Observe.
@@ -466,7 +468,7 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
             );
             p.ready(false, &code, &msg);
             p.save().await?;
-            Ok(Action::requeue(recheck_in.min(t.resync.max(recheck_in))))
+            Ok(Action::requeue(recheck_in))
         }
         PlanAction::Put {
             kind,
@@ -474,7 +476,7 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
             changes,
         } => {
             if !ctx.gate.try_acquire(&gate_key, &p.owner) {
-                return wait_for_slot(&mut p, &t).await;
+                return wait_for_slot(&mut p, &t, &gate_key).await;
             }
             if let Err(rej) = prevalidate(
                 ctx,
@@ -530,7 +532,7 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
         }
         PlanAction::SetPaused(paused) => {
             if !ctx.gate.try_acquire(&gate_key, &p.owner) {
-                return wait_for_slot(&mut p, &t).await;
+                return wait_for_slot(&mut p, &t, &gate_key).await;
             }
             let kind = if paused { "Pause" } else { "Resume" };
             let res = ctx.arm.set_paused(&cred, &id, &p.name, paused).await;
@@ -634,7 +636,22 @@ fn progress_reason(kind: &str) -> String {
     }
 }
 
-async fn wait_for_slot(p: &mut Pass<'_>, t: &crate::context::Timing) -> Result<Action> {
+async fn wait_for_slot(
+    p: &mut Pass<'_>,
+    t: &crate::context::Timing,
+    gate_key: &str,
+) -> Result<Action> {
+    // A holder whose ModelDeployment no longer exists (finalizer removed by hand) cannot release.
+    if let Some(holder) = p.ctx.gate.holder(gate_key)
+        && let Some((ns, name)) = holder.split_once('/')
+    {
+        let api: Api<ModelDeployment> = Api::namespaced(p.ctx.client.clone(), ns);
+        if api.get_opt(name).await?.is_none() {
+            tracing::warn!(holder = %holder, "releasing the write slot of a deleted ModelDeployment");
+            p.ctx.release_slot(gate_key, &holder);
+            return Ok(Action::requeue(Duration::from_millis(10)));
+        }
+    }
     let msg = format!(
         "waiting for the account's write slot (Azure accepts one deployment write at a time per account); {} queued",
         p.ctx.gate.queue_depth()
@@ -830,7 +847,13 @@ async fn cleanup(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
             )
             .await
         {
-            Err(e) => return Err(Error::Azure(e)),
+            Err(e) if e.is_transient() => return Err(Error::Azure(e)),
+            Err(e) => {
+                tracing::warn!(deployment = %p.owner, error = %e, "dropping an unpollable Azure operation");
+                p.st.pending_operation = None;
+                ctx.release_slot(&gate_key, &p.owner);
+                p.save().await?;
+            }
             Ok(Poll::InProgress { retry_after }) => {
                 return Err(Error::DeletionInProgress(format!(
                     "waiting for Azure's {} operation (retry after {:?})",

@@ -97,14 +97,42 @@ async fn unsupported_field_selectors_are_rejected() {
     let emu = KubeEmulator::new();
     let client = emu.client();
     install_widget_crd(&client).await;
-    let (code, body) = raw(&client, "GET", "/apis/example.com/v1/namespaces/default/widgets?fieldSelector=spec.size%3D1", "application/json", None).await;
+    let (code, body) = raw(
+        &client,
+        "GET",
+        "/apis/example.com/v1/namespaces/default/widgets?fieldSelector=spec.size%3D1",
+        "application/json",
+        None,
+    )
+    .await;
     assert_eq!(code, 400);
     assert_eq!(body["message"], "field label not supported: spec.size");
-    let (code, _) = raw(&client, "GET", "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dx", "application/json", None).await;
+    let (code, _) = raw(
+        &client,
+        "GET",
+        "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dx",
+        "application/json",
+        None,
+    )
+    .await;
     assert_eq!(code, 200);
-    let (code, _) = raw(&client, "GET", "/api/v1/namespaces/default/secrets?fieldSelector=type%3DOpaque", "application/json", None).await;
+    let (code, _) = raw(
+        &client,
+        "GET",
+        "/api/v1/namespaces/default/secrets?fieldSelector=type%3DOpaque",
+        "application/json",
+        None,
+    )
+    .await;
     assert_eq!(code, 200);
-    let (code, _) = raw(&client, "GET", "/api/v1/namespaces/default/configmaps?fieldSelector=data.x%3Dy&watch=true", "application/json", None).await;
+    let (code, _) = raw(
+        &client,
+        "GET",
+        "/api/v1/namespaces/default/configmaps?fieldSelector=data.x%3Dy&watch=true",
+        "application/json",
+        None,
+    )
+    .await;
     assert_eq!(code, 400);
 }
 

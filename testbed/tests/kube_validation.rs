@@ -285,7 +285,14 @@ async fn unchanged_invalid_fields_are_ratcheted() {
     let emu = KubeEmulator::new();
     let client = emu.client();
     install_widget_crd(&client).await;
-    let (code, _) = raw(&client, "POST", COLL, "application/json", Some(widget("w", json!({"size": 5})))).await;
+    let (code, _) = raw(
+        &client,
+        "POST",
+        COLL,
+        "application/json",
+        Some(widget("w", json!({"size": 5}))),
+    )
+    .await;
     assert_eq!(code, 201);
     // Tighten the schema: size must now be <= 3.
     let (code, _) = raw(
@@ -298,9 +305,29 @@ async fn unchanged_invalid_fields_are_ratcheted() {
     .await;
     assert_eq!(code, 200);
     // Unrelated changes still go through; changing the invalid field to another invalid value does not.
-    let (code, body) = raw(&client, "PATCH", &format!("{COLL}/w"), "application/merge-patch+json", Some(json!({"metadata": {"labels": {"a": "b"}}, "spec": {"name": "abc"}}))).await;
+    let (code, body) = raw(
+        &client,
+        "PATCH",
+        &format!("{COLL}/w"),
+        "application/merge-patch+json",
+        Some(json!({"metadata": {"labels": {"a": "b"}}, "spec": {"name": "abc"}})),
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
-    let (code, body) = raw(&client, "PATCH", &format!("{COLL}/w"), "application/merge-patch+json", Some(json!({"spec": {"size": 6}}))).await;
+    let (code, body) = raw(
+        &client,
+        "PATCH",
+        &format!("{COLL}/w"),
+        "application/merge-patch+json",
+        Some(json!({"spec": {"size": 6}})),
+    )
+    .await;
     assert_eq!(code, 422);
-    assert!(body["message"].as_str().unwrap().contains("should be less than or equal to 3"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("should be less than or equal to 3"),
+        "{body}"
+    );
 }

@@ -303,7 +303,8 @@ async fn metadata_watcher_gets_partial_objects() {
     let mut c = cm("m", &[("k", "v")]);
     c.data = Some([("secret".to_string(), "payload".to_string())].into());
     api.create(&PostParams::default(), &c).await.unwrap();
-    let metas: Api<kube::core::PartialObjectMeta<ConfigMap>> = Api::default_namespaced(emu.client());
+    let metas: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::default_namespaced(emu.client());
     let mut s = kube::runtime::watcher(metas, kube::runtime::watcher::Config::default()).boxed();
     loop {
         match timeout(s.try_next()).await.unwrap().unwrap() {
@@ -315,9 +316,17 @@ async fn metadata_watcher_gets_partial_objects() {
             _ => {}
         }
     }
-    api.patch("m", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"k": "w"}}}))).await.unwrap();
+    api.patch(
+        "m",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"k": "w"}}})),
+    )
+    .await
+    .unwrap();
     match timeout(s.try_next()).await.unwrap().unwrap() {
-        kube::runtime::watcher::Event::Apply(m) => assert_eq!(m.metadata.labels.as_ref().unwrap()["k"], "w"),
+        kube::runtime::watcher::Event::Apply(m) => {
+            assert_eq!(m.metadata.labels.as_ref().unwrap()["k"], "w")
+        }
         other => panic!("unexpected {other:?}"),
     }
 }

@@ -1,5 +1,5 @@
 """The chart's RBAC is sufficient and minimal: install the chart with Helm into the Kubernetes emulator with
-RBAC enforcement on, run the operator binary with the token of the chart's ServiceAccount (and the chart's
+RBAC enforcement on (xtask/examples/rbac_testbed.rs), run the operator binary with the token of the chart's ServiceAccount (and the chart's
 own arguments), take a ModelDeployment through create -> Ready -> delete, and check that requests outside
 the granted RBAC are denied."""
 import json
@@ -14,7 +14,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from conftest import _bin, read_env_file
+from conftest import read_env_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "aoai-operator"
@@ -23,22 +23,32 @@ RELEASE = "aoai-operator"
 APP_NAMESPACE = "team-rbac"
 
 
+def _rbac_testbed_bin() -> pathlib.Path:
+    """xtask/examples/rbac_testbed.rs (built by `cargo xtask test`; built here if missing)."""
+    explicit = os.environ.get("RBAC_TESTBED_BIN")
+    if explicit:
+        return pathlib.Path(explicit)
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    binary = target / "debug" / "examples" / "rbac_testbed"
+    if not binary.exists():
+        subprocess.run(["cargo", "build", "-p", "xtask", "--example", "rbac_testbed"], cwd=ROOT, check=True, timeout=1200)
+    return binary
+
+
 class RbacTestbed:
-    """`testbed up` with RBAC enforcement switched on (TESTBED_RBAC=1): the admin kubeconfig still works,
-    every other identity is authorized against the stored Roles/ClusterRoles and bindings."""
+    """The test bed with RBAC enforcement switched on: the admin kubeconfig still works, every other identity
+    is authorized against the stored Roles/ClusterRoles and bindings. The chart's ServiceAccount token is
+    minted by the emulator (DIR/token-NS-NAME), as kubelet would mount it into the operator's pod."""
 
     def __init__(self):
-        binary = _bin("testbed", "TESTBED_BIN")
-        if not binary.exists():
-            pytest.fail(f"{binary} not found: build it with `cargo build -p testbed`")
+        binary = _rbac_testbed_bin()
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="testbed-rbac-"))
         self.log = open(self.dir / "testbed.log", "w")
         self.proc = subprocess.Popen(
-            [str(binary), "up", "--dir", str(self.dir)],
+            [str(binary), "--dir", str(self.dir), "--token", f"{NAMESPACE}/{RELEASE}"],
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
-            env={**os.environ, "TESTBED_RBAC": "1"},
         )
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -49,10 +59,13 @@ class RbacTestbed:
                 break
         else:
             self.stop()
-            pytest.fail("testbed did not become ready")
-        assert (self.dir / "kubeconfig").exists(), "testbed exited early; see " + str(self.dir / "testbed.log")
+            pytest.fail("rbac test bed did not become ready")
+        assert (self.dir / "kubeconfig").exists(), "test bed exited early; see " + str(self.dir / "testbed.log")
         self.kubeconfig = self.dir / "kubeconfig"
         self.azure_env = read_env_file(self.dir / "azure.env")
+
+    def token(self, namespace, name) -> str:
+        return (self.dir / f"token-{namespace}-{name}").read_text().strip()
 
     def kubectl(self, *args, kubeconfig=None, check=True, timeout=60):
         proc = subprocess.run(
@@ -72,22 +85,6 @@ class RbacTestbed:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
-
-
-def service_account_kubeconfig(tb: RbacTestbed, token: str) -> pathlib.Path:
-    admin = yaml.safe_load(tb.kubeconfig.read_text())
-    cluster = admin["clusters"][0]
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [cluster],
-        "users": [{"name": "operator", "user": {"token": token}}],
-        "contexts": [{"name": "operator", "context": {"cluster": cluster["name"], "user": "operator", "namespace": NAMESPACE}}],
-        "current-context": "operator",
-    }
-    path = tb.dir / "operator.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def chart_args(values) -> list:
@@ -126,10 +123,15 @@ def test_operator_runs_under_the_chart_rbac(rbac_testbed, operator_bin):
         release = cfg.install(str(CHART), RELEASE, values, namespace=NAMESPACE, create_namespace=True, timeout=120)
         assert release["status"] == "deployed", release
 
-    # 2. A token for the chart's ServiceAccount (TokenRequest, as kubelet would get one).
-    token = tb.kubectl("-n", NAMESPACE, "create", "token", RELEASE).stdout.strip()
-    assert token
-    sa_kubeconfig = service_account_kubeconfig(tb, token)
+    # 2. The token of the chart's ServiceAccount (what kubelet would mount into the operator's pod).
+    sa = json.loads(tb.kubectl("-n", NAMESPACE, "get", "serviceaccount", RELEASE, "-o", "json").stdout)
+    assert sa["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    token = tb.token(NAMESPACE, RELEASE)
+    assert token.startswith(f"sa.{NAMESPACE}.{RELEASE}.")
+    sa_kubeconfig = tb.dir / f"kubeconfig-{NAMESPACE}-{RELEASE}"
+    assert token in sa_kubeconfig.read_text()
+    whoami = tb.kubectl("auth", "whoami", "-o", "json", kubeconfig=sa_kubeconfig)
+    assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == f"system:serviceaccount:{NAMESPACE}:{RELEASE}"
 
     # 3. Requests outside the granted RBAC are denied...
     denied = [

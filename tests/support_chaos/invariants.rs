@@ -41,8 +41,11 @@ fn ready(md: &ModelDeployment) -> Option<(String, String, Option<i64>)> {
 pub async fn state_violations(bed: &Bed, exp: &Expectations) -> Vec<String> {
     let mut v = Vec::new();
     let mds = bed.list_mds().await;
-    let acct_by_cr: HashMap<String, &super::AccountInfo> =
-        bed.accounts.iter().map(|a| (a.cr_name.clone(), a)).collect();
+    let acct_by_cr: HashMap<String, &super::AccountInfo> = bed
+        .accounts
+        .iter()
+        .map(|a| (a.cr_name.clone(), a))
+        .collect();
     let mut owners: HashSet<(String, String, String)> = HashSet::new(); // (account, deployment, owner)
     for md in &mds {
         let key = format!("{}/{}", md.namespace().unwrap_or_default(), md.name_any());
@@ -59,12 +62,18 @@ pub async fn state_violations(bed: &Bed, exp: &Expectations) -> Vec<String> {
         let Some(acct) = acct_by_cr.get(&md.spec.account_ref.name) else {
             // Resources on accounts outside the bed (catalogue rows) only need a reasoned condition.
             if status != "True" && !exp.terminal.get(&key).is_some_and(|r| r.contains(&reason)) {
-                v.push(format!("{key}: Ready={status} reason {reason}, not expected"));
+                v.push(format!(
+                    "{key}: Ready={status} reason {reason}, not expected"
+                ));
             }
             continue;
         };
         let dep_name = md.azure_deployment_name();
-        owners.insert((acct.account_name.to_ascii_lowercase(), dep_name.to_ascii_lowercase(), key.clone()));
+        owners.insert((
+            acct.account_name.to_ascii_lowercase(),
+            dep_name.to_ascii_lowercase(),
+            key.clone(),
+        ));
         if cond_gen != generation || st.observed_generation != generation {
             v.push(format!(
                 "{key}: Ready/observedGeneration {cond_gen:?}/{:?} is not the current generation {generation:?} (spec change not acted on yet)",
@@ -79,17 +88,25 @@ pub async fn state_violations(bed: &Bed, exp: &Expectations) -> Vec<String> {
             if !allowed {
                 v.push(format!(
                     "{key}: Ready={status} reason {reason} ({})",
-                    st.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.message.clone()).unwrap_or_default()
+                    st.conditions
+                        .iter()
+                        .find(|c| c.type_ == "Ready")
+                        .map(|c| c.message.clone())
+                        .unwrap_or_default()
                 ));
             }
             continue;
         }
         if st.pending_operation.is_some() {
-            v.push(format!("{key}: Ready=True but an operation is still pending in status"));
+            v.push(format!(
+                "{key}: Ready=True but an operation is still pending in status"
+            ));
         }
         // Azure must match the spec.
         let Some(d) = bed.azure.deployment(&acct.arm_id, &dep_name) else {
-            v.push(format!("{key}: Ready=True but Azure deployment {dep_name} does not exist"));
+            v.push(format!(
+                "{key}: Ready=True but Azure deployment {dep_name} does not exist"
+            ));
             continue;
         };
         let p = &d["properties"];
@@ -105,19 +122,32 @@ pub async fn state_violations(bed: &Bed, exp: &Expectations) -> Vec<String> {
             }
         }
         if d["sku"]["name"].as_str() != Some(spec.sku.name.as_str()) {
-            diffs.push(format!("sku {:?} != {}", d["sku"]["name"], spec.sku.name.as_str()));
+            diffs.push(format!(
+                "sku {:?} != {}",
+                d["sku"]["name"],
+                spec.sku.name.as_str()
+            ));
         }
         if d["sku"]["capacity"].as_i64() != Some(spec.sku.capacity as i64) {
-            diffs.push(format!("capacity {:?} != {}", d["sku"]["capacity"], spec.sku.capacity));
+            diffs.push(format!(
+                "capacity {:?} != {}",
+                d["sku"]["capacity"], spec.sku.capacity
+            ));
         }
         if p["provisioningState"].as_str() != Some("Succeeded") {
             diffs.push(format!("provisioningState {:?}", p["provisioningState"]));
         }
         if d["tags"][aoai_operator::plan::OWNER_TAG].as_str() != Some(key.as_str()) {
-            diffs.push(format!("owner tag {:?}", d["tags"][aoai_operator::plan::OWNER_TAG]));
+            diffs.push(format!(
+                "owner tag {:?}",
+                d["tags"][aoai_operator::plan::OWNER_TAG]
+            ));
         }
         if !diffs.is_empty() {
-            v.push(format!("{key}: Ready=True but Azure differs from the spec: {}", diffs.join(", ")));
+            v.push(format!(
+                "{key}: Ready=True but Azure differs from the spec: {}",
+                diffs.join(", ")
+            ));
         }
     }
     // No orphans: every Azure deployment on the bed's accounts belongs to an existing resource.
@@ -128,7 +158,10 @@ pub async fn state_violations(bed: &Bed, exp: &Expectations) -> Vec<String> {
             if exp.unowned_ok.contains(&(a.clone(), name.clone())) {
                 continue;
             }
-            let owner = d["tags"][aoai_operator::plan::OWNER_TAG].as_str().unwrap_or("<untagged>").to_string();
+            let owner = d["tags"][aoai_operator::plan::OWNER_TAG]
+                .as_str()
+                .unwrap_or("<untagged>")
+                .to_string();
             if !owners.contains(&(a.clone(), name.clone(), owner.clone())) {
                 v.push(format!(
                     "orphan Azure deployment {a}/{name} (owner tag {owner}, provisioningState {})",
@@ -159,7 +192,9 @@ pub fn log_violations(bed: &Bed, exp: &Expectations) -> Vec<String> {
     }
     let m = bed.azure.max_concurrent_writes_per_account();
     if m > 1 {
-        v.push(format!("{m} writes were in flight at once on one account (max_concurrent_writes_per_account)"));
+        v.push(format!(
+            "{m} writes were in flight at once on one account (max_concurrent_writes_per_account)"
+        ));
     }
     v
 }
@@ -185,7 +220,11 @@ pub async fn assert_converged(bed: &Bed, exp: &Expectations, timeout: Duration, 
         );
     }
     let lv = log_violations(bed, exp);
-    assert!(lv.is_empty(), "[{phase}] request-log invariants violated:\n  {}", lv.join("\n  "));
+    assert!(
+        lv.is_empty(),
+        "[{phase}] request-log invariants violated:\n  {}",
+        lv.join("\n  ")
+    );
     eprintln!(
         "[{phase}] converged in {:.1}s; {} resources; Azure requests so far: {}",
         start.elapsed().as_secs_f64(),
@@ -198,7 +237,9 @@ pub async fn assert_converged(bed: &Bed, exp: &Expectations, timeout: Duration, 
 pub fn writes_by_principal(log: &[RequestRecord]) -> HashMap<String, Vec<RequestRecord>> {
     let mut out: HashMap<String, Vec<RequestRecord>> = HashMap::new();
     for r in log.iter().filter(|r| is_write_request(r)) {
-        out.entry(r.principal.clone().unwrap_or_else(|| "<none>".into())).or_default().push(r.clone());
+        out.entry(r.principal.clone().unwrap_or_else(|| "<none>".into()))
+            .or_default()
+            .push(r.clone());
     }
     out
 }

@@ -93,7 +93,10 @@ impl Bed {
                 "metadata": {"name": ns, "labels": {"ai-access": "true"}}
             }))
             .unwrap();
-            nsapi.create(&PostParams::default(), &n).await.expect("create namespace");
+            nsapi
+                .create(&PostParams::default(), &n)
+                .await
+                .expect("create namespace");
         }
         let vault_uri = azure.default_vault_uri();
         let mut accounts = Vec::new();
@@ -114,8 +117,12 @@ impl Bed {
                 secret_name: format!("chaos-acct-{i}-key"),
             });
         }
-        let vars: HashMap<String, String> =
-            azure.env().vars().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let vars: HashMap<String, String> = azure
+            .env()
+            .vars()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         let bed = Bed {
             kube,
             azure,
@@ -181,7 +188,9 @@ impl Bed {
     }
 
     pub async fn start_operator_with(&self, config: Config) -> Operator {
-        let op = aoai_operator::start(config).await.expect("start the operator");
+        let op = aoai_operator::start(config)
+            .await
+            .expect("start the operator");
         if let Some(a) = op.metrics_addr {
             self.metrics_addrs.lock().push(a);
         }
@@ -198,13 +207,20 @@ impl Bed {
 
     pub async fn create_md(&self, md: &ModelDeployment) {
         let ns = md.namespace().expect("namespaced");
-        self.md_api(&ns).create(&PostParams::default(), md).await.expect("create ModelDeployment");
+        self.md_api(&ns)
+            .create(&PostParams::default(), md)
+            .await
+            .expect("create ModelDeployment");
     }
 
     /// Merge-patch a ModelDeployment's spec (retries on conflicts).
     pub async fn patch_md_spec(&self, ns: &str, name: &str, spec_patch: Value) {
         self.md_api(ns)
-            .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": spec_patch})))
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": spec_patch})),
+            )
             .await
             .expect("patch ModelDeployment");
     }
@@ -238,7 +254,9 @@ impl Bed {
                 all.iter().any(|a| {
                     &a.name_any() == n
                         && a.status.as_ref().is_some_and(|s| {
-                            s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                            s.conditions
+                                .iter()
+                                .any(|c| c.type_ == "Ready" && c.status == "True")
                         })
                 })
             })
@@ -257,7 +275,10 @@ impl Bed {
             out.push((format!("key1 of {id}"), k1));
             out.push((format!("key2 of {id}"), k2));
         }
-        out.push(("client secret (AZURE_CLIENT_SECRET)".into(), self.azure.env().client_secret));
+        out.push((
+            "client secret (AZURE_CLIENT_SECRET)".into(),
+            self.azure.env().client_secret,
+        ));
         out.push(("federated token".into(), self.azure.federated_token()));
         for (i, s) in self.extra_secrets.lock().iter().enumerate() {
             out.push((format!("extra client secret #{i}"), s.clone()));
@@ -281,7 +302,9 @@ pub fn vars_for_principal(bed: &Bed, client_id: &str, secret: &str) -> HashMap<S
 pub async fn install_crds(client: &kube::Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in [AIAccount::crd(), ModelDeployment::crd()] {
-        api.create(&PostParams::default(), &crd).await.expect("create CRD");
+        api.create(&PostParams::default(), &crd)
+            .await
+            .expect("create CRD");
     }
     // The emulator serves a CRD as soon as it is created; make sure discovery agrees.
     let mds: Api<ModelDeployment> = Api::all(client.clone());
@@ -293,7 +316,15 @@ pub async fn install_crds(client: &kube::Client) {
 }
 
 /// A ModelDeployment from its parts (version None = Azure's default).
-pub fn md(ns: &str, name: &str, account: &str, model: &str, version: Option<&str>, sku: &str, capacity: i32) -> ModelDeployment {
+pub fn md(
+    ns: &str,
+    name: &str,
+    account: &str,
+    model: &str,
+    version: Option<&str>,
+    sku: &str,
+    capacity: i32,
+) -> ModelDeployment {
     let mut m = json!({"format": "OpenAI", "name": model});
     if let Some(v) = version {
         m["version"] = json!(v);
@@ -313,10 +344,34 @@ pub fn population_md(i: usize, accounts: usize) -> ModelDeployment {
     let account = format!("acct-{}", i % accounts);
     let name = format!("md-{i:03}");
     match i % 4 {
-        0 => md(ns, &name, &account, "gpt-4o-mini", Some("2024-07-18"), "GlobalStandard", 1 + (i % 5) as i32),
+        0 => md(
+            ns,
+            &name,
+            &account,
+            "gpt-4o-mini",
+            Some("2024-07-18"),
+            "GlobalStandard",
+            1 + (i % 5) as i32,
+        ),
         1 => md(ns, &name, &account, "gpt-4o-mini", None, "Standard", 2),
-        2 => md(ns, &name, &account, "gpt-4o", Some("2024-08-06"), "GlobalStandard", 3),
-        _ => md(ns, &name, &account, "gpt-4o", Some("2024-08-06"), "DataZoneStandard", 1),
+        2 => md(
+            ns,
+            &name,
+            &account,
+            "gpt-4o",
+            Some("2024-08-06"),
+            "GlobalStandard",
+            3,
+        ),
+        _ => md(
+            ns,
+            &name,
+            &account,
+            "gpt-4o",
+            Some("2024-08-06"),
+            "DataZoneStandard",
+            1,
+        ),
     }
 }
 
@@ -374,11 +429,17 @@ pub fn log_summary(log: &[testbed::azure::RequestRecord]) -> String {
         };
         *counts.entry(format!("{kind} {}", r.status)).or_default() += 1;
     }
-    counts.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Is `program` on PATH?
 pub fn which(program: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(program)).find(|c| c.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|c| c.is_file())
 }

@@ -1,7 +1,8 @@
 //! Test helper (not a product): the test bed with RBAC enforcement switched on, for
 //! tests/python/test_chart_rbac.py. Like `testbed up --dir DIR` (DIR/kubeconfig for the admin, DIR/azure.env,
 //! DIR/ca.pem), plus, for each `--token NAMESPACE/NAME`, the bearer token of that ServiceAccount in
-//! DIR/token-NAMESPACE-NAME (what kubelet would mount in its pod). Prints a line containing `ready`, runs
+//! DIR/token-NAMESPACE-NAME (what kubelet would mount in its pod) and a kubeconfig using it,
+//! DIR/kubeconfig-NAMESPACE-NAME. Prints a line containing `ready`, runs
 //! until SIGTERM/SIGINT.
 use std::path::PathBuf;
 
@@ -28,7 +29,11 @@ async fn main() -> anyhow::Result<()> {
     let server = kube.serve("127.0.0.1:0".parse()?).await?;
     server.write_kubeconfig(&dir.join("kubeconfig"))?;
     for (ns, name) in &tokens {
-        std::fs::write(dir.join(format!("token-{ns}-{name}")), kube.service_account_token(ns, name))?;
+        let token = kube.service_account_token(ns, name);
+        std::fs::write(dir.join(format!("token-{ns}-{name}")), &token)?;
+        // The emulator's kubeconfig for that token (kube-rs sends the token; client-go, which sends no
+        // credentials over plain HTTP, names the same identity with `as:`).
+        std::fs::write(dir.join(format!("kubeconfig-{ns}-{name}")), server.kubeconfig_yaml(Some(&token)))?;
     }
     let _azure = testbed::azure::serve_to_dir(&dir).await?;
     println!("rbac testbed ready dir={} kube={}", dir.display(), server.url());

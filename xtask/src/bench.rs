@@ -11,7 +11,10 @@ use clap::Parser;
 use crate::util::{self, cargo, step};
 
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask bench", about = "Benchmark the operator on the emulated test bed")]
+#[command(
+    name = "cargo xtask bench",
+    about = "Benchmark the operator on the emulated test bed"
+)]
 struct BenchArgs {
     /// Number of ModelDeployments.
     #[arg(long, default_value_t = 1000)]
@@ -34,9 +37,11 @@ pub fn run(args: Vec<String>) -> Result<ExitCode> {
     let a = BenchArgs::try_parse_from(std::iter::once("cargo xtask bench".to_string()).chain(args))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let profile = if a.debug { "debug" } else { "release" };
-    step(&format!("cargo build ({profile}) -p aoai-operator -p aoai-bench"));
+    step(&format!(
+        "cargo build ({profile}) -p aoai-operator -p aoai-bench"
+    ));
     let mut build = cargo();
-    build.args(["build", "-p", "aoai-operator", "--bin", "aoai-operator", "-p", "aoai-bench"]);
+    build.args(["build", "-p", "aoai-operator", "-p", "aoai-bench", "--bins"]);
     if !a.debug {
         build.arg("--release");
     }

@@ -3,7 +3,9 @@
 //! * `cargo xtask test`    — the single test command (Rust + Python suites, one summary line).
 //! * `cargo xtask sandbox` — emulated cluster + Azure, the operator, and `examples/` converging.
 //! * `cargo xtask crds`    — regenerate `crds/` and the Helm chart's copy from the Rust types.
-//! * `cargo xtask bench`   — reserved for the benchmarks (issue 6).
+//! * `cargo xtask bench`   — the benchmarks (issue 6, xtask/src/bench.rs).
+//!
+//! `examples/rbac_testbed.rs` is a test helper (the test bed with RBAC enforcement on) for the chart's RBAC test.
 use std::path::PathBuf;
 use std::process::ExitCode;
 

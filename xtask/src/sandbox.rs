@@ -119,8 +119,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
     let interrupted = interrupt_flag();
 
     // The same build as `cargo xtask test` (same feature unification: no rebuild between the two).
-    step("cargo build --workspace --bins");
-    let status = util::cargo().args(["build", "--quiet", "--workspace", "--bins"]).status()?;
+    step("cargo build --workspace --bins --examples");
+    let status = util::cargo().args(["build", "--quiet", "--workspace", "--bins", "--examples"]).status()?;
     if !status.success() {
         bail!("build failed");
     }

@@ -96,11 +96,12 @@ pub fn run(options: Options) -> Result<ExitCode> {
         env.push(("AZURE_SPECS_DIR".into(), dir.display().to_string()));
     }
 
-    // 4a. Binaries (the Python tests and the sandbox run them).
-    step("cargo build --workspace --bins");
-    let status = util::cargo().args(["build", "--workspace", "--bins"]).envs(env.clone()).status()?;
+    // 4a. Binaries and examples (the Python tests and the sandbox run them). Building the examples too
+    // gives the same feature unification as the test build, so nextest reuses these artifacts.
+    step("cargo build --workspace --bins --examples");
+    let status = util::cargo().args(["build", "--workspace", "--bins", "--examples"]).envs(env.clone()).status()?;
     if !status.success() {
-        problems.push("cargo build --workspace --bins failed".into());
+        problems.push("cargo build --workspace --bins --examples failed".into());
     }
 
     // 4b. Rust tests.

@@ -1305,4 +1305,3 @@ fn calculate_capacity(ctx: &Ctx) -> Resp {
         }),
     )
 }
-

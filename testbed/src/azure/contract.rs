@@ -116,6 +116,7 @@ pub fn example_files(dir: &Path) -> Vec<PathBuf> {
 /// Converts OpenAPI schemas to JSON Schema, collecting referenced definitions.
 struct Converter {
     files: HashMap<PathBuf, (usize, Value)>,
+    canonical: HashMap<PathBuf, PathBuf>,
     defs: Map<String, Value>,
     queue: VecDeque<(PathBuf, String, String)>,
 }
@@ -298,12 +299,17 @@ impl Contract {
             .to_string();
         let mut conv = Converter {
             files: HashMap::new(),
+            canonical: HashMap::new(),
             defs: Map::new(),
             queue: VecDeque::new(),
         };
-        let (_, canon) = conv.file(path)?;
+        let canon = std::fs::canonicalize(path)?;
+        // The document is already parsed: hand the converter a copy instead of re-reading it.
+        conv.canonical.insert(path.to_path_buf(), canon.clone());
+        conv.files.insert(canon.clone(), (0, doc.clone()));
         let mut ops = Vec::new();
-        let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+        let empty = Map::new();
+        let paths = doc["paths"].as_object().unwrap_or(&empty);
         for (template, item) in paths {
             let Some(item) = item.as_object() else {
                 continue;
@@ -337,12 +343,12 @@ impl Contract {
                     params.push(p);
                 }
                 let mut responses = BTreeMap::new();
-                for (code, r) in op["responses"].as_object().cloned().unwrap_or_default() {
+                for (code, r) in op["responses"].as_object().unwrap_or(&empty) {
                     let schema = match r.get("schema") {
                         Some(s) => Some(conv.convert(s, &canon)?),
                         None => None,
                     };
-                    responses.insert(code, schema);
+                    responses.insert(code.clone(), schema);
                 }
                 let examples = op["x-ms-examples"]
                     .as_object()

@@ -774,7 +774,7 @@ fn non_resource(
             let _ = q;
             match inner.openapi_doc(&key) {
                 Some(doc) => {
-                    let mut resp = json_response(StatusCode::OK, &doc, &[]);
+                    let mut resp = json_response(StatusCode::OK, &*doc, &[]);
                     resp.headers_mut().insert(
                         header::CACHE_CONTROL,
                         HeaderValue::from_static("no-cache, private"),
@@ -798,13 +798,31 @@ fn not_found() -> ApiResult<Response> {
 
 pub fn _unused(_: &ResourceType) {}
 
-pub fn openapi_build(reg: &super::registry::Registry) -> (Value, HashMap<String, Value>) {
+/// Builds the `/openapi/v3` index and documents. Documents of group/versions served only by
+/// built-in kinds never change, so they are kept in `builtin_cache` across rebuilds.
+pub fn openapi_build(
+    reg: &super::registry::Registry,
+    builtin_cache: &mut HashMap<String, (Arc<Value>, String)>,
+) -> (Value, HashMap<String, Arc<Value>>) {
     let mut docs = HashMap::new();
     let mut paths = serde_json::Map::new();
     for (g, v) in openapi::gv_list(reg) {
-        if let Some(doc) = openapi::gv_document(reg, &g, &v) {
-            let key = openapi::gv_path(&g, &v);
-            let h = openapi::hash(&doc);
+        let key = openapi::gv_path(&g, &v);
+        let builtin_only = reg
+            .in_group_version(&g, &v)
+            .iter()
+            .all(|t| t.builtin.is_some());
+        let entry = match builtin_cache.get(&key) {
+            Some(hit) if builtin_only => Some(hit.clone()),
+            _ => openapi::gv_document(reg, &g, &v).map(|doc| {
+                let h = openapi::hash(&doc);
+                (Arc::new(doc), h)
+            }),
+        };
+        if let Some((doc, h)) = entry {
+            if builtin_only {
+                builtin_cache.insert(key.clone(), (doc.clone(), h.clone()));
+            }
             paths.insert(
                 key.clone(),
                 json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={h}")}),

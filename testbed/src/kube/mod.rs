@@ -37,6 +37,14 @@ pub mod watch;
 
 use store::{EventType, State};
 
+#[derive(Default)]
+struct OpenApiCache {
+    epoch: u64,
+    index: Arc<Value>,
+    docs: HashMap<String, Arc<Value>>,
+    builtin: HashMap<String, (Arc<Value>, String)>,
+}
+
 /// Shared state behind a [`KubeEmulator`].
 pub struct Inner {
     pub state: Mutex<State>,
@@ -46,7 +54,7 @@ pub struct Inner {
     pub admin_token: String,
     secret: String,
     pub server_addr: Mutex<String>,
-    openapi_cache: Mutex<Option<(u64, Value, HashMap<String, Value>)>>,
+    openapi_cache: Mutex<OpenApiCache>,
 }
 
 impl Inner {
@@ -87,26 +95,25 @@ impl Inner {
         (self.sa_signature(ns, &name) == sig).then(|| (ns.to_string(), name))
     }
 
-    fn openapi_ensure(&self) -> (Value, HashMap<String, Value>) {
+    fn openapi_ensure(&self) -> parking_lot::MutexGuard<'_, OpenApiCache> {
         let epoch = self.state.lock().types_epoch;
         let mut cache = self.openapi_cache.lock();
-        if let Some((e, idx, docs)) = cache.as_ref() {
-            if *e == epoch {
-                return (idx.clone(), docs.clone());
-            }
+        if cache.epoch != epoch {
+            let reg = self.state.lock().registry.clone();
+            let (idx, docs) = http::openapi_build(&reg, &mut cache.builtin);
+            cache.epoch = epoch;
+            cache.index = Arc::new(idx);
+            cache.docs = docs;
         }
-        let reg = self.state.lock().registry.clone();
-        let (idx, docs) = http::openapi_build(&reg);
-        *cache = Some((epoch, idx.clone(), docs.clone()));
-        (idx, docs)
+        cache
     }
 
-    pub fn openapi_index(&self) -> Value {
-        self.openapi_ensure().0
+    pub fn openapi_index(&self) -> Arc<Value> {
+        self.openapi_ensure().index.clone()
     }
 
-    pub fn openapi_doc(&self, key: &str) -> Option<Value> {
-        self.openapi_ensure().1.get(key).cloned()
+    pub fn openapi_doc(&self, key: &str) -> Option<Arc<Value>> {
+        self.openapi_ensure().docs.get(key).cloned()
     }
 }
 
@@ -152,7 +159,7 @@ impl KubeEmulator {
             admin_token: format!("admin-{}", uuid::Uuid::new_v4().simple()),
             secret: uuid::Uuid::new_v4().simple().to_string(),
             server_addr: Mutex::new("127.0.0.1:0".into()),
-            openapi_cache: Mutex::new(None),
+            openapi_cache: Mutex::new(OpenApiCache::default()),
         });
         let router = http::router(inner.clone());
         KubeEmulator { inner, router }
