@@ -242,4 +242,23 @@ mod tests {
         );
         assert!(super::duration("5x").is_err());
     }
+
+    #[test]
+    fn leader_election_flag_forms() {
+        use clap::Parser;
+        let parse = |args: &[&str]| match super::Cli::try_parse_from(args).unwrap().command {
+            super::Command::Run(a) => a.leader_election,
+            super::Command::Crd => unreachable!(),
+        };
+        assert!(parse(&["aoai-operator", "run", "--leader-election"]));
+        assert!(!parse(&["aoai-operator", "run", "--leader-election=false"]));
+        assert!(parse(&[
+            "aoai-operator",
+            "run",
+            "--log-format",
+            "json",
+            "--metrics-addr",
+            "127.0.0.1:0"
+        ]));
+    }
 }

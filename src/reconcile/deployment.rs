@@ -385,7 +385,7 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
         Err(e) => return p.azure_error(e, false, account_gen).await,
     };
 
-    // 3. Plan.
+    // 4. Plan.
     let since =
         p.st.last_error
             .as_ref()
@@ -420,7 +420,7 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
         p.st.provisioning_state = None;
     }
 
-    // 4. Act.
+    // 5. Act.
     match action {
         PlanAction::InSync => {
             p.st.last_error = None;

@@ -296,3 +296,87 @@ async fn serve_to_dir_writes_the_client_files_and_admin_routes_work() {
         .unwrap();
     assert!(state["max_concurrent_writes_per_account"].is_number());
 }
+
+#[tokio::test]
+async fn admin_routes_for_operations_catalog_keys_and_delay() {
+    let az = Az::default().await;
+    let admin = az.emu.admin_url();
+    let http = reqwest::Client::new();
+    let ok = |s: reqwest::StatusCode| assert_eq!(s, 204);
+    ok(http
+        .post(format!("{admin}fail-operations"))
+        .json(&json!({"count": 1, "code": "QuotaExceeded", "message": "no"}))
+        .send()
+        .await
+        .unwrap()
+        .status());
+    let r = az
+        .arm(
+            "PUT",
+            &az.deployment_path("a"),
+            Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1)),
+        )
+        .await;
+    let done = az
+        .wait_operation(&r.header("azure-asyncoperation").unwrap())
+        .await;
+    assert_eq!(done["status"], "Failed");
+    assert_eq!(done["error"]["code"], "QuotaExceeded");
+
+    let (k1, _) = az.emu.account_keys(&az.emu.default_account_id());
+    ok(http
+        .post(format!("{admin}regenerate-key?key=key1"))
+        .send()
+        .await
+        .unwrap()
+        .status());
+    assert_ne!(az.emu.account_keys(&az.emu.default_account_id()).0, k1);
+
+    ok(http.put(format!("{admin}catalog")).json(&json!([{
+        "format": "OpenAI", "name": "only-model", "version": "1", "skus": ["Standard"], "is_default": true,
+        "capabilities": {"chatCompletion": "true"}, "max_capacity": 5, "lifecycle_status": "GenerallyAvailable"
+    }])).send().await.unwrap().status());
+    let r = az
+        .arm(
+            "PUT",
+            &az.deployment_path("b"),
+            Some(&deployment_body("only-model", None, "Standard", 6)),
+        )
+        .await;
+    assert_eq!(
+        r.code(),
+        "InvalidResourceProperties",
+        "capacity above the model's maximum"
+    );
+    assert_eq!(
+        az.arm(
+            "PUT",
+            &az.deployment_path("b"),
+            Some(&deployment_body("only-model", None, "Standard", 5))
+        )
+        .await
+        .status,
+        201
+    );
+
+    ok(http
+        .post(format!("{admin}provisioning-delay"))
+        .json(&json!({"ms": 300}))
+        .send()
+        .await
+        .unwrap()
+        .status());
+    let r = az
+        .arm(
+            "PUT",
+            &az.deployment_path("c"),
+            Some(&deployment_body("only-model", None, "Standard", 1)),
+        )
+        .await;
+    let s = az
+        .arm("GET", &r.header("azure-asyncoperation").unwrap(), None)
+        .await;
+    assert_eq!(s.body["status"], "InProgress");
+    let unknown = http.get(format!("{admin}nope")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+}

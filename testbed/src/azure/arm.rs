@@ -360,16 +360,16 @@ fn subscription_level(ctx: &Ctx, sub: &str, rest: &[&str], raw: &[String]) -> Re
 
 /// Strips what the requested api-version does not have.
 fn render_for_version(api_version: &str, mut body: Value) -> Value {
-    if api_version == "2025-09-01" {
-        if let Some(p) = body["properties"].as_object_mut() {
-            for k in [
-                "deploymentState",
-                "serviceTier",
-                "routing",
-                "contextCacheContainerId",
-            ] {
-                p.remove(k);
-            }
+    if api_version == "2025-09-01"
+        && let Some(p) = body["properties"].as_object_mut()
+    {
+        for k in [
+            "deploymentState",
+            "serviceTier",
+            "routing",
+            "contextCacheContainerId",
+        ] {
+            p.remove(k);
         }
     }
     body

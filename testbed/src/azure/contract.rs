@@ -29,8 +29,9 @@ pub struct Operation {
     /// Raw parameters, `$ref`s resolved (name, in, required, ...).
     pub params: Vec<Value>,
     pub body_param: Option<String>,
-    pub body_schema: Option<Value>,
-    /// Status code (or "default") → converted schema (None = no body).
+    /// The body parameter's OpenAPI schema and the file it is written in (converted lazily).
+    pub body_schema: Option<(PathBuf, Value)>,
+    /// Status code (or "default") → OpenAPI schema (None = no body), converted lazily.
     pub responses: BTreeMap<String, Option<Value>>,
     /// `x-ms-examples` file names (basename).
     pub examples: Vec<String>,
@@ -43,7 +44,28 @@ pub struct Spec {
     pub api_version: String,
     pub file: PathBuf,
     pub ops: Vec<Operation>,
-    definitions: Arc<Map<String, Value>>,
+    /// Converts schemas on first use and holds the definitions converted so far.
+    conv: Mutex<Converter>,
+    canon: PathBuf,
+}
+
+impl Spec {
+    /// Converts an OpenAPI schema written in `file` to JSON Schema; returns it with the
+    /// definitions it may reference.
+    fn converted(&self, raw: &Value, file: &Path) -> anyhow::Result<(Value, Map<String, Value>)> {
+        let mut conv = self.conv.lock();
+        let schema = conv.convert(raw, file)?;
+        conv.drain()?;
+        Ok((schema, conv.defs.clone()))
+    }
+}
+
+impl std::fmt::Debug for Converter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Converter")
+            .field("defs", &self.defs.len())
+            .finish()
+    }
 }
 
 pub struct Contract {
@@ -338,17 +360,13 @@ impl Contract {
                     };
                     if p["in"] == "body" {
                         body_param = p["name"].as_str().map(str::to_string);
-                        body_schema = Some(conv.convert(&p["schema"], &pfile)?);
+                        body_schema = Some((pfile.clone(), p["schema"].clone()));
                     }
                     params.push(p);
                 }
                 let mut responses = BTreeMap::new();
                 for (code, r) in op["responses"].as_object().unwrap_or(&empty) {
-                    let schema = match r.get("schema") {
-                        Some(s) => Some(conv.convert(s, &canon)?),
-                        None => None,
-                    };
-                    responses.insert(code.clone(), schema);
+                    responses.insert(code.clone(), r.get("schema").cloned());
                 }
                 let examples = op["x-ms-examples"]
                     .as_object()
@@ -390,7 +408,8 @@ impl Contract {
             api_version,
             file: path.to_path_buf(),
             ops,
-            definitions: Arc::new(conv.defs),
+            conv: Mutex::new(conv),
+            canon,
         })
     }
 
@@ -500,13 +519,19 @@ impl Contract {
             return Some(v.clone());
         }
         let (spec, op) = self.operation(at);
-        let schema = if which == "request" {
+        let (file, raw) = if which == "request" {
             op.body_schema.clone()?
         } else {
-            op.responses.get(which)?.clone()?
+            (spec.canon.clone(), op.responses.get(which)?.clone()?)
         };
-        let doc =
-            json!({"allOf": [schema], "definitions": Value::Object((*spec.definitions).clone())});
+        let (schema, defs) = match spec.converted(&raw, &file) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!("cannot convert schema for {} {which}: {e:#}", op.id);
+                return None;
+            }
+        };
+        let doc = json!({"allOf": [schema], "definitions": Value::Object(defs)});
         let validator = match jsonschema::draft4::options()
             .should_validate_formats(false)
             .build(&doc)
@@ -548,11 +573,17 @@ impl Contract {
         actual: &Value,
     ) -> Vec<String> {
         let (spec, op) = self.operation(at);
-        let Some(Some(schema)) = op.responses.get(&status.to_string()) else {
+        let Some(Some(raw)) = op.responses.get(&status.to_string()) else {
             return Vec::new();
         };
+        let Ok((schema, defs)) = spec.converted(raw, &spec.canon) else {
+            return vec![format!(
+                "{}: the response schema cannot be converted",
+                op.id
+            )];
+        };
         let mut out = Vec::new();
-        shape(&spec.definitions, schema, example, actual, "$", &mut out, 0);
+        shape(&defs, &schema, example, actual, "$", &mut out, 0);
         out
     }
 
