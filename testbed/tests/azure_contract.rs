@@ -599,3 +599,57 @@ async fn request_bodies_that_do_not_match_the_spec_are_rejected() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn the_checks_themselves_catch_broken_responses() {
+    let Some(dir) = specs() else { return };
+    let contract = Contract::load(&dir).expect("load specs");
+    let at = contract
+        .find(
+            SpecKind::Arm,
+            "2026-09-01",
+            "GET",
+            "/subscriptions/s/resourceGroups/r/providers/Microsoft.CognitiveServices/accounts/a/deployments/d",
+        )
+        .expect("Deployments_Get");
+    assert_eq!(contract.operation(at).1.id, "Deployments_Get");
+    let good = json!({"name": "d", "sku": {"name": "Standard", "capacity": 1}, "properties": {"model": {"format": "OpenAI", "name": "ada", "version": "1"}}});
+    assert!(contract.validate_response(at, 200, Some(&good)).is_ok());
+    let bad = json!({"name": "d", "sku": {"name": "Standard", "capacity": "one"}});
+    let errs = contract.validate_response(at, 200, Some(&bad)).unwrap_err();
+    assert!(errs[0].contains("/sku/capacity"), "{errs:?}");
+    assert!(
+        contract.validate_response(at, 201, Some(&good)).is_err(),
+        "201 is not a documented GET response"
+    );
+    assert!(
+        contract
+            .validate_response(
+                at,
+                404,
+                Some(&json!({"error": {"code": "NotFound", "message": "m"}}))
+            )
+            .is_ok()
+    );
+    // The shape check reports declared fields that are missing, not map keys.
+    let example = json!({"name": "d", "properties": {"provisioningState": "Succeeded", "capabilities": {"anything": "true"}}});
+    let actual = json!({"name": "d", "properties": {"capabilities": {}}});
+    assert_eq!(
+        contract.missing_fields(at, 200, &example, &actual),
+        vec!["$.properties.provisioningState".to_string()]
+    );
+    // Key Vault: GET latest version with the trailing slash matches GetSecret.
+    let kv = contract
+        .find(SpecKind::KeyVault, "2026-04-01", "GET", "/secrets/name/")
+        .expect("GetSecret");
+    assert_eq!(contract.operation(kv).1.id, "GetSecret");
+    let versions = contract
+        .find(
+            SpecKind::KeyVault,
+            "2026-04-01",
+            "GET",
+            "/secrets/name/versions",
+        )
+        .unwrap();
+    assert_eq!(contract.operation(versions).1.id, "GetSecretVersions");
+}
