@@ -141,7 +141,7 @@ def test_operator_runs_under_the_chart_rbac(rbac_testbed, operator_bin):
         ("create", "deployments.apps", "-n", NAMESPACE),
         ("get", "leases.coordination.k8s.io", "-n", "default"),  # leases only in its own namespace
         ("create", "clusterrolebindings"),
-        ("list", "namespaces"),                              # only `get` (namespace label policy)
+        ("delete", "namespaces"),
         ("delete", "configmaps", "-n", "default"),
         ("update", "modeldeployments.aoai.dev", "-n", "default"),
     ]
@@ -154,7 +154,7 @@ def test_operator_runs_under_the_chart_rbac(rbac_testbed, operator_bin):
     # ... and what it needs is granted.
     for verb, resource, *ns in [("watch", "modeldeployments.aoai.dev", "-A"), ("patch", "modeldeployments.aoai.dev/status", "-A"),
                                 ("get", "secrets", "-n", NAMESPACE), ("create", "leases.coordination.k8s.io", "-n", NAMESPACE),
-                                ("patch", "configmaps", "-n", APP_NAMESPACE), ("get", "namespaces"),
+                                ("patch", "configmaps", "-n", APP_NAMESPACE), ("watch", "namespaces"),
                                 ("create", "events.events.k8s.io", "-n", APP_NAMESPACE)]:
         proc = tb.kubectl("auth", "can-i", verb, resource, *ns, kubeconfig=sa_kubeconfig, check=False)
         assert proc.stdout.strip() == "yes", (verb, resource, proc.stdout, proc.stderr)
