@@ -114,7 +114,8 @@ pub fn quota_display_name(model: &str, sku: &str) -> String {
 }
 
 /// The seeded catalog: OpenAI gpt-4o-mini 2024-07-18, gpt-4o 2024-08-06 (default) and
-/// 2024-05-13, each with the five OpenAI SKUs; Microsoft Phi-4 (a non-OpenAI Foundry model).
+/// 2024-05-13, each with the five OpenAI SKUs; Microsoft Phi-4 (a non-OpenAI Foundry model);
+/// a fine-tuned gpt-4o-mini (Azure names those `<base model>.ft-<job id>`).
 pub fn default_catalog() -> Vec<CatalogModel> {
     let mut embed = CatalogModel::new(
         "OpenAI",
@@ -132,5 +133,12 @@ pub fn default_catalog() -> Vec<CatalogModel> {
         embed,
         CatalogModel::new("Microsoft", "Phi-4", "7", &["GlobalStandard"], true),
         CatalogModel::new("DeepSeek", "DeepSeek-R1", "1", &["GlobalStandard"], true),
+        CatalogModel::new(
+            "OpenAI",
+            "gpt-4o-mini-2024-07-18.ft-0123456789abcdef0123456789abcdef",
+            "1",
+            &["Standard", "GlobalStandard", "DeveloperTier"],
+            true,
+        ),
     ]
 }
