@@ -1,1 +1,2 @@
-pub mod kube; pub mod azure;
+pub mod azure;
+pub mod kube;

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "testbed", about = "Kubernetes and Azure emulators for aoai-operator's tests")]
+#[command(
+    name = "testbed",
+    about = "Kubernetes and Azure emulators for aoai-operator's tests"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

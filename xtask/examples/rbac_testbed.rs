@@ -16,10 +16,14 @@ async fn main() -> anyhow::Result<()> {
             "--dir" => dir = args.next().map(PathBuf::from),
             "--token" => {
                 let value = args.next().unwrap_or_default();
-                let (ns, name) = value.split_once('/').ok_or_else(|| anyhow::anyhow!("--token NAMESPACE/NAME"))?;
+                let (ns, name) = value
+                    .split_once('/')
+                    .ok_or_else(|| anyhow::anyhow!("--token NAMESPACE/NAME"))?;
                 tokens.push((ns.to_string(), name.to_string()));
             }
-            other => anyhow::bail!("unknown argument {other}: use --dir DIR [--token NAMESPACE/NAME]..."),
+            other => {
+                anyhow::bail!("unknown argument {other}: use --dir DIR [--token NAMESPACE/NAME]...")
+            }
         }
     }
     let dir = dir.ok_or_else(|| anyhow::anyhow!("--dir DIR is required"))?;
@@ -33,10 +37,17 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(dir.join(format!("token-{ns}-{name}")), &token)?;
         // The emulator's kubeconfig for that token (kube-rs sends the token; client-go, which sends no
         // credentials over plain HTTP, names the same identity with `as:`).
-        std::fs::write(dir.join(format!("kubeconfig-{ns}-{name}")), server.kubeconfig_yaml(Some(&token)))?;
+        std::fs::write(
+            dir.join(format!("kubeconfig-{ns}-{name}")),
+            server.kubeconfig_yaml(Some(&token)),
+        )?;
     }
     let _azure = testbed::azure::serve_to_dir(&dir).await?;
-    println!("rbac testbed ready dir={} kube={}", dir.display(), server.url());
+    println!(
+        "rbac testbed ready dir={} kube={}",
+        dir.display(),
+        server.url()
+    );
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {

@@ -34,19 +34,35 @@ pub fn split_documents(text: &str) -> Vec<String> {
 /// (file name, contents) for each CRD the operator prints.
 pub fn generate() -> Result<Vec<(String, String)>> {
     step("cargo build --package aoai-operator --bin aoai-operator");
-    let status = util::cargo().args(["build", "--quiet", "--package", "aoai-operator", "--bin", "aoai-operator"]).status()?;
+    let status = util::cargo()
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "aoai-operator",
+            "--bin",
+            "aoai-operator",
+        ])
+        .status()?;
     if !status.success() {
         bail!("building aoai-operator failed");
     }
     let binary = util::debug_bin("aoai-operator");
-    let output = Command::new(&binary).arg("crd").output().with_context(|| format!("running {} crd", binary.display()))?;
+    let output = Command::new(&binary)
+        .arg("crd")
+        .output()
+        .with_context(|| format!("running {} crd", binary.display()))?;
     if !output.status.success() {
-        bail!("`aoai-operator crd` failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "`aoai-operator crd` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let text = String::from_utf8(output.stdout)?;
     let mut files = Vec::new();
     for doc in split_documents(&text) {
-        let value: serde_yaml::Value = serde_yaml::from_str(&doc).context("parsing a CRD document")?;
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(&doc).context("parsing a CRD document")?;
         if value.get("kind").and_then(|k| k.as_str()) != Some("CustomResourceDefinition") {
             bail!("`aoai-operator crd` printed a document that is not a CustomResourceDefinition");
         }
@@ -55,7 +71,9 @@ pub fn generate() -> Result<Vec<(String, String)>> {
             .and_then(|m| m.get("name"))
             .and_then(|n| n.as_str())
             .context("CRD without metadata.name")?;
-        let (plural, group) = name.split_once('.').context("CRD name is not <plural>.<group>")?;
+        let (plural, group) = name
+            .split_once('.')
+            .context("CRD name is not <plural>.<group>")?;
         files.push((format!("{group}_{plural}.yaml"), doc));
     }
     if files.is_empty() {

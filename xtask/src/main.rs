@@ -69,13 +69,22 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Test { pytest_args, no_rust, no_python } => test::run(test::Options {
+        Command::Test {
+            pytest_args,
+            no_rust,
+            no_python,
+        } => test::run(test::Options {
             pytest_args,
             rust: !no_rust,
             python: !no_python,
         }),
         Command::Crds { check } => crds::run(check),
-        Command::Sandbox { dir, until_ready, timeout, examples } => sandbox::run(sandbox::Options {
+        Command::Sandbox {
+            dir,
+            until_ready,
+            timeout,
+            examples,
+        } => sandbox::run(sandbox::Options {
             dir,
             until_ready,
             timeout: std::time::Duration::from_secs(timeout),

@@ -72,7 +72,9 @@ impl Processes {
     fn stop(&mut self) {
         for (name, child) in self.children.iter_mut().rev() {
             if matches!(child.try_wait(), Ok(None)) {
-                let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
                     std::thread::sleep(Duration::from_millis(100));
@@ -98,10 +100,17 @@ fn interrupt_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let setter = Arc::clone(&flag);
     std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
         runtime.block_on(async {
             use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut term) = signal(SignalKind::terminate()) else { return };
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return;
+            };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {},
                 _ = term.recv() => {},
@@ -114,13 +123,22 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 
 pub fn run(options: Options) -> Result<ExitCode> {
     let root = util::root();
-    let dir = if options.dir.is_absolute() { options.dir.clone() } else { root.join(&options.dir) };
-    let examples_dir = options.examples.clone().unwrap_or_else(|| root.join("examples"));
+    let dir = if options.dir.is_absolute() {
+        options.dir.clone()
+    } else {
+        root.join(&options.dir)
+    };
+    let examples_dir = options
+        .examples
+        .clone()
+        .unwrap_or_else(|| root.join("examples"));
     let interrupted = interrupt_flag();
 
     // The same build as `cargo xtask test` (same feature unification: no rebuild between the two).
     step("cargo build --workspace --bins --examples");
-    let status = util::cargo().args(["build", "--quiet", "--workspace", "--bins", "--examples"]).status()?;
+    let status = util::cargo()
+        .args(["build", "--quiet", "--workspace", "--bins", "--examples"])
+        .status()?;
     if !status.success() {
         bail!("build failed");
     }
@@ -132,18 +150,29 @@ pub fn run(options: Options) -> Result<ExitCode> {
     let _ = std::fs::remove_dir_all(dir.join("kube-cache"));
     std::fs::create_dir_all(&dir)?;
 
-    let mut processes = Processes { children: Vec::new() };
+    let mut processes = Processes {
+        children: Vec::new(),
+    };
 
     step(&format!("testbed up --dir {}", dir.display()));
     let testbed = start_testbed(&dir)?;
     processes.children.push(("testbed".into(), testbed));
     let azure_env = util::read_env_file(&dir.join("azure.env"))?;
     let kubeconfig = dir.join("kubeconfig");
-    let kubectl = Kubectl { kubeconfig: kubeconfig.clone(), cache_dir: dir.join("kube-cache") };
+    let kubectl = Kubectl {
+        kubeconfig: kubeconfig.clone(),
+        cache_dir: dir.join("kube-cache"),
+    };
 
     step("kubectl apply -f crds/");
     kubectl.run(&["apply", "-f", &root.join("crds").display().to_string()])?;
-    kubectl.run(&["wait", "--for=condition=Established", "--timeout=60s", "-f", &root.join("crds").display().to_string()])?;
+    kubectl.run(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "-f",
+        &root.join("crds").display().to_string(),
+    ])?;
 
     step("aoai-operator run");
     let log_path = dir.join("operator.log");
@@ -168,7 +197,10 @@ pub fn run(options: Options) -> Result<ExitCode> {
     kubectl.run(&["apply", "-f", &manifest_path.display().to_string()])?;
 
     println!("\nKUBECONFIG={}", kubeconfig.display());
-    println!("  (export KUBECONFIG={} to use kubectl against the sandbox)\n", kubeconfig.display());
+    println!(
+        "  (export KUBECONFIG={} to use kubectl against the sandbox)\n",
+        kubeconfig.display()
+    );
 
     let started = Instant::now();
     let tty = std::io::stdout().is_terminal();
@@ -184,7 +216,11 @@ pub fn run(options: Options) -> Result<ExitCode> {
         }
         if let Some((name, status)) = exited(&mut processes) {
             eprintln!("\n{name} exited unexpectedly ({status}); last lines of its log:");
-            print_tail(&dir.join(if name == "testbed" { "testbed.log" } else { "operator.log" }));
+            print_tail(&dir.join(if name == "testbed" {
+                "testbed.log"
+            } else {
+                "operator.log"
+            }));
             processes.stop();
             return Ok(ExitCode::FAILURE);
         }
@@ -211,7 +247,11 @@ pub fn run(options: Options) -> Result<ExitCode> {
         let all_ready = !rows.is_empty() && rows.iter().all(Row::is_ready);
         if all_ready && !announced {
             announced = true;
-            println!("\nall {} examples are Ready after {:.1}s:", rows.len(), started.elapsed().as_secs_f64());
+            println!(
+                "\nall {} examples are Ready after {:.1}s:",
+                rows.len(),
+                started.elapsed().as_secs_f64()
+            );
             for row in &rows {
                 println!("{}", ready_line(row));
             }
@@ -220,11 +260,17 @@ pub fn run(options: Options) -> Result<ExitCode> {
                 processes.stop();
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("the sandbox keeps running: try `KUBECONFIG={} kubectl get modeldeployments -A`; Ctrl-C stops it", kubeconfig.display());
+            println!(
+                "the sandbox keeps running: try `KUBECONFIG={} kubectl get modeldeployments -A`; Ctrl-C stops it",
+                kubeconfig.display()
+            );
             printed_lines = 0;
         }
         if options.until_ready && started.elapsed() > options.timeout {
-            eprintln!("\nnot every example is Ready after {}s:", options.timeout.as_secs());
+            eprintln!(
+                "\nnot every example is Ready after {}s:",
+                options.timeout.as_secs()
+            );
             for row in rows.iter().filter(|row| !row.is_ready()) {
                 eprintln!(
                     "NOT READY {} {}: ready={} reason={} message={}",
@@ -292,12 +338,18 @@ struct Kubectl {
 impl Kubectl {
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("kubectl");
-        cmd.env("KUBECONFIG", &self.kubeconfig).arg("--cache-dir").arg(&self.cache_dir).args(args);
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache_dir)
+            .args(args);
         cmd
     }
 
     fn run(&self, args: &[&str]) -> Result<()> {
-        let status = self.command(args).status().context("running kubectl (is it on PATH?)")?;
+        let status = self
+            .command(args)
+            .status()
+            .context("running kubectl (is it on PATH?)")?;
         if !status.success() {
             bail!("kubectl {} failed", args.join(" "));
         }
@@ -307,7 +359,11 @@ impl Kubectl {
     fn output(&self, args: &[&str]) -> Result<String> {
         let output = self.command(args).output().context("running kubectl")?;
         if !output.status.success() {
-            bail!("kubectl {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+            bail!(
+                "kubectl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
         }
         Ok(String::from_utf8(output.stdout)?)
     }
@@ -315,12 +371,18 @@ impl Kubectl {
 
 /// Read examples/*.yaml (sorted), point the AIAccount(s) at the emulator's seeded Azure world, and
 /// return the manifest to apply plus the resources to follow.
-fn prepare_examples(dir: &Path, azure_env: &BTreeMap<String, String>) -> Result<(String, Vec<Key>)> {
+fn prepare_examples(
+    dir: &Path,
+    azure_env: &BTreeMap<String, String>,
+) -> Result<(String, Vec<Key>)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .flatten()
         .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml"))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        })
         .collect();
     files.sort();
     let mut manifest = String::new();
@@ -340,10 +402,14 @@ fn prepare_examples(dir: &Path, azure_env: &BTreeMap<String, String>) -> Result<
             if WATCHED_KINDS.contains(&kind.as_str()) {
                 expected.push(Key {
                     kind: kind.clone(),
-                    namespace: value["metadata"]["namespace"].as_str().map(str::to_string).or_else(|| {
-                        (kind == "ModelDeployment").then(|| "default".to_string())
-                    }),
-                    name: value["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                    namespace: value["metadata"]["namespace"]
+                        .as_str()
+                        .map(str::to_string)
+                        .or_else(|| (kind == "ModelDeployment").then(|| "default".to_string())),
+                    name: value["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                 });
             }
             manifest.push_str("---\n");
@@ -373,7 +439,13 @@ fn point_at_sandbox(account: &mut Value, azure_env: &BTreeMap<String, String>) {
 }
 
 fn observe(kubectl: &Kubectl, expected: &[Key]) -> Result<Vec<Row>> {
-    let text = kubectl.output(&["get", "aiaccounts.aoai.dev,modeldeployments.aoai.dev", "--all-namespaces", "-o", "json"])?;
+    let text = kubectl.output(&[
+        "get",
+        "aiaccounts.aoai.dev,modeldeployments.aoai.dev",
+        "--all-namespaces",
+        "-o",
+        "json",
+    ])?;
     let list: Value = serde_json::from_str(&text)?;
     let items = list["items"].as_array().cloned().unwrap_or_default();
     let mut rows = Vec::new();
@@ -408,7 +480,9 @@ fn row_for(key: Key, item: &Value) -> Row {
         .and_then(|conditions| conditions.iter().find(|c| c["type"] == "Ready"))
         .cloned()
         .unwrap_or(Value::Null);
-    let observed = ready["observedGeneration"].as_i64().or_else(|| status["observedGeneration"].as_i64());
+    let observed = ready["observedGeneration"]
+        .as_i64()
+        .or_else(|| status["observedGeneration"].as_i64());
     let mut ready_status = ready["status"].as_str().unwrap_or("-").to_string();
     let mut reason = ready["reason"].as_str().unwrap_or("").to_string();
     if ready_status == "True" && observed.is_some_and(|observed| observed < generation) {
@@ -432,7 +506,10 @@ fn row_for(key: Key, item: &Value) -> Row {
         ready: ready_status,
         reason,
         message: ready["message"].as_str().unwrap_or("").to_string(),
-        state: status["provisioningState"].as_str().unwrap_or("").to_string(),
+        state: status["provisioningState"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
         endpoint: status["endpoint"].as_str().unwrap_or("").to_string(),
         deployment: status["deploymentName"].as_str().unwrap_or("").to_string(),
         key_vault_secret,
@@ -466,7 +543,11 @@ fn render_table(rows: &[Row]) -> String {
     }
     let mut out = String::new();
     let mut line = |values: Vec<&str>| {
-        let text: Vec<String> = values.iter().zip(widths).map(|(v, w)| format!("{v:<w$}")).collect();
+        let text: Vec<String> = values
+            .iter()
+            .zip(widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect();
         out.push_str(text.join("  ").trim_end());
         out.push('\n');
     };
@@ -479,7 +560,12 @@ fn render_table(rows: &[Row]) -> String {
 
 /// One line per Ready resource; the format is stable (tests parse it).
 fn ready_line(row: &Row) -> String {
-    let mut line = format!("READY {} {} endpoint={}", row.key.kind, row.key.display_name(), row.endpoint);
+    let mut line = format!(
+        "READY {} {} endpoint={}",
+        row.key.kind,
+        row.key.display_name(),
+        row.endpoint
+    );
     if !row.deployment.is_empty() {
         line.push_str(&format!(" deployment={}", row.deployment));
     }

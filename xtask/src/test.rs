@@ -38,7 +38,11 @@ impl Counts {
 
 impl std::fmt::Display for Counts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
+        write!(
+            f,
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
     }
 }
 
@@ -89,8 +93,14 @@ pub fn run(options: Options) -> Result<ExitCode> {
     let target = util::target_dir();
     let mut env: Vec<(String, String)> = vec![
         ("CARGO_TARGET_DIR".into(), target.display().to_string()),
-        ("TESTBED_BIN".into(), util::debug_bin("testbed").display().to_string()),
-        ("AOAI_OPERATOR_BIN".into(), util::debug_bin("aoai-operator").display().to_string()),
+        (
+            "TESTBED_BIN".into(),
+            util::debug_bin("testbed").display().to_string(),
+        ),
+        (
+            "AOAI_OPERATOR_BIN".into(),
+            util::debug_bin("aoai-operator").display().to_string(),
+        ),
     ];
     if let Some(dir) = &specs {
         env.push(("AZURE_SPECS_DIR".into(), dir.display().to_string()));
@@ -99,7 +109,10 @@ pub fn run(options: Options) -> Result<ExitCode> {
     // 4a. Binaries and examples (the Python tests and the sandbox run them). Building the examples too
     // gives the same feature unification as the test build, so nextest reuses these artifacts.
     step("cargo build --workspace --bins --examples");
-    let status = util::cargo().args(["build", "--workspace", "--bins", "--examples"]).envs(env.clone()).status()?;
+    let status = util::cargo()
+        .args(["build", "--workspace", "--bins", "--examples"])
+        .envs(env.clone())
+        .status()?;
     if !status.success() {
         problems.push("cargo build --workspace --bins --examples failed".into());
     }
@@ -135,7 +148,11 @@ pub fn run(options: Options) -> Result<ExitCode> {
     }
     println!();
     println!("{total}");
-    Ok(if total.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if total.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn python_interpreter() -> String {
@@ -152,32 +169,53 @@ fn python_interpreter() -> String {
 
 fn ensure_venv(root: &Path, venv: &Path) -> Result<()> {
     let requirements = root.join("tests/python/requirements.txt");
-    let wanted = util::sha256_hex(&std::fs::read(&requirements).context("reading tests/python/requirements.txt")?);
+    let wanted = util::sha256_hex(
+        &std::fs::read(&requirements).context("reading tests/python/requirements.txt")?,
+    );
     let python = venv.join("bin/python");
     let stamp = venv.join(".requirements.sha256");
 
     let usable = python.exists()
-        && Command::new(&python).args(["-c", "import sys"]).status().is_ok_and(|s| s.success());
+        && Command::new(&python)
+            .args(["-c", "import sys"])
+            .status()
+            .is_ok_and(|s| s.success());
     if !usable {
         let interpreter = python_interpreter();
         println!("creating {} with {interpreter}", venv.display());
         if venv.exists() {
             std::fs::remove_dir_all(venv).context("removing the broken .venv")?;
         }
-        let status = Command::new(&interpreter).args(["-m", "venv"]).arg(venv).status()
+        let status = Command::new(&interpreter)
+            .args(["-m", "venv"])
+            .arg(venv)
+            .status()
             .with_context(|| format!("running {interpreter} -m venv"))?;
         anyhow::ensure!(status.success(), "{interpreter} -m venv failed");
     }
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == wanted) {
-        println!("requirements unchanged (sha256 {}…): skipping pip install", &wanted[..12]);
+        println!(
+            "requirements unchanged (sha256 {}…): skipping pip install",
+            &wanted[..12]
+        );
         return Ok(());
     }
     println!("installing tests/python/requirements.txt");
     let status = Command::new(&python)
-        .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "-r"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            "-r",
+        ])
         .arg(&requirements)
         .status()?;
-    anyhow::ensure!(status.success(), "pip install -r tests/python/requirements.txt failed");
+    anyhow::ensure!(
+        status.success(),
+        "pip install -r tests/python/requirements.txt failed"
+    );
     std::fs::write(&stamp, format!("{wanted}\n"))?;
     Ok(())
 }
@@ -185,11 +223,17 @@ fn ensure_venv(root: &Path, venv: &Path) -> Result<()> {
 fn azure_specs_dir(root: &Path) -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("AZURE_SPECS_DIR").filter(|d| !d.is_empty()) {
         let dir = PathBuf::from(dir);
-        let dir = if dir.is_absolute() { dir } else { root.join(dir) };
+        let dir = if dir.is_absolute() {
+            dir
+        } else {
+            root.join(dir)
+        };
         return dir.is_dir().then(|| dir.canonicalize().unwrap_or(dir));
     }
     let beside = root.join("../shared/azure-specs");
-    beside.is_dir().then(|| beside.canonicalize().unwrap_or(beside))
+    beside
+        .is_dir()
+        .then(|| beside.canonicalize().unwrap_or(beside))
 }
 
 fn ensure_lua() {
@@ -200,7 +244,10 @@ fn ensure_lua() {
     if util::is_root() && util::which("apt-get").is_some() {
         println!("lua5.1 missing: installing it with apt-get (Debian package lua5.1)");
         let ok = Command::new("sh")
-            .args(["-c", "apt-get update -qq && apt-get install -y -qq lua5.1 >/dev/null"])
+            .args([
+                "-c",
+                "apt-get update -qq && apt-get install -y -qq lua5.1 >/dev/null",
+            ])
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .is_ok_and(|s| s.success());
@@ -217,17 +264,29 @@ fn ensure_lua() {
 
 /// Parse nextest's `Summary [ 1.2s] 10 tests run: 9 passed, 1 failed, 2 skipped`.
 fn parse_nextest(text: &str) -> Option<Counts> {
-    let line = text.lines().rev().find(|l| l.contains(" run: ") && l.contains("Summary"))?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains(" run: ") && l.contains("Summary"))?;
     let (head, tail) = line.split_once(" run: ")?;
     let mut counts = Counts::default();
     let mut run = None;
-    if let Some(number) = head.split_whitespace().rev().nth(1).and_then(|n| n.parse::<u64>().ok()) {
+    if let Some(number) = head
+        .split_whitespace()
+        .rev()
+        .nth(1)
+        .and_then(|n| n.parse::<u64>().ok())
+    {
         run = Some(number);
     }
     for part in tail.split(',') {
         let mut words = part.split_whitespace();
-        let (Some(number), Some(word)) = (words.next(), words.next()) else { continue };
-        let Ok(number) = number.parse::<u64>() else { continue };
+        let (Some(number), Some(word)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Ok(number) = number.parse::<u64>() else {
+            continue;
+        };
         match word {
             "passed" => counts.passed += number,
             "failed" | "timed" | "exec" => counts.failed += number,
@@ -246,14 +305,21 @@ fn run_nextest(env: &[(String, String)], problems: &mut Vec<String>) -> Result<C
     let tool_config = util::root().join("xtask/nextest.toml");
     let (status, text) = util::run_tee(
         util::cargo()
-            .args(["nextest", "run", "--workspace", "--no-fail-fast", "--no-tests=pass"])
+            .args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--no-fail-fast",
+                "--no-tests=pass",
+            ])
             .arg("--tool-config-file")
             .arg(format!("xtask:{}", tool_config.display()))
             .envs(env.iter().cloned()),
     )?;
     let counts = parse_nextest(&text).unwrap_or_default();
     if !status.success() && counts.failed == 0 {
-        problems.push("cargo nextest run failed before reporting test failures (build error?)".into());
+        problems
+            .push("cargo nextest run failed before reporting test failures (build error?)".into());
     }
     Ok(counts)
 }
@@ -281,7 +347,9 @@ fn parse_libtest(text: &str) -> Counts {
 
 fn run_cargo_test(env: &[(String, String)], problems: &mut Vec<String>) -> Result<Counts> {
     let (status, text) = util::run_tee(
-        util::cargo().args(["test", "--workspace", "--no-fail-fast"]).envs(env.iter().cloned()),
+        util::cargo()
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .envs(env.iter().cloned()),
     )?;
     let counts = parse_libtest(&text);
     if !status.success() && counts.failed == 0 {
@@ -292,10 +360,9 @@ fn run_cargo_test(env: &[(String, String)], problems: &mut Vec<String>) -> Resul
 
 /// Parse pytest's final `==== 3 passed, 1 failed, 2 skipped, 1 error in 4.2s ====` line.
 fn parse_pytest(text: &str) -> Option<Counts> {
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('=') && l.contains(" in ") && l.trim_end().ends_with('='))?;
+    let line = text.lines().rev().find(|l| {
+        l.trim_start().starts_with('=') && l.contains(" in ") && l.trim_end().ends_with('=')
+    })?;
     let words: Vec<String> = line
         .split_whitespace()
         .map(|w| w.trim_matches(|c: char| c == ',' || c == '=').to_string())
@@ -328,7 +395,15 @@ fn run_pytest(
     let (status, text) = util::run_tee(
         Command::new(bin.join("python"))
             .current_dir(root)
-            .args(["-m", "pytest", "tests/python", "-rfEs", "--color=no", "-p", "no:cacheprovider"])
+            .args([
+                "-m",
+                "pytest",
+                "tests/python",
+                "-rfEs",
+                "--color=no",
+                "-p",
+                "no:cacheprovider",
+            ])
             .args(extra)
             .envs(env.iter().cloned())
             .env("PATH", std::env::join_paths(paths)?)
@@ -340,7 +415,9 @@ fn run_pytest(
     match status.code() {
         Some(0) | Some(5) => {}
         Some(1) if counts.failed > 0 => {}
-        other => problems.push(format!("pytest exited with {other:?} without reporting the failures")),
+        other => problems.push(format!(
+            "pytest exited with {other:?} without reporting the failures"
+        )),
     }
     Ok(counts)
 }
@@ -364,7 +441,8 @@ mod tests {
         let text = "x\n==== 3 passed, 1 failed, 2 skipped, 4 warnings, 1 error in 4.20s ====\n";
         let counts = parse_pytest(text).unwrap();
         assert_eq!((counts.passed, counts.failed, counts.skipped), (3, 2, 2));
-        let text = "============================== 5 passed in 0.12s ===============================\n";
+        let text =
+            "============================== 5 passed in 0.12s ===============================\n";
         assert_eq!(parse_pytest(text).unwrap().passed, 5);
     }
 

@@ -10,7 +10,10 @@ use anyhow::{Context, Result};
 /// The workspace root (the directory holding the top-level Cargo.toml).
 pub fn root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().expect("xtask lives in the workspace root").to_path_buf()
+    manifest
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
 }
 
 /// Cargo's target directory (honours CARGO_TARGET_DIR), absolute.
@@ -18,7 +21,11 @@ pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => {
             let dir = PathBuf::from(dir);
-            if dir.is_absolute() { dir } else { root().join(dir) }
+            if dir.is_absolute() {
+                dir
+            } else {
+                root().join(dir)
+            }
         }
         _ => root().join("target"),
     }
@@ -39,7 +46,9 @@ pub fn cargo() -> Command {
 /// Is `program` on PATH?
 pub fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
 }
 
 pub fn is_root() -> bool {
@@ -89,7 +98,8 @@ pub fn run_tee(cmd: &mut Command) -> Result<(ExitStatus, String)> {
 
 /// Parse a `KEY=value` file such as the test bed's `azure.env`.
 pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut env = BTreeMap::new();
     for line in text.lines() {
         let line = line.trim();
