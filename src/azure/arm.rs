@@ -459,13 +459,7 @@ impl ArmClient {
                 None,
             )
             .await?;
-        if r.status == 404 {
-            return Ok(None);
-        }
-        if !r.ok() {
-            return Err(r.error(op));
-        }
-        r.json(op).map(Some)
+        r.json_unless_missing(op)
     }
 
     pub async fn put_deployment(

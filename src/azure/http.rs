@@ -185,6 +185,19 @@ impl Resp {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     }
+    /// The body of a GET whose target may be absent: `None` on 404, Azure's error on any other failure.
+    pub fn json_unless_missing<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &str,
+    ) -> Result<Option<T>, AzureError> {
+        if self.status == 404 {
+            return Ok(None);
+        }
+        if !self.ok() {
+            return Err(self.error(operation));
+        }
+        self.json(operation).map(Some)
+    }
     pub fn json<T: serde::de::DeserializeOwned>(&self, operation: &str) -> Result<T, AzureError> {
         serde_json::from_str(&self.body).map_err(|e| AzureError {
             operation: operation.into(),

@@ -117,13 +117,7 @@ impl KeyVaultClient {
             self.http.get(url).bearer_auth(token.expose()),
         )
         .await?;
-        if r.status == 404 {
-            return Ok(None);
-        }
-        if !r.ok() {
-            return Err(r.error(op));
-        }
-        r.json(op).map(Some)
+        r.json_unless_missing(op)
     }
 
     pub async fn set_secret(
