@@ -6,14 +6,15 @@ use crate::azure::auth::{CredentialKind, Secret, TokenCredential};
 use crate::azure::cloud::{AzureSettings, Cloud};
 use crate::azure::keyvault::KeyVaultClient;
 use crate::azure::lock::WriteGate;
+use crate::azure::poll_clock::PollClock;
 use crate::crd::{AIAccount, ModelDeployment};
 use crate::error::{Error, Result};
 use crate::leader::LeaderSettings;
 use crate::metrics::Metrics;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use kube::api::Api;
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -163,10 +164,17 @@ pub struct Context {
     pub arm: ArmClient,
     pub keyvault: KeyVaultClient,
     pub gate: WriteGate,
-    pub recorder: Recorder,
+    /// When to poll long-running operations (learned per account and kind).
+    pub polls: PollClock,
+    /// Who publishes events (a `Recorder` is made per event, see `reconcile::publish`).
+    pub reporter: Reporter,
     pub metrics: Arc<Metrics>,
     credentials: Mutex<HashMap<String, Arc<TokenCredential>>>,
     failures: Mutex<HashMap<String, u32>>,
+    /// AIAccounts as the ModelDeployment controller's account watch last saw them (that watch
+    /// also triggers the dependent ModelDeployments, so a triggered reconcile sees the change).
+    accounts: Store<AIAccount>,
+    accounts_writer: Mutex<Option<Writer<AIAccount>>>,
     wake_tx: tokio::sync::mpsc::UnboundedSender<ObjectRef<ModelDeployment>>,
     wake_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ObjectRef<ModelDeployment>>>>,
     /// Account model catalogs (pre-validation), per account key, with fetch time.
@@ -189,15 +197,15 @@ impl Context {
             metrics.clone(),
         );
         let keyvault = KeyVaultClient::new(http.clone(), cloud.key_vault_scope(), metrics.clone());
-        let recorder = Recorder::new(
-            config.client.clone(),
-            Reporter {
-                controller: "aoai-operator".into(),
-                instance: Some(config.instance.clone()),
-            },
-        );
+        let reporter = Reporter {
+            controller: "aoai-operator".into(),
+            instance: Some(config.instance.clone()),
+        };
         let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (accounts, accounts_writer) = reflector::store();
         Ok(Context {
+            accounts,
+            accounts_writer: Mutex::new(Some(accounts_writer)),
             wake_tx,
             wake_rx: Mutex::new(Some(wake_rx)),
             models_cache: Default::default(),
@@ -206,11 +214,16 @@ impl Context {
                 config.timing.max_write_hold,
                 config.timing.write_slot_retry * 20 + Duration::from_secs(5),
             ),
+            polls: PollClock::new(
+                config.timing.poll_interval,
+                config.timing.max_poll_interval,
+                config.timing.poll_interval / 20,
+            ),
             cloud,
             http,
             arm,
             keyvault,
-            recorder,
+            reporter,
             metrics,
             credentials: Default::default(),
             failures: Default::default(),
@@ -342,6 +355,21 @@ impl Context {
         if let Some((ns, name)) = owner.split_once('/') {
             let _ = self.wake_tx.send(ObjectRef::new(name).within(ns));
         }
+    }
+
+    /// The writer of the account cache, for the watch that feeds it; taken once.
+    pub fn take_accounts_writer(&self) -> Option<Writer<AIAccount>> {
+        self.accounts_writer.lock().take()
+    }
+
+    /// An AIAccount by name, from the watch cache once it is filled (no API call), else read.
+    pub async fn account(&self, name: &str) -> Result<Option<Arc<AIAccount>>> {
+        let watched = self.accounts_writer.lock().is_none();
+        if watched && self.accounts.wait_until_ready().await.is_ok() {
+            return Ok(self.accounts.get(&ObjectRef::new(name)));
+        }
+        let api: Api<AIAccount> = Api::all(self.client.clone());
+        Ok(api.get_opt(name).await?.map(Arc::new))
     }
 
     /// The stream of ModelDeployments to reconcile now (write-slot hand-offs); taken once.

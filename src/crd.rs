@@ -173,7 +173,8 @@ pub struct AIAccountStatus {
     /// Key Vault secret holding the account key (never the key itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_vault_secret: Option<KeyVaultSecretRef>,
-    /// Last time the account was checked successfully (RFC 3339).
+    /// When the account's status last changed after a successful check (RFC 3339); an
+    /// unchanged periodic check does not rewrite it, so steady state makes no Kubernetes writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,
 }
@@ -409,7 +410,9 @@ pub struct ModelDeploymentStatus {
     /// Last terminal Azure error; no write is retried for this generation until the spec or the account changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
-    /// Last successful sync with Azure (RFC 3339).
+    /// When the deployment was last brought in sync with the spec (created, updated, drift
+    /// corrected) or its status otherwise changed (RFC 3339); an unchanged resync does not
+    /// rewrite it, so steady state makes no Kubernetes writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,
 }

@@ -64,6 +64,13 @@ struct Args {
     /// 200 writes + 10/s, 250 reads + 25/s). Default: one subscription per account.
     #[arg(long)]
     shared_subscription: bool,
+    /// Write the Azure emulator's request log here at the end (TSV: ms since the first
+    /// ModelDeployment was created, method, status, path), for analysing the figures.
+    #[arg(long)]
+    request_log: Option<PathBuf>,
+    /// RUST_LOG of the operator (its log is copied beside --request-log when that is given).
+    #[arg(long, default_value = "warn")]
+    operator_log_level: String,
     /// Bound on the whole run, seconds.
     #[arg(long, default_value_t = 1200)]
     timeout_secs: u64,
@@ -482,7 +489,7 @@ async fn main() -> Result<()> {
         ])
         .args(["--backoff-base", "200ms", "--backoff-max", "10s"])
         .env("KUBECONFIG", dir.path().join("kubeconfig"))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", &args.operator_log_level)
         .stdout(log_file.try_clone()?)
         .stderr(log_file)
         .kill_on_drop(true);
@@ -509,6 +516,9 @@ async fn main() -> Result<()> {
     )
     .await;
     let _ = child.start_kill();
+    if let Some(p) = &args.request_log {
+        let _ = std::fs::copy(&log_path, p.with_extension("operator.log"));
+    }
     if let Err(e) = &result {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let tail: Vec<&str> = log
@@ -764,5 +774,21 @@ async fn run(
         );
     }
     let _ = account_ids;
+    if let Some(path) = &args.request_log {
+        let log = azure.request_log();
+        let lines: Vec<String> = log
+            .iter()
+            .map(|r| {
+                let ms = if r.started >= pop.first_create {
+                    (r.started - pop.first_create).as_secs_f64() * 1000.0
+                } else {
+                    -((pop.first_create - r.started).as_secs_f64() * 1000.0)
+                };
+                format!("{ms:.1}\t{}\t{}\t{}", r.method, r.status, r.path)
+            })
+            .collect();
+        std::fs::write(path, lines.join("\n") + "\n")
+            .with_context(|| format!("write {}", path.display()))?;
+    }
     Ok(())
 }

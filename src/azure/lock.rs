@@ -106,14 +106,22 @@ impl WriteGate {
 
     /// Release the slot if `who` holds it, and leave the queue. Returns the waiter to wake
     /// when the slot is free and someone is queued (hand-off without waiting for its requeue).
+    /// Only a change (`who` held the slot or headed the queue) wakes anyone, so repeated
+    /// releases do not wake the next writer again while it is already writing.
     pub fn release(&self, account: &str, who: &str) -> Option<String> {
         let mut slots = self.slots.lock();
         let slot = slots.get_mut(account)?;
-        if slot.holder.as_ref().is_some_and(|(h, _)| h == who) {
+        let held = slot.holder.as_ref().is_some_and(|(h, _)| h == who);
+        if held {
             slot.holder = None;
         }
+        let was_head = slot.waiters.front().is_some_and(|(w, _)| w == who);
         slot.waiters.retain(|(w, _)| w != who);
-        Self::next(slot)
+        if held || was_head {
+            Self::next(slot)
+        } else {
+            None
+        }
     }
 
     /// Leave the queue without touching the slot (no write needed any more).
@@ -141,6 +149,16 @@ impl WriteGate {
             .holder
             .as_ref()
             .map(|(h, _)| h.clone())
+    }
+
+    /// `who`'s place in the account's queue (0 = next), if queued.
+    pub fn position(&self, account: &str, who: &str) -> Option<usize> {
+        self.slots
+            .lock()
+            .get(account)?
+            .waiters
+            .iter()
+            .position(|(w, _)| w == who)
     }
 
     pub fn holds(&self, account: &str, who: &str) -> bool {
@@ -175,6 +193,9 @@ mod tests {
         assert!(g.try_acquire("acc", "a"), "re-entrant for the holder");
         assert!(!g.try_acquire("acc", "b"));
         assert!(!g.try_acquire("acc", "c"));
+        assert_eq!(g.position("acc", "b"), Some(0));
+        assert_eq!(g.position("acc", "c"), Some(1));
+        assert_eq!(g.position("acc", "a"), None, "the holder is not queued");
         assert!(
             g.try_acquire("other", "c"),
             "other accounts are independent"
@@ -190,6 +211,18 @@ mod tests {
         assert_eq!(g.release("acc", "b").as_deref(), Some("c"));
         assert!(g.try_acquire("acc", "c"));
         assert_eq!(g.queue_depth(), 0);
+    }
+
+    #[test]
+    fn a_repeated_release_wakes_nobody() {
+        let g = WriteGate::new(Duration::from_secs(60), Duration::from_secs(60));
+        assert!(g.try_acquire("acc", "a"));
+        assert!(!g.try_acquire("acc", "b"));
+        assert_eq!(g.release("acc", "a").as_deref(), Some("b"));
+        // a releases again (e.g. after verifying its result) before b took the slot.
+        assert_eq!(g.release("acc", "a"), None);
+        assert!(g.try_acquire("acc", "b"));
+        assert_eq!(g.release("acc", "a"), None, "b holds it now");
     }
 
     #[test]

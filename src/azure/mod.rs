@@ -1,6 +1,6 @@
 //! Azure clients: cloud endpoints and settings, the shared HTTP client (custom CA),
 //! Entra ID token credentials, ARM (Microsoft.CognitiveServices), Key Vault secrets,
-//! and the per-account write gate.
+//! the per-account write gate and the long-running-operation poll clock.
 
 pub mod arm;
 pub mod auth;
@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod http;
 pub mod keyvault;
 pub mod lock;
+pub mod poll_clock;
 
 /// Microsoft.CognitiveServices api-version spoken to ARM.
 pub const ARM_API_VERSION: &str = "2026-09-01";

@@ -118,7 +118,6 @@ async fn apply(acct: Arc<AIAccount>, ctx: &Context) -> Result<Action> {
                 name: acct.spec.key_vault.secret_name.clone(),
                 version: version.clone(),
             });
-            st.last_sync_time = Some(now_rfc3339());
             if wrote {
                 publish(
                     ctx,
@@ -142,6 +141,10 @@ async fn apply(acct: Arc<AIAccount>, ctx: &Context) -> Result<Action> {
                 acct.spec.key_vault.secret_name
             );
             set_condition(&mut st.conditions, "Ready", true, "Ready", &msg, generation);
+            // Stamped only when something changed: an unchanged resync writes nothing.
+            if st != old || st.last_sync_time.is_none() {
+                st.last_sync_time = Some(now_rfc3339());
+            }
             finish(ctx, &api, &acct, &old, st, false, "", "").await?;
             ctx.succeeded(&format!("AIAccount/{}", acct.name_any()));
             Ok(Action::requeue(ctx.config.timing.account_resync))

@@ -225,13 +225,6 @@ impl<'a> Pass<'a> {
             t.resync
         }))
     }
-
-    fn poll_delay(&self, retry_after: Option<Duration>) -> Duration {
-        let t = &self.ctx.config.timing;
-        retry_after
-            .unwrap_or(t.poll_interval)
-            .clamp(t.poll_interval, t.max_poll_interval.max(t.poll_interval))
-    }
 }
 
 /// Namespace policy and account readiness, from Kubernetes only.
@@ -277,9 +270,8 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
     let t = ctx.config.timing.clone();
     let mut p = Pass::new(&md, ctx);
     let ns = md.namespace().unwrap_or_default();
-    let accounts: Api<AIAccount> = Api::all(ctx.client.clone());
-    let acct = accounts.get_opt(&md.spec.account_ref.name).await?;
-    let facts = gather_facts(ctx, acct.as_ref(), &ns).await?;
+    let acct = ctx.account(&md.spec.account_ref.name).await?;
+    let facts = gather_facts(ctx, acct.as_deref(), &ns).await?;
     if let Gate::Blocked { reason, message } =
         plan::precheck(&md.spec.account_ref.name, &ns, &facts)
     {
@@ -314,6 +306,9 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
     // 1. A long-running operation we started: poll it, never write again meanwhile.
     if let Some(op) = p.st.pending_operation.clone() {
         ctx.gate.claim(&gate_key, &p.owner);
+        if let Some(wait) = ctx.polls.not_due(&p.owner) {
+            return Ok(Action::requeue(wait));
+        }
         match ctx
             .arm
             .poll(
@@ -329,9 +324,13 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
                 // own state, read next, tells what happened.
                 tracing::warn!(deployment = %p.owner, error = %e, "dropping an unpollable Azure operation");
                 p.st.pending_operation = None;
+                ctx.polls.finished(&p.owner, false);
                 ctx.release_slot(&gate_key, &p.owner);
             }
             Ok(Poll::InProgress { retry_after }) => {
+                let next = ctx
+                    .polls
+                    .in_progress(&gate_key, &op.kind, &p.owner, retry_after);
                 let msg = format!(
                     "Azure is running the {} operation on deployment {}",
                     op.kind, p.name
@@ -341,21 +340,18 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
                 ctx.metrics
                     .operations_in_flight
                     .set(ctx.gate.busy_accounts() as i64);
-                return Ok(Action::requeue(p.poll_delay(retry_after)));
+                return Ok(Action::requeue(next));
             }
             Ok(Poll::Succeeded) => {
+                // One event per write (when Azure accepts it, with the change); the Ready
+                // condition tells when it finished.
                 p.st.pending_operation = None;
+                ctx.polls.finished(&p.owner, true);
                 ctx.release_slot(&gate_key, &p.owner);
-                p.event(
-                    false,
-                    &format!("{}Succeeded", op.kind),
-                    op.kind.as_str(),
-                    format!("Azure finished the {} of deployment {}", op.kind, p.name),
-                )
-                .await;
             }
             Ok(Poll::Failed { code, message }) => {
                 p.st.pending_operation = None;
+                ctx.polls.finished(&p.owner, false);
                 ctx.release_slot(&gate_key, &p.owner);
                 // A failed operation is terminal unless its code says "try again".
                 let status = if is_transient_code(&code) { 500 } else { 400 };
@@ -424,7 +420,6 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
     match action {
         PlanAction::InSync => {
             p.st.last_error = None;
-            p.st.last_sync_time = Some(now_rfc3339());
             let o = observed.as_ref().expect("in sync means observed");
             let version = o.props().model.and_then(|m| m.version).unwrap_or_default();
             let msg = format!(
@@ -437,6 +432,10 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
                 p.st.endpoint.clone().unwrap_or_default()
             );
             p.ready(true, "Ready", &msg);
+            // Stamped only when something changed: an unchanged resync writes nothing to Kubernetes.
+            if p.st != p.old || p.st.last_sync_time.is_none() {
+                p.st.last_sync_time = Some(now_rfc3339());
+            }
             write_config_map(ctx, &md, &p.st).await?;
             p.save().await?;
             ctx.succeeded(&key_of(&md));
@@ -641,8 +640,11 @@ async fn wait_for_slot(
     t: &crate::context::Timing,
     gate_key: &str,
 ) -> Result<Action> {
+    let position = p.ctx.gate.position(gate_key, &p.owner).unwrap_or(0);
     // A holder whose ModelDeployment no longer exists (finalizer removed by hand) cannot release.
-    if let Some(holder) = p.ctx.gate.holder(gate_key)
+    // The head of the queue checks; the others wait behind it.
+    if position == 0
+        && let Some(holder) = p.ctx.gate.holder(gate_key)
         && let Some((ns, name)) = holder.split_once('/')
     {
         let api: Api<ModelDeployment> = Api::namespaced(p.ctx.client.clone(), ns);
@@ -656,12 +658,18 @@ async fn wait_for_slot(
         "waiting for the account's write slot (Azure accepts one deployment write at a time per account); {} queued",
         p.ctx.gate.queue_depth()
     );
-    if ready_condition(&p.st.conditions).map(|c| c.reason.as_str()) != Some("WaitingForAccount") {
+    if ready_condition(&p.st.conditions).map(|c| c.reason.as_str()) != Some("WaitingForAccount")
+        || p.old.observed_generation != p.generation
+    {
         p.ready(false, "WaitingForAccount", &msg);
         p.save().await?;
     }
     p.ctx.update_gate_metrics();
-    Ok(Action::requeue(jitter(t.write_slot_retry)))
+    // The hand-off wakes the next writer at once; this requeue is only the safety net against a
+    // lost wake-up, spaced out further back in the queue so a long queue does not keep the
+    // operator busy re-reading waiters (at most 10× write_slot_retry, within the gate's waiter TTL).
+    let spread = 1 + (position as u32 / 25).min(9);
+    Ok(Action::requeue(jitter(t.write_slot_retry * spread)))
 }
 
 async fn after_write(
@@ -714,7 +722,12 @@ async fn after_write(
                 ctx.metrics
                     .operations_in_flight
                     .set(ctx.gate.busy_accounts() as i64);
-                Ok(Action::requeue(p.poll_delay(out.retry_after)))
+                Ok(Action::requeue(ctx.polls.started(
+                    gate_key,
+                    kind,
+                    &p.owner,
+                    out.retry_after,
+                )))
             } else {
                 ctx.release_slot(gate_key, &p.owner);
                 let msg = format!(

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Controller;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -85,7 +85,12 @@ pub async fn publish(
         action: action.into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&ev, reference).await {
+    // A Recorder per event, as kube-runtime intends: a long-lived one caches every event it
+    // published for six minutes (to count repeats into a series), which at thousands of
+    // resources is most of the operator's memory. Repeats are rare here: warnings are published
+    // only when the reason changes.
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    if let Err(e) = recorder.publish(&ev, reference).await {
         tracing::warn!(error = %e, reason, "cannot publish event");
     }
 }
@@ -125,6 +130,18 @@ fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
     m.annotations.hash(&mut h);
     m.uid.hash(&mut h);
     Some(h.finish())
+}
+
+/// Trim a ModelDeployment to what the controller's cache needs: every reconcile reads the
+/// object fresh, and the cache only serves the trigger hash and the AIAccount/Namespace
+/// mappers (metadata and spec). Dropping managedFields, status and kubectl's last-applied copy
+/// keeps the operator's memory small at thousands of resources.
+pub fn slim_for_cache(md: &mut ModelDeployment) {
+    md.metadata.managed_fields = None;
+    md.status = None;
+    if let Some(a) = md.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 /// What of an AIAccount matters to its ModelDeployments.
@@ -189,6 +206,7 @@ pub async fn run_controllers(
     let (md_reader, md_writer) = reflector::store();
     let md_stream = watcher(md_api, watcher::Config::default())
         .default_backoff()
+        .modify(slim_for_cache)
         .reflect(md_writer)
         .applied_objects()
         .predicate_filter(trigger_hash::<ModelDeployment>, Default::default());
@@ -197,6 +215,13 @@ pub async fn run_controllers(
         watcher::Config::default(),
     )
     .default_backoff()
+    .modify(|a: &mut AIAccount| a.metadata.managed_fields = None);
+    // Reflected before the mapper runs: a ModelDeployment triggered by an account change reads
+    // that change from `Context::account`.
+    let acct_stream = match ctx.take_accounts_writer() {
+        Some(w) => acct_stream.reflect(w).boxed(),
+        None => acct_stream.boxed(),
+    }
     .applied_objects()
     .predicate_filter(account_trigger_hash, Default::default());
     // Namespace label changes can allow/deny namespaces selected by an AIAccount's selector.
