@@ -1,7 +1,7 @@
 //! Operator configuration (`Config`, timing knobs) and the shared reconcile `Context`:
 //! Kubernetes client, Azure clients, per-account credentials, the write gate, events, metrics.
 
-use crate::azure::arm::ArmClient;
+use crate::azure::arm::{ArmClient, Deployment};
 use crate::azure::auth::{CredentialKind, Secret, TokenCredential};
 use crate::azure::cloud::{AzureSettings, Cloud};
 use crate::azure::keyvault::KeyVaultClient;
@@ -177,6 +177,11 @@ pub struct Context {
     accounts_writer: Mutex<Option<Writer<AIAccount>>>,
     wake_tx: tokio::sync::mpsc::UnboundedSender<ObjectRef<ModelDeployment>>,
     wake_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ObjectRef<ModelDeployment>>>>,
+    /// Azure's response to each write in flight, per owner, with the generation it was for:
+    /// once the operation succeeds that is the deployment's state, so it is not read back.
+    accepted: Mutex<HashMap<String, (Option<i64>, Deployment)>>,
+    /// Writes that passed pre-validation while queued for their account's slot.
+    pub prevalidated: crate::prevalidate::Passed,
     /// Account model catalogs (pre-validation), per account key, with fetch time.
     pub models_cache:
         Mutex<HashMap<String, (std::time::Instant, Vec<crate::azure::arm::AccountModel>)>>,
@@ -209,6 +214,8 @@ impl Context {
             wake_tx,
             wake_rx: Mutex::new(Some(wake_rx)),
             models_cache: Default::default(),
+            accepted: Default::default(),
+            prevalidated: crate::prevalidate::Passed::new(Duration::from_secs(60)),
             client: config.client.clone(),
             gate: WriteGate::new(
                 config.timing.max_write_hold,
@@ -317,6 +324,41 @@ impl Context {
                 client_id: a.client_id.clone(),
             },
         })
+    }
+
+    /// Azure accepted a long-running write for `owner` (spec `generation`), answering with
+    /// `deployment`.
+    pub fn operation_accepted(
+        &self,
+        owner: &str,
+        generation: Option<i64>,
+        deployment: Option<&Deployment>,
+    ) {
+        let mut a = self.accepted.lock();
+        match deployment {
+            Some(d) => a.insert(owner.to_string(), (generation, d.clone())),
+            None => a.remove(owner),
+        };
+    }
+
+    /// The write of `owner` ended: stop timing it, and when it succeeded for `generation`,
+    /// return the deployment as Azure accepted it, now provisioned (no read-back needed).
+    pub fn operation_ended(
+        &self,
+        owner: &str,
+        succeeded: bool,
+        generation: Option<i64>,
+    ) -> Option<Deployment> {
+        self.polls.finished(owner, succeeded);
+        let (g, mut d) = self.accepted.lock().remove(owner)?;
+        if !succeeded || g != generation {
+            return None;
+        }
+        let capacity = d.sku.as_ref().and_then(|s| s.capacity);
+        let props = d.properties.get_or_insert_with(Default::default);
+        props.provisioning_state = Some("Succeeded".into());
+        props.current_capacity = capacity.or(props.current_capacity);
+        Some(d)
     }
 
     /// Count a failure for backoff; returns the number of consecutive failures.

@@ -119,8 +119,9 @@ struct RunArgs {
     /// Timeout of one Azure HTTP request.
     #[arg(long, env = "AZURE_HTTP_TIMEOUT", default_value = "30s", value_parser = duration)]
     http_timeout: Duration,
-    /// Max concurrent reconciles per kind (0 = unbounded).
-    #[arg(long, env = "CONCURRENCY", default_value_t = 0)]
+    /// Max concurrent reconciles per kind (0 = unbounded). Reconciles never wait on Azure's
+    /// long-running operations, so a few suffice; a bound keeps memory flat under bursts.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
     /// JSON logs (same as --log-format json).
     #[arg(long, env = "LOG_JSON", default_value_t = false)]

@@ -300,3 +300,63 @@ mod tests {
         );
     }
 }
+
+/// Which ModelDeployments passed pre-validation recently, for which (generation, account
+/// generation): a write queued behind others on its account is checked once, before it queues,
+/// not again on the hand-off. Entries older than `ttl` are stale (quota moves); an entry is
+/// forgotten once its write is sent.
+pub struct Passed {
+    ttl: std::time::Duration,
+    entries: parking_lot::Mutex<
+        std::collections::HashMap<String, ((Option<i64>, Option<i64>), std::time::Instant)>,
+    >,
+}
+
+impl Passed {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Passed {
+            ttl,
+            entries: Default::default(),
+        }
+    }
+
+    pub fn fresh(&self, owner: &str, stamp: (Option<i64>, Option<i64>)) -> bool {
+        self.entries
+            .lock()
+            .get(owner)
+            .is_some_and(|(s, at)| *s == stamp && at.elapsed() < self.ttl)
+    }
+
+    pub fn record(&self, owner: &str, stamp: (Option<i64>, Option<i64>)) {
+        let mut e = self.entries.lock();
+        let ttl = self.ttl;
+        e.retain(|_, (_, at)| at.elapsed() < ttl);
+        e.insert(owner.to_string(), (stamp, std::time::Instant::now()));
+    }
+
+    pub fn forget(&self, owner: &str) {
+        self.entries.lock().remove(owner);
+    }
+}
+
+#[cfg(test)]
+mod passed_tests {
+    use super::Passed;
+    use std::time::Duration;
+
+    #[test]
+    fn fresh_only_for_the_same_generations_within_the_ttl_until_forgotten() {
+        let p = Passed::new(Duration::from_secs(60));
+        assert!(!p.fresh("ns/a", (Some(1), Some(1))));
+        p.record("ns/a", (Some(1), Some(1)));
+        assert!(p.fresh("ns/a", (Some(1), Some(1))));
+        assert!(!p.fresh("ns/a", (Some(2), Some(1))), "spec changed");
+        assert!(!p.fresh("ns/a", (Some(1), Some(2))), "account changed");
+        assert!(!p.fresh("ns/b", (Some(1), Some(1))));
+        p.forget("ns/a");
+        assert!(!p.fresh("ns/a", (Some(1), Some(1))));
+        let short = Passed::new(Duration::ZERO);
+        short.record("ns/a", (Some(1), Some(1)));
+        assert!(!short.fresh("ns/a", (Some(1), Some(1))), "stale");
+    }
+}

@@ -162,6 +162,16 @@ fn count(log: &[RequestRecord], from: Instant, to: Instant) -> HashMap<Kind, usi
     m
 }
 
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 /// (VmHWM, VmRSS) in MiB of a process.
 fn rss(pid: u32) -> Option<(f64, f64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -588,6 +598,7 @@ async fn run(
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // ---- phase 1: N deployments
+    let cpu0 = cpu_seconds(pid).unwrap_or(0.0);
     let pop = create_population(client, 0..n, a, namespaces).await?;
     let created_in = pop.first_create.elapsed();
     let remaining = deadline.saturating_duration_since(Instant::now());
@@ -599,6 +610,10 @@ async fn run(
     out.f("converge_seconds", converge);
     out.f("serialization_bound_seconds", bound);
     out.f("converge_ratio", converge / bound.max(1e-9));
+    out.f(
+        "operator_cpu_seconds_converge",
+        cpu_seconds(pid).unwrap_or(0.0) - cpu0,
+    );
     out.put(
         "max_concurrent_writes_per_account",
         azure.max_concurrent_writes_per_account(),

@@ -304,6 +304,7 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
     };
 
     // 1. A long-running operation we started: poll it, never write again meanwhile.
+    let mut settled = None;
     if let Some(op) = p.st.pending_operation.clone() {
         ctx.gate.claim(&gate_key, &p.owner);
         if let Some(wait) = ctx.polls.not_due(&p.owner) {
@@ -324,13 +325,11 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
                 // own state, read next, tells what happened.
                 tracing::warn!(deployment = %p.owner, error = %e, "dropping an unpollable Azure operation");
                 p.st.pending_operation = None;
-                ctx.polls.finished(&p.owner, false);
+                ctx.operation_ended(&p.owner, false, p.generation);
                 ctx.release_slot(&gate_key, &p.owner);
             }
             Ok(Poll::InProgress { retry_after }) => {
-                let next = ctx
-                    .polls
-                    .in_progress(&gate_key, &op.kind, &p.owner, retry_after);
+                let next = ctx.polls.in_progress(&p.owner, retry_after);
                 let msg = format!(
                     "Azure is running the {} operation on deployment {}",
                     op.kind, p.name
@@ -346,12 +345,12 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
                 // One event per write (when Azure accepts it, with the change); the Ready
                 // condition tells when it finished.
                 p.st.pending_operation = None;
-                ctx.polls.finished(&p.owner, true);
+                settled = ctx.operation_ended(&p.owner, true, p.generation);
                 ctx.release_slot(&gate_key, &p.owner);
             }
             Ok(Poll::Failed { code, message }) => {
                 p.st.pending_operation = None;
-                ctx.polls.finished(&p.owner, false);
+                ctx.operation_ended(&p.owner, false, p.generation);
                 ctx.release_slot(&gate_key, &p.owner);
                 // A failed operation is terminal unless its code says "try again".
                 let status = if is_transient_code(&code) { 500 } else { 400 };
@@ -375,10 +374,14 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
         return wait_for_slot(&mut p, &t, &gate_key).await;
     }
 
-    // 3. Observe.
-    let observed = match ctx.arm.get_deployment(&cred, &id, &p.name).await {
-        Ok(o) => o,
-        Err(e) => return p.azure_error(e, false, account_gen).await,
+    // 3. Observe: Azure's accepted state of the write that just succeeded for this generation,
+    //    else a read.
+    let observed = match settled {
+        Some(d) => Some(d),
+        None => match ctx.arm.get_deployment(&cred, &id, &p.name).await {
+            Ok(o) => o,
+            Err(e) => return p.azure_error(e, false, account_gen).await,
+        },
     };
 
     // 4. Plan.
@@ -474,29 +477,36 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
             body,
             changes,
         } => {
+            // Pre-validated before queueing for the slot (once per generation, fresh for a
+            // minute), so the hand-off to this write does not wait on those reads.
+            let stamp = (p.generation, account_gen);
+            if !ctx.prevalidated.fresh(&p.owner, stamp) {
+                if let Err(rej) = prevalidate(
+                    ctx,
+                    &cred,
+                    &id,
+                    &md,
+                    acct_status.location.as_deref(),
+                    observed.as_ref(),
+                )
+                .await
+                {
+                    ctx.release_slot(&gate_key, &p.owner);
+                    let e = AzureError {
+                        operation: "deployments.prevalidate".into(),
+                        status: 400,
+                        code: rej.code.into(),
+                        message: rej.message,
+                        retry_after: None,
+                    };
+                    return p.azure_error(e, true, account_gen).await;
+                }
+                ctx.prevalidated.record(&p.owner, stamp);
+            }
             if !ctx.gate.try_acquire(&gate_key, &p.owner) {
                 return wait_for_slot(&mut p, &t, &gate_key).await;
             }
-            if let Err(rej) = prevalidate(
-                ctx,
-                &cred,
-                &id,
-                &md,
-                acct_status.location.as_deref(),
-                observed.as_ref(),
-            )
-            .await
-            {
-                ctx.release_slot(&gate_key, &p.owner);
-                let e = AzureError {
-                    operation: "deployments.prevalidate".into(),
-                    status: 400,
-                    code: rej.code.into(),
-                    message: rej.message,
-                    retry_after: None,
-                };
-                return p.azure_error(e, true, account_gen).await;
-            }
+            ctx.prevalidated.forget(&p.owner);
             let drift = kind != plan::WriteKind::Create
                 && p.old.observed_generation == p.generation
                 && ready_condition(&p.old.conditions).is_some_and(|c| c.status == "True");
@@ -702,6 +712,12 @@ async fn after_write(
                 p.observe(d);
             }
             if out.is_long_running() {
+                // A PUT's response is the deployment as it will be; a pause/resume action's is not.
+                let accepted = out
+                    .deployment
+                    .as_ref()
+                    .filter(|_| !matches!(kind, "Pause" | "Resume"));
+                ctx.operation_accepted(&p.owner, p.generation, accepted);
                 p.st.pending_operation = Some(PendingOperation {
                     kind: kind.to_string(),
                     async_operation_url: out.async_operation_url.clone(),
@@ -722,9 +738,10 @@ async fn after_write(
                 ctx.metrics
                     .operations_in_flight
                     .set(ctx.gate.busy_accounts() as i64);
+                let what = format!("{kind}/{}", p.md.spec.sku.name.as_str());
                 Ok(Action::requeue(ctx.polls.started(
                     gate_key,
-                    kind,
+                    &what,
                     &p.owner,
                     out.retry_after,
                 )))
@@ -864,6 +881,7 @@ async fn cleanup(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
             Err(e) => {
                 tracing::warn!(deployment = %p.owner, error = %e, "dropping an unpollable Azure operation");
                 p.st.pending_operation = None;
+                ctx.operation_ended(&p.owner, false, p.generation);
                 ctx.release_slot(&gate_key, &p.owner);
                 p.save().await?;
             }
@@ -875,6 +893,7 @@ async fn cleanup(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
             }
             Ok(Poll::Succeeded) | Ok(Poll::Failed { .. }) => {
                 p.st.pending_operation = None;
+                ctx.operation_ended(&p.owner, false, p.generation);
                 ctx.release_slot(&gate_key, &p.owner);
                 p.save().await?;
             }
