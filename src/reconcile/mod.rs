@@ -287,3 +287,40 @@ pub async fn run_controllers(
         });
     futures::join!(md_controller, acct_controller);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_metadata_and_spec_only() {
+        let mut md: ModelDeployment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "aoai.dev/v1alpha1", "kind": "ModelDeployment",
+            "metadata": {
+                "name": "chat", "namespace": "team-a", "generation": 3,
+                "finalizers": [MD_FINALIZER],
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"a whole\": \"copy\"}",
+                    "team": "search",
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+            },
+            "spec": {"accountRef": {"name": "shared"}, "model": {"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18"}, "sku": {"name": "GlobalStandard", "capacity": 1}},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "ok"}]},
+        }))
+        .unwrap();
+        let spec = md.spec.clone();
+        slim_for_cache(&mut md);
+        assert!(md.status.is_none());
+        assert!(md.metadata.managed_fields.is_none());
+        let ann = md.metadata.annotations.clone().unwrap();
+        assert_eq!(ann.len(), 1, "{ann:?}");
+        assert_eq!(ann["team"], "search");
+        assert_eq!(md.spec, spec);
+        assert_eq!(md.metadata.generation, Some(3));
+        assert_eq!(
+            md.metadata.finalizers.as_deref(),
+            Some(&[MD_FINALIZER.to_string()][..])
+        );
+    }
+}

@@ -54,6 +54,11 @@ async fn client_secret_token_carries_audience_and_expiry() {
     assert_eq!(c["appid"], az.env.client_id.as_str());
     assert_eq!(c["tid"], az.env.tenant_id.as_str());
     assert!(c["exp"].as_i64().unwrap() > chrono::Utc::now().timestamp() + 3000);
+    // The emulator remembers what it issued (leak scans look for these).
+    assert_eq!(
+        az.emu.issued_tokens(),
+        vec![r.body["access_token"].as_str().unwrap().to_string()]
+    );
     // The token works on ARM; the log records the principal.
     let ok = az
         .arm_with(

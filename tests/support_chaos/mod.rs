@@ -283,6 +283,16 @@ impl Bed {
         for (i, s) in self.extra_secrets.lock().iter().enumerate() {
             out.push((format!("extra client secret #{i}"), s.clone()));
         }
+        // Every bearer token the emulator issued, by its signature (unique per token), so a
+        // token that was cut or re-wrapped is found too, not only whole JWT shapes.
+        for (i, t) in self.azure.issued_tokens().iter().enumerate() {
+            if let Some(sig) = t.rsplit('.').next() {
+                out.push((
+                    format!("signature of issued bearer token #{i}"),
+                    sig.to_string(),
+                ));
+            }
+        }
         out.retain(|(_, v)| v.len() >= 8);
         out
     }

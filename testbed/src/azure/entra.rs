@@ -352,7 +352,7 @@ fn token(inner: &Inner, req: &Req, tenant: &str) -> Resp {
             "token_type": "Bearer",
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
-            "access_token": inner.signer.sign(&claims),
+            "access_token": inner.issue_access_token(&claims),
         }),
     );
     resp.extensions_mut().insert(LogInfo {
@@ -404,7 +404,7 @@ pub(crate) fn managed_identity(inner: &Inner, req: &Req) -> Resp {
     let mut resp = json_response(
         200,
         json!({
-            "access_token": inner.signer.sign(&claims),
+            "access_token": inner.issue_access_token(&claims),
             "client_id": app.client_id,
             "expires_in": lifetime.to_string(),
             "expires_on": (iat + lifetime).to_string(),

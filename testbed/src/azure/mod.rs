@@ -167,6 +167,8 @@ pub(crate) struct Inner {
     pub log: Mutex<Vec<RequestRecord>>,
     pub tls: tls::Tls,
     pub signer: Signer,
+    /// Every access token the token endpoints handed out (for leak scans).
+    pub issued: Mutex<Vec<String>>,
     pub tenant_id: String,
     pub subscription_id: String,
     pub resource_group: String,
@@ -186,6 +188,13 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// Sign an access token handed to a client, and remember it.
+    pub fn issue_access_token(&self, claims: &serde_json::Value) -> String {
+        let t = self.signer.sign(claims);
+        self.issued.lock().push(t.clone());
+        t
+    }
+
     pub fn main_url(&self) -> String {
         format!("https://127.0.0.1:{}/", self.main_addr.port())
     }
@@ -290,6 +299,7 @@ impl AzureEmulator {
             log: Mutex::new(Vec::new()),
             tls,
             signer,
+            issued: Default::default(),
             tenant_id,
             subscription_id: "00000000-0000-0000-0000-000000000000".into(),
             resource_group: "rg-ai".into(),
@@ -416,6 +426,11 @@ impl AzureEmulator {
             lifetime_secs,
         );
         self.inner.signer.sign(&claims)
+    }
+
+    /// Every access token the Entra ID and managed identity endpoints have issued so far.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.inner.issued.lock().clone()
     }
 
     /// Registers another application (client id + secret) in the tenant.
