@@ -7,6 +7,7 @@ use crate::azure::cloud::{AzureSettings, Cloud};
 use crate::azure::keyvault::KeyVaultClient;
 use crate::azure::lock::WriteGate;
 use crate::azure::poll_clock::PollClock;
+use crate::azure::ttl_cache::TtlCache;
 use crate::crd::{AIAccount, ModelDeployment};
 use crate::error::{Error, Result};
 use crate::leader::LeaderSettings;
@@ -182,9 +183,11 @@ pub struct Context {
     accepted: Mutex<HashMap<String, (Option<i64>, Deployment)>>,
     /// Writes that passed pre-validation while queued for their account's slot.
     pub prevalidated: crate::prevalidate::Passed,
-    /// Account model catalogs (pre-validation), per account key, with fetch time.
-    pub models_cache:
-        Mutex<HashMap<String, (std::time::Instant, Vec<crate::azure::arm::AccountModel>)>>,
+    /// Account model catalogs (pre-validation), per account key, for 10 minutes.
+    pub models_cache: TtlCache<Vec<crate::azure::arm::AccountModel>>,
+    /// Quota usage (pre-validation), per subscription and region, for 2 seconds and until the
+    /// next write is accepted there: a burst of new deployments shares one read.
+    pub usages_cache: TtlCache<Vec<crate::azure::arm::Usage>>,
 }
 
 impl Context {
@@ -213,7 +216,8 @@ impl Context {
             accounts_writer: Mutex::new(Some(accounts_writer)),
             wake_tx,
             wake_rx: Mutex::new(Some(wake_rx)),
-            models_cache: Default::default(),
+            models_cache: TtlCache::new(Duration::from_secs(600)),
+            usages_cache: TtlCache::new(Duration::from_secs(2)),
             accepted: Default::default(),
             prevalidated: crate::prevalidate::Passed::new(Duration::from_secs(60)),
             client: config.client.clone(),

@@ -1,6 +1,6 @@
 //! Azure clients: cloud endpoints and settings, the shared HTTP client (custom CA),
 //! Entra ID token credentials, ARM (Microsoft.CognitiveServices), Key Vault secrets,
-//! the per-account write gate and the long-running-operation poll clock.
+//! the per-account write gate, the long-running-operation poll clock and a TTL cache for shared reads.
 
 pub mod arm;
 pub mod auth;
@@ -9,6 +9,7 @@ pub mod http;
 pub mod keyvault;
 pub mod lock;
 pub mod poll_clock;
+pub mod ttl_cache;
 
 /// Microsoft.CognitiveServices api-version spoken to ARM.
 pub const ARM_API_VERSION: &str = "2026-09-01";

@@ -28,11 +28,18 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     let start = Instant::now();
     let ns = md.namespace().unwrap_or_else(|| "default".into());
     let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), &ns);
-    // The controller's cache can lag behind our own status writes (e.g. a just-persisted
-    // pending operation); decisions are made on a fresh read.
-    let md = match api.get_opt(&md.name_any()).await? {
-        Some(fresh) => Arc::new(fresh),
-        None => return Ok(Action::await_change()),
+    // The controller's cache holds no status and can lag behind our own writes (e.g. a
+    // just-persisted pending operation): decisions are made on a fresh read. Only adding the
+    // finalizer to a new resource needs none (that patch checks the finalizers it replaces).
+    let adds_finalizer = md.metadata.deletion_timestamp.is_none()
+        && !md.finalizers().iter().any(|f| f == MD_FINALIZER);
+    let md = if adds_finalizer {
+        md
+    } else {
+        match api.get_opt(&md.name_any()).await? {
+            Some(fresh) => Arc::new(fresh),
+            None => return Ok(Action::await_change()),
+        }
     };
     let res = finalizer(&api, MD_FINALIZER, md, |ev| async {
         match ev {
@@ -529,6 +536,11 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
                 p.event(true, "DriftDetected", "Reconcile", note).await;
             }
             let res = ctx.arm.put_deployment(&cred, &id, &p.name, &body).await;
+            // The subscription's usage moves with this write (or was not what was cached).
+            if let Some(loc) = acct_status.location.as_deref() {
+                ctx.usages_cache
+                    .remove(&usages_key(&id.subscription_id, loc));
+            }
             after_write(
                 &mut p,
                 &gate_key,
@@ -572,20 +584,11 @@ async fn prevalidate(
     observed: Option<&Deployment>,
 ) -> std::result::Result<(), crate::prevalidate::Rejection> {
     let key = id.key();
-    let ttl = Duration::from_secs(600);
-    let cached = ctx
-        .models_cache
-        .lock()
-        .get(&key)
-        .filter(|(at, _)| at.elapsed() < ttl)
-        .map(|(_, m)| m.clone());
-    let models = match cached {
+    let models = match ctx.models_cache.get(&key) {
         Some(m) => m,
         None => match ctx.arm.list_account_models(cred, id).await {
             Ok(m) => {
-                ctx.models_cache
-                    .lock()
-                    .insert(key.clone(), (Instant::now(), m.clone()));
+                ctx.models_cache.put(&key, m.clone());
                 m
             }
             Err(e) => {
@@ -604,7 +607,16 @@ async fn prevalidate(
         )
     });
     if let Some(loc) = location {
-        match ctx.arm.list_usages(cred, &id.subscription_id, loc).await {
+        let usages_key = usages_key(&id.subscription_id, loc);
+        let usages = match ctx.usages_cache.get(&usages_key) {
+            Some(u) => Ok(u),
+            None => ctx
+                .arm
+                .list_usages(cred, &id.subscription_id, loc)
+                .await
+                .inspect(|u| ctx.usages_cache.put(&usages_key, u.clone())),
+        };
+        match usages {
             Ok(usages) => {
                 crate::prevalidate::check_quota(&md.spec, &usage_name, &usages, observed)?
             }
@@ -614,6 +626,14 @@ async fn prevalidate(
         }
     }
     Ok(())
+}
+
+fn usages_key(subscription: &str, location: &str) -> String {
+    format!(
+        "{}|{}",
+        subscription.to_ascii_lowercase(),
+        location.to_ascii_lowercase()
+    )
 }
 
 /// Operation failure codes that mean "retry later" rather than "fix the request".
@@ -695,7 +715,7 @@ async fn after_write(
         Err(e) => {
             ctx.release_slot(gate_key, &p.owner);
             if e.code == "DeploymentModelNotSupported" || e.code == "InvalidResourceProperties" {
-                ctx.models_cache.lock().remove(gate_key);
+                ctx.models_cache.remove(gate_key);
             }
             p.azure_error(e, true, account_gen).await
         }
