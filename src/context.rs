@@ -181,8 +181,10 @@ pub struct Context {
     /// Azure's response to each write in flight, per owner, with the generation it was for:
     /// once the operation succeeds that is the deployment's state, so it is not read back.
     accepted: Mutex<HashMap<String, (Option<i64>, Deployment)>>,
-    /// Writes that passed pre-validation while queued for their account's slot.
-    pub prevalidated: crate::prevalidate::Passed,
+    /// ModelDeployments that passed pre-validation, with the (generation, account generation)
+    /// checked: a write queued behind others on its account is checked once, before it queues,
+    /// not again on the hand-off. Stale after a minute (quota moves); forgotten once sent.
+    pub prevalidated: TtlCache<(Option<i64>, Option<i64>)>,
     /// Account model catalogs (pre-validation), per account key, for 10 minutes.
     pub models_cache: TtlCache<Vec<crate::azure::arm::AccountModel>>,
     /// Quota usage (pre-validation), per subscription and region, for 2 seconds and until the
@@ -219,7 +221,7 @@ impl Context {
             models_cache: TtlCache::new(Duration::from_secs(600)),
             usages_cache: TtlCache::new(Duration::from_secs(2)),
             accepted: Default::default(),
-            prevalidated: crate::prevalidate::Passed::new(Duration::from_secs(60)),
+            prevalidated: TtlCache::new(Duration::from_secs(60)),
             client: config.client.clone(),
             gate: WriteGate::new(
                 config.timing.max_write_hold,

@@ -487,7 +487,7 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
             // Pre-validated before queueing for the slot (once per generation, fresh for a
             // minute), so the hand-off to this write does not wait on those reads.
             let stamp = (p.generation, account_gen);
-            if !ctx.prevalidated.fresh(&p.owner, stamp) {
+            if ctx.prevalidated.get(&p.owner) != Some(stamp) {
                 if let Err(rej) = prevalidate(
                     ctx,
                     &cred,
@@ -508,12 +508,12 @@ async fn apply(md: Arc<ModelDeployment>, ctx: &Context) -> Result<Action> {
                     };
                     return p.azure_error(e, true, account_gen).await;
                 }
-                ctx.prevalidated.record(&p.owner, stamp);
+                ctx.prevalidated.put(&p.owner, stamp);
             }
             if !ctx.gate.try_acquire(&gate_key, &p.owner) {
                 return wait_for_slot(&mut p, &t, &gate_key).await;
             }
-            ctx.prevalidated.forget(&p.owner);
+            ctx.prevalidated.remove(&p.owner);
             let drift = kind != plan::WriteKind::Create
                 && p.old.observed_generation == p.generation
                 && ready_condition(&p.old.conditions).is_some_and(|c| c.status == "True");
