@@ -162,6 +162,7 @@ impl PollClock {
     }
 
     /// The learned duration of `what` operations on `account`.
+    #[cfg(test)]
     pub fn learned(&self, account: &str, what: &str) -> Option<Duration> {
         self.learned_key(&key(account, what))
     }
