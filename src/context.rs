@@ -1,13 +1,17 @@
-//! Operator configuration (`Config`, timing knobs) and the shared reconcile `Context`:
-//! Kubernetes client, Azure clients, per-account credentials, the write gate, events, metrics.
+//! Operator configuration (`Config`, timing knobs) and the shared reconcile `Context`, grouped
+//! by what each part serves: the Kubernetes side (client, events, the account cache), the Azure
+//! side (clients, credentials per account), write coordination (the per-account write slot, the
+//! poll clock, what Azure accepted for each running write) and shared reads (the per-account
+//! deployment listings, catalogs, quota usage, pre-validation stamps, failure counts).
 
-use crate::azure::arm::{ArmClient, Deployment};
-use crate::azure::auth::{CredentialKind, Secret, TokenCredential};
+use crate::azure::arm::{AccountModel, ArmClient, Deployment, Usage};
+use crate::azure::auth::{CredentialKind, Secret, TokenCredential, TokenSettings};
+use crate::azure::budget::{ArmBudget, BudgetConfig};
 use crate::azure::cloud::{AzureSettings, Cloud};
+use crate::azure::inventory::Inventory;
 use crate::azure::keyvault::KeyVaultClient;
 use crate::azure::lock::WriteGate;
 use crate::azure::poll_clock::PollClock;
-use crate::azure::ttl_cache::TtlCache;
 use crate::crd::{AIAccount, ModelDeployment};
 use crate::error::{Error, Result};
 use crate::leader::LeaderSettings;
@@ -16,6 +20,7 @@ use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use kube::api::Api;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use moka::sync::Cache;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,9 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Timing knobs (defaults suit production; tests shrink them to milliseconds).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Timing {
-    /// ModelDeployment drift resync (one GET per deployment).
+    /// ModelDeployment drift resync (the account's listing is at most this old).
     pub resync: Duration,
     /// AIAccount resync (GET account, listKeys, Key Vault GET).
     pub account_resync: Duration,
@@ -43,7 +48,7 @@ pub struct Timing {
     pub terminal_recheck: Duration,
     /// HTTP timeout per Azure request.
     pub http_timeout: Duration,
-    /// A write slot held longer than this is considered abandoned.
+    /// A running operation holding an account's write slot longer than this is considered abandoned.
     pub max_write_hold: Duration,
 }
 
@@ -88,6 +93,8 @@ pub struct Config {
     pub client: kube::Client,
     pub azure: AzureSettings,
     pub timing: Timing,
+    /// ARM request budget per subscription and principal.
+    pub budget: BudgetConfig,
     /// Where to serve /metrics, /healthz, /readyz (None = no server).
     pub metrics_addr: Option<SocketAddr>,
     pub leader_election: Option<LeaderSettings>,
@@ -111,6 +118,7 @@ impl Config {
             client,
             azure,
             timing: Timing::default(),
+            budget: BudgetConfig::default(),
             metrics_addr: None,
             leader_election: None,
             operator_namespace: "default".into(),
@@ -156,95 +164,148 @@ pub fn backoff_delay(t: &Timing, failures: u32, retry_after: Option<Duration>) -
     }
 }
 
-/// Shared state of all reconciles.
-pub struct Context {
+/// The Kubernetes side.
+pub struct Kube {
     pub client: kube::Client,
-    pub config: Config,
+    /// Who publishes events (a `Recorder` is made per event, see `reconcile::publish`).
+    pub reporter: Reporter,
+    /// AIAccounts as the ModelDeployment controller's account watch last saw them (that watch
+    /// also triggers the dependent ModelDeployments, so a triggered reconcile sees the change).
+    pub accounts: Store<AIAccount>,
+}
+
+/// The Azure side.
+pub struct Azure {
     pub cloud: Cloud,
     pub http: reqwest::Client,
     pub arm: ArmClient,
     pub keyvault: KeyVaultClient,
+    token_settings: TokenSettings,
+    credentials: Mutex<HashMap<String, Arc<TokenCredential>>>,
+}
+
+/// One write at a time per account, and the timing of the operations in flight.
+pub struct Writes {
     pub gate: WriteGate,
     /// When to poll long-running operations (learned per account and kind).
     pub polls: PollClock,
-    /// Who publishes events (a `Recorder` is made per event, see `reconcile::publish`).
-    pub reporter: Reporter,
-    pub metrics: Arc<Metrics>,
-    credentials: Mutex<HashMap<String, Arc<TokenCredential>>>,
-    failures: Mutex<HashMap<String, u32>>,
-    /// AIAccounts as the ModelDeployment controller's account watch last saw them (that watch
-    /// also triggers the dependent ModelDeployments, so a triggered reconcile sees the change).
-    accounts: Store<AIAccount>,
-    accounts_writer: Mutex<Option<Writer<AIAccount>>>,
-    wake_tx: tokio::sync::mpsc::UnboundedSender<ObjectRef<ModelDeployment>>,
-    wake_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ObjectRef<ModelDeployment>>>>,
     /// Azure's response to each write in flight, per owner, with the generation it was for:
     /// once the operation succeeds that is the deployment's state, so it is not read back.
-    accepted: Mutex<HashMap<String, (Option<i64>, Deployment)>>,
+    accepted: Mutex<HashMap<String, (i64, Deployment)>>,
+}
+
+/// Reads many reconciles share.
+pub struct Shared {
+    /// Each account's deployments, from one paged LIST per account per resync.
+    pub inventory: Inventory,
+    /// Account model catalogs, per account key, for 10 minutes.
+    pub catalogs: Cache<String, Arc<Vec<AccountModel>>>,
+    /// Quota usage per subscription and region, for 2 seconds and until the next write there.
+    pub usages: Cache<String, Arc<Vec<Usage>>>,
     /// ModelDeployments that passed pre-validation, with the (generation, account generation)
-    /// checked: a write queued behind others on its account is checked once, before it queues,
-    /// not again on the hand-off. Stale after a minute (quota moves); forgotten once sent.
-    pub prevalidated: TtlCache<(Option<i64>, Option<i64>)>,
-    /// Account model catalogs (pre-validation), per account key, for 10 minutes.
-    pub models_cache: TtlCache<Vec<crate::azure::arm::AccountModel>>,
-    /// Quota usage (pre-validation), per subscription and region, for 2 seconds and until the
-    /// next write is accepted there: a burst of new deployments shares one read.
-    pub usages_cache: TtlCache<Vec<crate::azure::arm::Usage>>,
+    /// checked: a write queued behind others is checked once, before it queues, not again on
+    /// the hand-off. Stale after a minute (quota moves).
+    pub prevalidated: Cache<String, (i64, i64)>,
+    /// Consecutive transient failures per resource (for backoff).
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+/// What the controllers are wired with: the write-slot hand-offs and the account cache's writer.
+pub struct Wiring {
+    pub wake: tokio::sync::mpsc::UnboundedReceiver<String>,
+    pub accounts: Writer<AIAccount>,
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub config: Config,
+    pub kube: Kube,
+    pub azure: Azure,
+    pub writes: Writes,
+    pub shared: Shared,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {
-    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self> {
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<(Self, Wiring)> {
         let cloud = config.azure.cloud().map_err(Error::Config)?;
         let http = crate::azure::http::build_client(
             config.azure.ca_file.as_deref(),
             config.timing.http_timeout,
         )
         .map_err(Error::Config)?;
+        let budget = Arc::new(ArmBudget::new(config.budget.clone()));
         let arm = ArmClient::new(
             http.clone(),
             &cloud.resource_manager,
             cloud.arm_scope(),
             metrics.clone(),
+            budget,
         );
         let keyvault = KeyVaultClient::new(http.clone(), cloud.key_vault_scope(), metrics.clone());
-        let reporter = Reporter {
-            controller: "aoai-operator".into(),
-            instance: Some(config.instance.clone()),
-        };
-        let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (wake_tx, wake) = tokio::sync::mpsc::unbounded_channel();
         let (accounts, accounts_writer) = reflector::store();
-        Ok(Context {
-            accounts,
-            accounts_writer: Mutex::new(Some(accounts_writer)),
-            wake_tx,
-            wake_rx: Mutex::new(Some(wake_rx)),
-            models_cache: TtlCache::new(Duration::from_secs(600)),
-            usages_cache: TtlCache::new(Duration::from_secs(2)),
-            accepted: Default::default(),
-            prevalidated: TtlCache::new(Duration::from_secs(60)),
-            client: config.client.clone(),
-            gate: WriteGate::new(
-                config.timing.max_write_hold,
-                config.timing.write_slot_retry * 20 + Duration::from_secs(5),
-            ),
-            polls: PollClock::new(
-                config.timing.poll_interval,
-                config.timing.max_poll_interval,
-                config.timing.poll_interval / 20,
-            ),
-            cloud,
-            http,
-            arm,
-            keyvault,
-            reporter,
+        let t = &config.timing;
+        let ctx = Context {
+            kube: Kube {
+                client: config.client.clone(),
+                reporter: Reporter {
+                    controller: "aoai-operator".into(),
+                    instance: Some(config.instance.clone()),
+                },
+                accounts,
+            },
+            azure: Azure {
+                token_settings: TokenSettings {
+                    http: http.clone(),
+                    authority_host: cloud.authority_host.clone(),
+                    imds_host: config.azure.pod_identity_authority_host.clone(),
+                    metrics: metrics.clone(),
+                },
+                cloud,
+                http,
+                arm,
+                keyvault,
+                credentials: Default::default(),
+            },
+            writes: Writes {
+                gate: WriteGate::new(
+                    t.max_write_hold,
+                    t.write_slot_retry * 20 + Duration::from_secs(5),
+                    wake_tx,
+                ),
+                polls: PollClock::new(t.poll_interval, t.max_poll_interval, t.poll_interval / 20),
+                accepted: Default::default(),
+            },
+            shared: Shared {
+                inventory: Inventory::default(),
+                catalogs: Cache::builder()
+                    .time_to_live(Duration::from_secs(600))
+                    .build(),
+                usages: Cache::builder().time_to_live(Duration::from_secs(2)).build(),
+                prevalidated: Cache::builder()
+                    .time_to_live(Duration::from_secs(60))
+                    .build(),
+                failures: Default::default(),
+            },
             metrics,
-            credentials: Default::default(),
-            failures: Default::default(),
             config,
-        })
+        };
+        Ok((
+            ctx,
+            Wiring {
+                wake,
+                accounts: accounts_writer,
+            },
+        ))
+    }
+
+    pub fn client(&self) -> kube::Client {
+        self.kube.client.clone()
     }
 
     /// The credential for an account: its spec.credential, or the operator's ambient identity.
+    /// Err(Config) says what is wrong and what to do.
     pub async fn credential_for(&self, account: &AIAccount) -> Result<Arc<TokenCredential>> {
         let kind = match &account.spec.credential {
             None => self.ambient_kind()?,
@@ -265,12 +326,12 @@ impl Context {
                         client_id: m.client_id.clone(),
                     }
                 } else if let Some(s) = &c.client_secret {
-                    let api: Api<K8sSecret> =
-                        Api::namespaced(self.client.clone(), &self.config.operator_namespace);
+                    let ns = &self.config.operator_namespace;
+                    let api: Api<K8sSecret> = Api::namespaced(self.client(), ns);
                     let secret = api.get_opt(&s.secret_ref.name).await?.ok_or_else(|| {
                         Error::Config(format!(
-                            "Secret {}/{} (credential.clientSecret.secretRef) does not exist: create it in the operator's namespace",
-                            self.config.operator_namespace, s.secret_ref.name
+                            "Secret {ns}/{} (credential.clientSecret.secretRef) does not exist: create it in the operator's namespace",
+                            s.secret_ref.name
                         ))
                     })?;
                     let value = secret
@@ -281,8 +342,8 @@ impl Context {
                         .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&s.secret_ref.key)).cloned())
                         .ok_or_else(|| {
                             Error::Config(format!(
-                                "Secret {}/{} has no key {:?} (credential.clientSecret.secretRef.key)",
-                                self.config.operator_namespace, s.secret_ref.name, s.secret_ref.key
+                                "Secret {ns}/{} has no key {:?} (credential.clientSecret.secretRef.key)",
+                                s.secret_ref.name, s.secret_ref.key
                             ))
                         })?;
                     CredentialKind::ClientSecret {
@@ -298,18 +359,18 @@ impl Context {
             }
         };
         let key = kind.cache_key();
-        let mut creds = self.credentials.lock();
-        Ok(creds
+        if let Some(c) = self.azure.credentials.lock().get(&key) {
+            return Ok(c.clone());
+        }
+        let cred = Arc::new(
+            TokenCredential::new(kind, &self.azure.token_settings).map_err(Error::Config)?,
+        );
+        Ok(self
+            .azure
+            .credentials
+            .lock()
             .entry(key)
-            .or_insert_with(|| {
-                Arc::new(TokenCredential::new(
-                    kind,
-                    self.http.clone(),
-                    self.cloud.authority_host.clone(),
-                    self.config.azure.pod_identity_authority_host.clone(),
-                    self.metrics.clone(),
-                ))
-            })
+            .or_insert(cred)
             .clone())
     }
 
@@ -332,29 +393,60 @@ impl Context {
         })
     }
 
+    /// An AIAccount by name, from the watch cache once it is filled (no API call), else read.
+    pub async fn account(&self, name: &str) -> Result<Option<Arc<AIAccount>>> {
+        let store = &self.kube.accounts;
+        if tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready())
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            return Ok(store.get(&ObjectRef::new(name)));
+        }
+        let api: Api<AIAccount> = Api::all(self.client());
+        Ok(api.get_opt(name).await?.map(Arc::new))
+    }
+
+    /// Count a failure for backoff; returns the number of consecutive failures.
+    pub fn failed(&self, key: &str) -> u32 {
+        let mut f = self.shared.failures.lock();
+        let n = f.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        self.shared.failures.lock().remove(key);
+    }
+
+    /// Exponential backoff with ±20% jitter, at least `retry_after`, capped by backoff_max.
+    pub fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
+        backoff_delay(&self.config.timing, failures, retry_after)
+    }
+
+    pub fn update_gate_metrics(&self) {
+        let g = &self.writes.gate;
+        self.metrics.write_queue_depth.set(g.queue_depth() as i64);
+        self.metrics.accounts_write_busy.set(g.busy_accounts() as i64);
+        self.metrics
+            .operations_in_flight
+            .set(g.operations_running() as i64);
+    }
+}
+
+impl Writes {
     /// Azure accepted a long-running write for `owner` (spec `generation`), answering with
-    /// `deployment`.
-    pub fn operation_accepted(
-        &self,
-        owner: &str,
-        generation: Option<i64>,
-        deployment: Option<&Deployment>,
-    ) {
+    /// `deployment` (None: the answer is not the deployment's future, e.g. pause/resume).
+    pub fn operation_accepted(&self, owner: &str, generation: i64, deployment: Option<Deployment>) {
         let mut a = self.accepted.lock();
         match deployment {
-            Some(d) => a.insert(owner.to_string(), (generation, d.clone())),
+            Some(d) => a.insert(owner.to_string(), (generation, d)),
             None => a.remove(owner),
         };
     }
 
     /// The write of `owner` ended: stop timing it, and when it succeeded for `generation`,
     /// return the deployment as Azure accepted it, now provisioned (no read-back needed).
-    pub fn operation_ended(
-        &self,
-        owner: &str,
-        succeeded: bool,
-        generation: Option<i64>,
-    ) -> Option<Deployment> {
+    pub fn operation_ended(&self, owner: &str, succeeded: bool, generation: i64) -> Option<Deployment> {
         self.polls.finished(owner, succeeded);
         let (g, mut d) = self.accepted.lock().remove(owner)?;
         if !succeeded || g != generation {
@@ -367,74 +459,27 @@ impl Context {
         Some(d)
     }
 
-    /// Count a failure for backoff; returns the number of consecutive failures.
-    pub fn failed(&self, key: &str) -> u32 {
-        let mut f = self.failures.lock();
-        let n = f.entry(key.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        *n
-    }
-
-    pub fn succeeded(&self, key: &str) {
-        self.failures.lock().remove(key);
-    }
-
-    /// Exponential backoff with ±20% jitter, at least `retry_after`, capped by backoff_max.
-    pub fn backoff(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
-        backoff_delay(&self.config.timing, failures, retry_after)
-    }
-
-    /// Release `who`'s write slot on `account` and wake the next waiter at once.
-    pub fn release_slot(&self, account: &str, who: &str) {
-        if let Some(next) = self.gate.release(account, who) {
-            self.wake(&next);
+    /// The accepted state of `owner`'s write, as `operation_ended` would return it, without
+    /// ending anything.
+    pub fn peek_accepted(&self, owner: &str, generation: i64) -> Option<Deployment> {
+        let a = self.accepted.lock();
+        let (g, d) = a.get(owner)?;
+        if *g != generation {
+            return None;
         }
-        self.update_gate_metrics();
+        let mut d = d.clone();
+        let capacity = d.sku.as_ref().and_then(|s| s.capacity);
+        let props = d.properties.get_or_insert_with(Default::default);
+        props.provisioning_state = Some("Succeeded".into());
+        props.current_capacity = capacity.or(props.current_capacity);
+        Some(d)
     }
+}
 
-    /// Leave the account's write queue (no write planned any more).
-    pub fn leave_slot_queue(&self, account: &str, who: &str) {
-        if let Some(next) = self.gate.leave_queue(account, who) {
-            self.wake(&next);
-        }
-    }
-
-    fn wake(&self, owner: &str) {
-        if let Some((ns, name)) = owner.split_once('/') {
-            let _ = self.wake_tx.send(ObjectRef::new(name).within(ns));
-        }
-    }
-
-    /// The writer of the account cache, for the watch that feeds it; taken once.
-    pub fn take_accounts_writer(&self) -> Option<Writer<AIAccount>> {
-        self.accounts_writer.lock().take()
-    }
-
-    /// An AIAccount by name, from the watch cache once it is filled (no API call), else read.
-    pub async fn account(&self, name: &str) -> Result<Option<Arc<AIAccount>>> {
-        let watched = self.accounts_writer.lock().is_none();
-        if watched && self.accounts.wait_until_ready().await.is_ok() {
-            return Ok(self.accounts.get(&ObjectRef::new(name)));
-        }
-        let api: Api<AIAccount> = Api::all(self.client.clone());
-        Ok(api.get_opt(name).await?.map(Arc::new))
-    }
-
-    /// The stream of ModelDeployments to reconcile now (write-slot hand-offs); taken once.
-    pub fn take_wake_receiver(
-        &self,
-    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<ObjectRef<ModelDeployment>>> {
-        self.wake_rx.lock().take()
-    }
-
-    pub fn update_gate_metrics(&self) {
-        self.metrics
-            .write_queue_depth
-            .set(self.gate.queue_depth() as i64);
-        self.metrics
-            .accounts_write_busy
-            .set(self.gate.busy_accounts() as i64);
-    }
+/// The ModelDeployment a write-slot hand-off names (`<namespace>/<name>`).
+pub fn object_ref(owner: &str) -> Option<ObjectRef<ModelDeployment>> {
+    let (ns, name) = owner.split_once('/')?;
+    Some(ObjectRef::new(name).within(ns))
 }
 
 #[cfg(test)]

@@ -460,12 +460,60 @@ pub struct KeyVaultSecretRef {
     pub version: Option<String>,
 }
 
+/// The kinds of Azure write the operator makes on a deployment.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum OperationKind {
+    /// PUT of a new deployment.
+    #[default]
+    Create,
+    /// PUT of changed spec fields (or correcting drift).
+    Update,
+    /// First of two writes: capacity/SKU with the observed model version (Azure cannot change both at once).
+    UpdateCapacity,
+    /// PUT taking over an untagged deployment (adoptExisting).
+    Adopt,
+    /// PUT of a deployment whose provisioning failed.
+    Repair,
+    /// POST pause.
+    Pause,
+    /// POST resume.
+    Resume,
+    /// DELETE.
+    Delete,
+}
+
+impl OperationKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OperationKind::Create => "Create",
+            OperationKind::Update => "Update",
+            OperationKind::UpdateCapacity => "UpdateCapacity",
+            OperationKind::Adopt => "Adopt",
+            OperationKind::Repair => "Repair",
+            OperationKind::Pause => "Pause",
+            OperationKind::Resume => "Resume",
+            OperationKind::Delete => "Delete",
+        }
+    }
+    /// The Ready reason while this kind of operation runs.
+    pub fn progress_reason(&self) -> &'static str {
+        use crate::reason::*;
+        match self {
+            OperationKind::Create => CREATING,
+            OperationKind::Delete => DELETING,
+            OperationKind::Pause => PAUSING,
+            OperationKind::Resume => RESUMING,
+            _ => UPDATING,
+        }
+    }
+}
+
 /// An Azure long-running operation the operator started and is polling.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingOperation {
-    /// Create, Update, UpdateCapacity, UpdateModel, Delete.
-    pub kind: String,
+    /// What the operation does.
+    pub kind: OperationKind,
     /// Azure-AsyncOperation URL to poll (preferred).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub async_operation_url: Option<String>,

@@ -9,7 +9,7 @@ pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
-pub mod prevalidate;
+pub mod reason;
 pub mod reconcile;
 pub mod server;
 pub mod telemetry;
@@ -60,7 +60,8 @@ impl Operator {
 /// Start the operator in the background.
 pub async fn start(config: Config) -> anyhow::Result<Operator> {
     let metrics = Arc::new(metrics::Metrics::new());
-    let ctx = Arc::new(Context::new(config.clone(), metrics.clone())?);
+    let (ctx, wiring) = Context::new(config.clone(), metrics.clone())?;
+    let ctx = Arc::new(ctx);
     let shutdown = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
     let metrics_addr = match config.metrics_addr {
@@ -110,7 +111,7 @@ pub async fn start(config: Config) -> anyhow::Result<Operator> {
         };
         let stop_ctrl = stop.clone();
         let controllers =
-            reconcile::run_controllers(ctx, async move { stop_ctrl.cancelled().await });
+            reconcile::run_controllers(ctx, wiring, async move { stop_ctrl.cancelled().await });
         tokio::pin!(controllers);
         tokio::select! {
             _ = &mut controllers => Ok(()),

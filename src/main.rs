@@ -30,21 +30,12 @@ enum Command {
 
 fn duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.split_at(
-        s.find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len()),
-    );
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: use e.g. 500ms, 30s, 5m, 1h"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
-    };
-    Ok(Duration::from_secs_f64(secs))
+    // A bare number is seconds; otherwise humantime (500ms, 30s, 5m, 1h, 1h30m).
+    if let Ok(n) = s.parse::<f64>() {
+        return Ok(Duration::from_secs_f64(n));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?} ({e}): use e.g. 500ms, 30s, 5m, 1h"))
 }
 
 #[derive(Args)]
@@ -119,6 +110,18 @@ struct RunArgs {
     /// Timeout of one Azure HTTP request.
     #[arg(long, env = "AZURE_HTTP_TIMEOUT", default_value = "30s", value_parser = duration)]
     http_timeout: Duration,
+    /// ARM read budget per subscription and principal: bucket size (ARM's default is 250).
+    #[arg(long, env = "ARM_READ_BURST", default_value_t = 250.0)]
+    arm_read_burst: f64,
+    /// ARM reads refilled per second per subscription and principal (ARM's default is 25).
+    #[arg(long, env = "ARM_READS_PER_SECOND", default_value_t = 25.0)]
+    arm_reads_per_second: f64,
+    /// ARM write budget per subscription and principal: bucket size (ARM's default is 200).
+    #[arg(long, env = "ARM_WRITE_BURST", default_value_t = 200.0)]
+    arm_write_burst: f64,
+    /// ARM writes refilled per second per subscription and principal (ARM's default is 10).
+    #[arg(long, env = "ARM_WRITES_PER_SECOND", default_value_t = 10.0)]
+    arm_writes_per_second: f64,
     /// Max concurrent reconciles per kind (0 = unbounded). Reconciles never wait on Azure's
     /// long-running operations, so a few suffice; a bound keeps memory flat under bursts.
     #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
@@ -182,6 +185,13 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
         http_timeout: a.http_timeout,
         max_write_hold: Duration::from_secs(3600),
     };
+    config.budget = aoai_operator::azure::budget::BudgetConfig {
+        read_capacity: a.arm_read_burst,
+        reads_per_second: a.arm_reads_per_second,
+        write_capacity: a.arm_write_burst,
+        writes_per_second: a.arm_writes_per_second,
+        ..Default::default()
+    };
     config.operator_namespace = namespace.clone();
     config.cluster_name = a.cluster_name;
     config.openai_api_version = a.openai_api_version;
@@ -242,6 +252,10 @@ mod tests {
             std::time::Duration::from_secs(7)
         );
         assert!(super::duration("5x").is_err());
+        assert_eq!(
+            super::duration("1h30m").unwrap(),
+            std::time::Duration::from_secs(5400)
+        );
     }
 
     #[test]

@@ -528,9 +528,15 @@ async fn steady_state_makes_zero_writes() {
     assert!(writes.is_empty(), "writes in steady state: {writes:#?}");
     for n in ["a", "b", "c"] {
         let gets = bed.deployment_requests(&name_of("team-a", n)).len();
-        // resync 700ms (±10% jitter) over 3.5s: about 5 GETs, never a storm.
-        assert!((3..=7).contains(&gets), "{n}: {gets} GETs in {window:?}");
+        assert_eq!(gets, 0, "{n}: drift is seen in the account's listing, not by a GET each");
     }
+    // One paged LIST of the account per resync, shared by its three deployments: resync
+    // 700ms (±10% jitter) over 3.5s is about 5 listings, never one per deployment.
+    let lists = log
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.to_ascii_lowercase().ends_with("/deployments"))
+        .count();
+    assert!((3..=8).contains(&lists), "{lists} LISTs in {window:?}");
     eprintln!(
         "steady state: {} Azure requests in {:?} for 3 deployments, 0 writes",
         log.len(),

@@ -1,9 +1,14 @@
 //! Azure Resource Manager client for Microsoft.CognitiveServices (api-version 2026-09-01):
-//! account GET, listKeys, deployment GET/PUT/DELETE/pause/resume, long-running operation polling.
-//! Types are permissive (every field optional, unknown fields ignored) so every official example parses.
+//! account GET, listKeys, the account's models, quota usages, the paged deployment LIST,
+//! deployment GET/PUT/DELETE/pause/resume and long-running operation polling. Every call draws
+//! on the ARM budget of its subscription and principal (`budget`) and reports ARM's remaining
+//! count back to it. Types are permissive (every field optional, unknown fields ignored) so every
+//! official example parses; a deployment read fresh keeps Azure's whole body, so a write can
+//! start from it and drop nothing Azure holds.
 
 use super::auth::TokenCredential;
-use super::http::{Resp, send};
+use super::budget::{Access, ArmBudget, Priority, subscription_of};
+use super::http::{Resp, ratelimit_remaining, retry_after, send};
 use crate::error::AzureError;
 use crate::metrics::Metrics;
 use serde::{Deserialize, Serialize};
@@ -32,10 +37,6 @@ pub struct DeploymentModel {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub publisher: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Debug, PartialEq, Default)]
@@ -52,12 +53,13 @@ pub struct ThrottlingRule {
 pub struct Deployment {
     pub id: Option<String>,
     pub name: Option<String>,
-    #[serde(rename = "type")]
-    pub type_: Option<String>,
-    pub etag: Option<String>,
     pub tags: Option<BTreeMap<String, String>>,
     pub sku: Option<Sku>,
     pub properties: Option<DeploymentProperties>,
+    /// Azure's whole body, kept for a deployment read fresh before a write (the write starts
+    /// from it); dropped from listings to keep memory flat.
+    #[serde(skip)]
+    pub raw: Option<Arc<serde_json::Value>>,
 }
 
 #[derive(Deserialize, Clone, Debug, PartialEq, Default)]
@@ -69,14 +71,23 @@ pub struct DeploymentProperties {
     pub version_upgrade_option: Option<String>,
     pub current_capacity: Option<i32>,
     pub rate_limits: Option<Vec<ThrottlingRule>>,
-    pub capabilities: Option<BTreeMap<String, String>>,
     pub spillover_deployment_name: Option<String>,
     pub service_tier: Option<String>,
     pub deployment_state: Option<String>,
-    pub parent_deployment_name: Option<String>,
 }
 
 impl Deployment {
+    /// Parse Azure's body, keeping it whole.
+    pub fn from_json(v: serde_json::Value) -> Result<Self, serde_json::Error> {
+        let mut d: Deployment = serde_json::from_value(v.clone())?;
+        d.raw = Some(Arc::new(v));
+        Ok(d)
+    }
+    /// Without Azure's whole body (what a listing keeps).
+    pub fn slim(mut self) -> Self {
+        self.raw = None;
+        self
+    }
     pub fn props(&self) -> DeploymentProperties {
         self.properties.clone().unwrap_or_default()
     }
@@ -88,32 +99,6 @@ impl Deployment {
     }
 }
 
-/// PUT body (only writable fields; validated against the spec by the emulator).
-#[derive(Serialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploymentRequest {
-    pub sku: Sku,
-    pub properties: DeploymentRequestProperties,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub tags: BTreeMap<String, String>,
-}
-
-#[derive(Serialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploymentRequestProperties {
-    pub model: DeploymentModel,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rai_policy_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version_upgrade_option: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub spillover_deployment_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service_tier: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deployment_state: Option<String>,
-}
-
 #[derive(Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Account {
@@ -121,7 +106,6 @@ pub struct Account {
     pub name: Option<String>,
     pub kind: Option<String>,
     pub location: Option<String>,
-    pub etag: Option<String>,
     pub tags: Option<BTreeMap<String, String>>,
     pub sku: Option<Sku>,
     pub properties: Option<AccountProperties>,
@@ -183,15 +167,18 @@ pub struct AccountModel {
 pub struct ModelSku {
     pub name: Option<String>,
     pub usage_name: Option<String>,
-    pub capacity: Option<CapacityRange>,
+    pub capacity: Option<CapacityConfig>,
 }
 
+/// The spec's `CapacityConfig`: what capacities a model accepts for a SKU.
 #[derive(Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct CapacityRange {
+pub struct CapacityConfig {
     pub minimum: Option<i64>,
     pub maximum: Option<i64>,
+    pub step: Option<i64>,
     pub default: Option<i64>,
+    pub allowed_values: Option<Vec<i64>>,
 }
 
 /// One entry of `GET .../locations/{location}/usages`.
@@ -234,14 +221,15 @@ impl AccountId {
             self.subscription_id, self.resource_group, self.name
         )
     }
-    /// Lower-cased resource id: the key of the per-account write gate (ARM ids are case-insensitive).
+    /// Lower-cased resource id: the key of the per-account write slot and caches (ARM ids are
+    /// case-insensitive).
     pub fn key(&self) -> String {
         self.resource_id().to_ascii_lowercase()
     }
 }
 
 /// A write's outcome: the body Azure returned and, for a long-running operation, where to poll.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct WriteOutcome {
     pub status: u16,
     pub deployment: Option<Deployment>,
@@ -281,6 +269,13 @@ pub fn is_terminal_state(s: &str) -> bool {
     )
 }
 
+/// A listing of an account's deployments: every page, and how many pages it took.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    pub deployments: Vec<Deployment>,
+    pub pages: u32,
+}
+
 // ------------------------------------------------------------------ client
 
 #[derive(Clone)]
@@ -289,7 +284,11 @@ pub struct ArmClient {
     endpoint: String,
     scope: String,
     metrics: Arc<Metrics>,
+    budget: Arc<ArmBudget>,
 }
+
+/// At most this many pages are followed in one listing (a runaway nextLink chain stops).
+const MAX_PAGES: u32 = 200;
 
 impl ArmClient {
     pub fn new(
@@ -297,12 +296,14 @@ impl ArmClient {
         endpoint: &str,
         scope: String,
         metrics: Arc<Metrics>,
+        budget: Arc<ArmBudget>,
     ) -> Self {
         ArmClient {
             http,
             endpoint: super::cloud::with_slash(endpoint),
             scope,
             metrics,
+            budget,
         }
     }
 
@@ -319,27 +320,57 @@ impl ArmClient {
         format!("{}/deployments/{}", account.resource_id(), name)
     }
 
+    /// One ARM request: paced by the budget, authenticated, counted, and its remaining-budget
+    /// headers reported back.
+    #[allow(clippy::too_many_arguments)]
     async fn call(
         &self,
         cred: &TokenCredential,
         operation: &str,
-        write: bool,
+        access: Access,
+        priority: Priority,
         method: reqwest::Method,
         url: String,
-        body: Option<&DeploymentRequest>,
+        body: Option<&serde_json::Value>,
     ) -> Result<Resp, AzureError> {
-        let token = cred.token(&self.scope).await.map_err(|m| AzureError {
-            operation: operation.into(),
-            status: 0,
-            code: "AuthenticationFailed".into(),
-            message: m,
-            retry_after: None,
-        })?;
+        let token = cred
+            .token(&self.scope)
+            .await
+            .map_err(|m| AzureError::credential(operation, m))?;
+        let subscription = subscription_of(&url).map(str::to_string);
+        let principal = cred.principal();
+        if let Some(s) = &subscription {
+            self.budget.acquire(s, &principal, access, priority).await;
+        }
         let mut req = self.http.request(method, url).bearer_auth(token.expose());
         if let Some(b) = body {
             req = req.json(b);
         }
-        send(&self.metrics, operation, write, req).await
+        let write = access == Access::Write;
+        let r = send(&self.metrics, operation, write, req).await?;
+        if let Some(s) = &subscription {
+            let throttled = (r.status == 429)
+                .then(|| retry_after(&r.headers).unwrap_or(Duration::from_secs(1)));
+            self.budget.observe(
+                s,
+                &principal,
+                access,
+                ratelimit_remaining(&r.headers, write),
+                throttled,
+            );
+        }
+        Ok(r)
+    }
+
+    async fn get(
+        &self,
+        cred: &TokenCredential,
+        op: &str,
+        priority: Priority,
+        url: String,
+    ) -> Result<Resp, AzureError> {
+        self.call(cred, op, Access::Read, priority, reqwest::Method::GET, url, None)
+            .await
     }
 
     pub async fn get_account(
@@ -348,20 +379,9 @@ impl ArmClient {
         account: &AccountId,
     ) -> Result<Account, AzureError> {
         let op = "accounts.get";
-        let r = self
-            .call(
-                cred,
-                op,
-                false,
-                reqwest::Method::GET,
-                self.url(&account.resource_id()),
-                None,
-            )
-            .await?;
-        if !r.ok() {
-            return Err(r.error(op));
-        }
-        r.json(op)
+        self.get(cred, op, Priority::Urgent, self.url(&account.resource_id()))
+            .await?
+            .ok_json(op)
     }
 
     pub async fn list_keys(
@@ -371,34 +391,30 @@ impl ArmClient {
     ) -> Result<ApiKeys, AzureError> {
         let op = "accounts.listKeys";
         let path = format!("{}/listKeys", account.resource_id());
-        let r = self
-            .call(
-                cred,
-                op,
-                false,
-                reqwest::Method::POST,
-                self.url(&path),
-                None,
-            )
-            .await?;
-        if !r.ok() {
-            return Err(r.error(op));
-        }
-        r.json(op)
+        self.call(
+            cred,
+            op,
+            Access::Read,
+            Priority::Urgent,
+            reqwest::Method::POST,
+            self.url(&path),
+            None,
+        )
+        .await?
+        .ok_json(op)
     }
 
-    /// Models the account can deploy (follows nextLink, at most 20 pages).
+    /// Models the account can deploy, with their SKUs and capacity rules.
     pub async fn list_account_models(
         &self,
         cred: &TokenCredential,
         account: &AccountId,
     ) -> Result<Vec<AccountModel>, AzureError> {
-        self.list(
-            cred,
-            "accounts.listModels",
-            self.url(&format!("{}/models", account.resource_id())),
-        )
-        .await
+        let url = self.url(&format!("{}/models", account.resource_id()));
+        Ok(self
+            .pages(cred, "accounts.listModels", Priority::Urgent, url)
+            .await?
+            .0)
     }
 
     /// Quota usages of a subscription in a location.
@@ -411,34 +427,58 @@ impl ArmClient {
         let path = format!(
             "/subscriptions/{subscription_id}/providers/Microsoft.CognitiveServices/locations/{location}/usages"
         );
-        self.list(cred, "usages.list", self.url(&path)).await
+        Ok(self
+            .pages(cred, "usages.list", Priority::Urgent, self.url(&path))
+            .await?
+            .0)
     }
 
-    async fn list<T: serde::de::DeserializeOwned>(
+    /// Every deployment of an account (following `nextLink`).
+    pub async fn list_deployments(
+        &self,
+        cred: &TokenCredential,
+        account: &AccountId,
+        priority: Priority,
+    ) -> Result<Listing, AzureError> {
+        let url = self.url(&format!("{}/deployments", account.resource_id()));
+        let (values, pages) = self
+            .pages::<serde_json::Value>(cred, "deployments.list", priority, url)
+            .await?;
+        let deployments = values
+            .into_iter()
+            .map(|v| {
+                serde_json::from_value::<Deployment>(v).map_err(|e| {
+                    AzureError::invalid_response(
+                        "deployments.list",
+                        200,
+                        format!("cannot parse a deployment in Azure's list: {e}"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Listing { deployments, pages })
+    }
+
+    async fn pages<T: serde::de::DeserializeOwned>(
         &self,
         cred: &TokenCredential,
         op: &str,
+        priority: Priority,
         first: String,
-    ) -> Result<Vec<T>, AzureError> {
+    ) -> Result<(Vec<T>, u32), AzureError> {
         let mut out = vec![];
         let mut next = Some(first);
         let mut pages = 0;
         while let Some(url) = next.take() {
-            pages += 1;
-            if pages > 20 || !same_origin(&url, &self.endpoint) {
+            if pages >= MAX_PAGES || !same_origin(&url, &self.endpoint) {
                 break;
             }
-            let r = self
-                .call(cred, op, false, reqwest::Method::GET, url, None)
-                .await?;
-            if !r.ok() {
-                return Err(r.error(op));
-            }
-            let page: ListResult<T> = r.json(op)?;
+            pages += 1;
+            let page: ListResult<T> = self.get(cred, op, priority, url).await?.ok_json(op)?;
             out.extend(page.value);
-            next = page.next_link;
+            next = page.next_link.filter(|l| !l.is_empty());
         }
-        Ok(out)
+        Ok((out, pages))
     }
 
     /// GET a deployment; `None` when it does not exist (404).
@@ -450,16 +490,17 @@ impl ArmClient {
     ) -> Result<Option<Deployment>, AzureError> {
         let op = "deployments.get";
         let r = self
-            .call(
+            .get(
                 cred,
                 op,
-                false,
-                reqwest::Method::GET,
+                Priority::Urgent,
                 self.url(&Self::deployment_path(account, name)),
-                None,
             )
             .await?;
-        r.json_unless_missing(op)
+        let v: Option<serde_json::Value> = r.json_unless_missing(op)?;
+        v.map(Deployment::from_json)
+            .transpose()
+            .map_err(|e| AzureError::invalid_response(op, r.status, format!("cannot parse Azure's deployment: {e}")))
     }
 
     pub async fn put_deployment(
@@ -467,22 +508,20 @@ impl ArmClient {
         cred: &TokenCredential,
         account: &AccountId,
         name: &str,
-        body: &DeploymentRequest,
+        body: &serde_json::Value,
     ) -> Result<WriteOutcome, AzureError> {
         let op = "deployments.put";
         let r = self
             .call(
                 cred,
                 op,
-                true,
+                Access::Write,
+                Priority::Urgent,
                 reqwest::Method::PUT,
                 self.url(&Self::deployment_path(account, name)),
                 Some(body),
             )
             .await?;
-        if !r.ok() {
-            return Err(r.error(op));
-        }
         outcome(&r, op)
     }
 
@@ -497,7 +536,8 @@ impl ArmClient {
             .call(
                 cred,
                 op,
-                true,
+                Access::Write,
+                Priority::Urgent,
                 reqwest::Method::DELETE,
                 self.url(&Self::deployment_path(account, name)),
                 None,
@@ -509,12 +549,9 @@ impl ArmClient {
                 ..Default::default()
             });
         }
-        if !r.ok() {
-            return Err(r.error(op));
-        }
         let mut o = outcome(&r, op)?;
-        // a 202 for DELETE is always long-running
-        if r.status == 202 && (o.async_operation_url.is_some() || o.location_url.is_some()) {
+        // A 202 for DELETE is long-running; its body (if any) is not the deployment's future.
+        if r.status == 202 {
             o.deployment = None;
         }
         Ok(o)
@@ -535,11 +572,16 @@ impl ArmClient {
         };
         let path = format!("{}/{}", Self::deployment_path(account, name), action);
         let r = self
-            .call(cred, op, true, reqwest::Method::POST, self.url(&path), None)
+            .call(
+                cred,
+                op,
+                Access::Write,
+                Priority::Urgent,
+                reqwest::Method::POST,
+                self.url(&path),
+                None,
+            )
             .await?;
-        if !r.ok() {
-            return Err(r.error(op));
-        }
         outcome(&r, op)
     }
 
@@ -560,24 +602,20 @@ impl ArmClient {
         if !same_origin(url, &self.endpoint) {
             return Err(AzureError {
                 operation: op.into(),
-                status: 0,
+                status: None,
                 code: "UntrustedOperationUrl".into(),
                 message: format!(
                     "Azure returned an operation URL outside the configured ARM endpoint {}; refusing to send a token there (check AZURE_RESOURCE_MANAGER_ENDPOINT)",
                     self.endpoint
                 ),
+                class: crate::error::ErrorClass::Terminal,
                 retry_after: None,
             });
         }
-        let r = self
-            .call(cred, op, false, reqwest::Method::GET, url.to_string(), None)
-            .await?;
-        let retry = super::http::retry_after(&r.headers);
+        let r = self.get(cred, op, Priority::Urgent, url.to_string()).await?;
+        let retry = retry_after(&r.headers);
         if is_async {
-            if !r.ok() {
-                return Err(r.error(op));
-            }
-            let s: OperationStatus = r.json(op)?;
+            let s: OperationStatus = r.ok_json(op)?;
             Ok(poll_from_status(&s, retry))
         } else {
             match r.status {
@@ -586,6 +624,9 @@ impl ArmClient {
                 404 => Ok(Poll::Succeeded), // Location of a finished DELETE
                 _ => {
                     let e = r.error(op);
+                    if e.is_transient() {
+                        return Err(e);
+                    }
                     Ok(Poll::Failed {
                         code: e.code,
                         message: e.message,
@@ -615,17 +656,23 @@ pub fn poll_from_status(s: &OperationStatus, retry: Option<Duration>) -> Poll {
 }
 
 fn outcome(r: &Resp, op: &str) -> Result<WriteOutcome, AzureError> {
+    if !r.ok() {
+        return Err(r.error(op));
+    }
     let deployment = if r.body.trim().is_empty() {
         None
     } else {
-        Some(r.json::<Deployment>(op)?)
+        let v: serde_json::Value = r.json(op)?;
+        Some(Deployment::from_json(v).map_err(|e| {
+            AzureError::invalid_response(op, r.status, format!("cannot parse Azure's deployment: {e}"))
+        })?)
     };
     Ok(WriteOutcome {
         status: r.status,
         deployment,
         async_operation_url: r.header("azure-asyncoperation"),
         location_url: r.header("location"),
-        retry_after: super::http::retry_after(&r.headers),
+        retry_after: retry_after(&r.headers),
     })
 }
 
@@ -644,33 +691,6 @@ fn same_origin(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_body_has_only_writable_fields() {
-        let b = DeploymentRequest {
-            sku: Sku {
-                name: "GlobalStandard".into(),
-                capacity: Some(10),
-                tier: None,
-            },
-            properties: DeploymentRequestProperties {
-                model: DeploymentModel {
-                    format: Some("OpenAI".into()),
-                    name: Some("gpt-4o-mini".into()),
-                    version: None,
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-            tags: [("a".to_string(), "b".to_string())].into(),
-        };
-        let v = serde_json::to_value(&b).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"sku":{"name":"GlobalStandard","capacity":10},
-              "properties":{"model":{"format":"OpenAI","name":"gpt-4o-mini"}},"tags":{"a":"b"}})
-        );
-    }
 
     #[test]
     fn origins() {
@@ -700,5 +720,18 @@ mod tests {
             poll_from_status(&s("Failed"), None),
             Poll::Failed { .. }
         ));
+    }
+
+    #[test]
+    fn a_deployment_read_fresh_keeps_the_whole_body_and_a_listing_does_not() {
+        let v = serde_json::json!({
+            "name": "d", "sku": {"name": "GlobalStandard", "capacity": 1},
+            "properties": {"model": {"format": "OpenAI", "name": "m", "publisher": "OpenAI"},
+                           "capacitySettings": {"designatedCapacity": 5}}
+        });
+        let d = Deployment::from_json(v.clone()).unwrap();
+        assert_eq!(d.raw.as_deref(), Some(&v));
+        assert!(d.clone().slim().raw.is_none());
+        assert_eq!(d.props().model.unwrap().name.as_deref(), Some("m"));
     }
 }

@@ -1,10 +1,14 @@
-//! Entra ID token credentials, hand-rolled (small, shares the one reqwest client that carries the
-//! custom CA bundle, and needs no pre-release azure_identity/azure_core crates):
-//! client secret, workload identity (federated token file as client assertion), managed identity
-//! (IMDS-style endpoint, overridable by AZURE_POD_IDENTITY_AUTHORITY_HOST). Tokens are cached per
-//! scope and refreshed before expiry; they are never logged (Debug is redacted).
+//! Entra ID token credentials. Client secret and workload identity (the federated token file as
+//! client assertion) go through Microsoft's `azure_identity` crate, configured with the cloud's
+//! authority host and the operator's one HTTP client (which carries the custom CA bundle).
+//! Managed identity is the IMDS protocol written here: `azure_identity` 1.0 always calls
+//! 169.254.169.254 and cannot be pointed at another IMDS-style endpoint
+//! (`AZURE_POD_IDENTITY_AUTHORITY_HOST`, as pod-identity setups and the test bed use).
+//! Tokens are cached per scope and refreshed before expiry; they are never logged (Debug is
+//! redacted) and never appear in error text.
 
 use crate::metrics::Metrics;
+use azure_core::http::{ClientOptions, RetryOptions, Transport};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,7 +52,8 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
-    /// Cache key (no secret material: a client secret contributes only a hash).
+    /// Cache key, also the principal ARM budgets are kept for (no secret material: a client
+    /// secret contributes only a hash).
     pub fn cache_key(&self) -> String {
         use sha2::Digest;
         match self {
@@ -65,14 +70,13 @@ impl CredentialKind {
                 tenant_id,
                 client_id,
                 token_file,
-            } => {
-                format!("wi:{tenant_id}:{client_id}:{}", token_file.display())
-            }
+            } => format!("wi:{tenant_id}:{client_id}:{}", token_file.display()),
             CredentialKind::ManagedIdentity { client_id } => {
                 format!("mi:{}", client_id.as_deref().unwrap_or("system"))
             }
         }
     }
+
     pub fn describe(&self) -> String {
         match self {
             CredentialKind::ClientSecret { client_id, .. } => {
@@ -87,6 +91,23 @@ impl CredentialKind {
             ),
         }
     }
+
+    fn operation(&self) -> &'static str {
+        match self {
+            CredentialKind::ClientSecret { .. } => "token.client_secret",
+            CredentialKind::WorkloadIdentity { .. } => "token.workload_identity",
+            CredentialKind::ManagedIdentity { .. } => "token.managed_identity",
+        }
+    }
+}
+
+/// Where tokens come from: the cloud's authority host, the IMDS-style endpoint, the HTTP client.
+#[derive(Clone)]
+pub struct TokenSettings {
+    pub http: reqwest::Client,
+    pub authority_host: String,
+    pub imds_host: Option<String>,
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Clone)]
@@ -96,12 +117,19 @@ struct CachedToken {
     expires_at: Instant,
 }
 
+enum Source {
+    Identity(Arc<dyn azure_core::credentials::TokenCredential>),
+    Imds {
+        http: reqwest::Client,
+        host: String,
+        client_id: Option<String>,
+    },
+}
+
 /// A token source with a per-scope cache.
 pub struct TokenCredential {
     kind: CredentialKind,
-    http: reqwest::Client,
-    authority_host: String,
-    imds_host: String,
+    source: Source,
     metrics: Arc<Metrics>,
     cache: tokio::sync::Mutex<HashMap<String, CachedToken>>,
 }
@@ -112,48 +140,113 @@ impl std::fmt::Debug for TokenCredential {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<serde_json::Value>,
-    #[serde(default)]
-    expires_on: Option<serde_json::Value>,
-}
-
-fn num(v: &Option<serde_json::Value>) -> Option<i64> {
-    match v {
-        Some(serde_json::Value::Number(n)) => n.as_i64(),
-        Some(serde_json::Value::String(s)) => s.parse().ok(),
-        _ => None,
-    }
-}
-
 /// When to refresh a token valid for `lifetime`: 5 minutes before expiry, or at half-life for short tokens.
 pub fn refresh_margin(lifetime: Duration) -> Duration {
     (lifetime / 2).min(Duration::from_secs(300))
 }
 
+/// Counts each token request by its HTTP status in `aoai_azure_requests`.
+struct CountRequests {
+    operation: &'static str,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for CountRequests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CountRequests({})", self.operation)
+    }
+}
+
+#[async_trait::async_trait]
+impl azure_core::http::policies::Policy for CountRequests {
+    async fn send(
+        &self,
+        ctx: &azure_core::http::Context,
+        request: &mut azure_core::http::Request,
+        next: &[Arc<dyn azure_core::http::policies::Policy>],
+    ) -> azure_core::http::policies::PolicyResult {
+        let res = next[0].send(ctx, request, &next[1..]).await;
+        let status = match &res {
+            Ok(r) => u16::from(r.status()),
+            Err(_) => 0,
+        };
+        self.metrics.azure_request(self.operation, status, false);
+        res
+    }
+}
+
 impl TokenCredential {
-    pub fn new(
-        kind: CredentialKind,
-        http: reqwest::Client,
-        authority_host: String,
-        imds_host: Option<String>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        TokenCredential {
+    pub fn new(kind: CredentialKind, settings: &TokenSettings) -> Result<Self, String> {
+        let who = kind.describe();
+        let mut cloud = azure_core::cloud::CustomConfiguration::default();
+        cloud.authority_host = settings.authority_host.trim_end_matches('/').to_string();
+        let client_options = ClientOptions {
+            transport: Some(Transport::new(Arc::new(settings.http.clone()))),
+            cloud: Some(Arc::new(cloud.into())),
+            // The reconcile's own backoff retries (honouring Retry-After), so the credential does not.
+            retry: RetryOptions::none(),
+            per_try_policies: vec![Arc::new(CountRequests {
+                operation: kind.operation(),
+                metrics: settings.metrics.clone(),
+            })],
+            ..Default::default()
+        };
+        let invalid = |e: azure_core::Error| format!("{who}: invalid credential settings: {e}");
+        let source = match &kind {
+            CredentialKind::ClientSecret {
+                tenant_id,
+                client_id,
+                secret,
+            } => Source::Identity(
+                azure_identity::ClientSecretCredential::new(
+                    tenant_id,
+                    client_id.clone(),
+                    azure_core::credentials::Secret::new(secret.expose().to_string()),
+                    Some(azure_identity::ClientSecretCredentialOptions { client_options }),
+                )
+                .map_err(invalid)?,
+            ),
+            CredentialKind::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+            } => Source::Identity(
+                azure_identity::WorkloadIdentityCredential::new(Some(
+                    azure_identity::WorkloadIdentityCredentialOptions {
+                        credential_options: azure_identity::ClientAssertionCredentialOptions {
+                            client_options,
+                        },
+                        client_id: Some(client_id.clone()),
+                        tenant_id: Some(tenant_id.clone()),
+                        token_file_path: Some(token_file.clone()),
+                    },
+                ))
+                .map_err(invalid)?,
+            ),
+            CredentialKind::ManagedIdentity { client_id } => Source::Imds {
+                http: settings.http.clone(),
+                host: settings
+                    .imds_host
+                    .clone()
+                    .unwrap_or_else(|| "http://169.254.169.254".into()),
+                client_id: client_id.clone(),
+            },
+        };
+        Ok(TokenCredential {
             kind,
-            http,
-            authority_host: super::cloud::with_slash(&authority_host),
-            imds_host: imds_host.unwrap_or_else(|| "http://169.254.169.254".into()),
-            metrics,
+            source,
+            metrics: settings.metrics.clone(),
             cache: Default::default(),
-        }
+        })
     }
 
     pub fn kind(&self) -> &CredentialKind {
         &self.kind
+    }
+
+    /// The principal whose ARM budget this credential's requests draw on.
+    pub fn principal(&self) -> String {
+        self.kind.cache_key()
     }
 
     /// A bearer token for `scope` (e.g. `https://management.azure.com/.default`).
@@ -168,12 +261,11 @@ impl TokenCredential {
         match self.fetch(scope).await {
             Ok((token, lifetime)) => {
                 let expires_at = now + lifetime;
-                let refresh_at = expires_at - refresh_margin(lifetime);
                 cache.insert(
                     scope.to_string(),
                     CachedToken {
                         token: token.clone(),
-                        refresh_at,
+                        refresh_at: expires_at - refresh_margin(lifetime),
                         expires_at,
                     },
                 );
@@ -194,81 +286,74 @@ impl TokenCredential {
 
     async fn fetch(&self, scope: &str) -> Result<(Secret, Duration), String> {
         let who = self.kind.describe();
-        let (op, req) = match &self.kind {
-            CredentialKind::ClientSecret {
-                tenant_id,
-                client_id,
-                secret,
-            } => (
-                "token.client_secret",
-                self.http
-                    .post(format!(
-                        "{}{}/oauth2/v2.0/token",
-                        self.authority_host, tenant_id
-                    ))
-                    .form(&[
-                        ("grant_type", "client_credentials"),
-                        ("client_id", client_id.as_str()),
-                        ("client_secret", secret.expose()),
-                        ("scope", scope),
-                    ]),
-            ),
-            CredentialKind::WorkloadIdentity {
-                tenant_id,
-                client_id,
-                token_file,
-            } => {
-                let assertion = tokio::fs::read_to_string(token_file).await.map_err(|e| {
+        match &self.source {
+            Source::Identity(cred) => {
+                let t = cred.get_token(&[scope], None).await.map_err(|e| {
                     format!(
-                        "{who}: cannot read the federated token file {} (AZURE_FEDERATED_TOKEN_FILE; is the service account token projected?): {e}",
-                        token_file.display()
+                        "{who} could not get a token: {e} — check the tenant/client ids, the secret or federated credential, and AZURE_AUTHORITY_HOST"
                     )
                 })?;
-                (
-                    "token.workload_identity",
-                    self.http
-                        .post(format!(
-                            "{}{}/oauth2/v2.0/token",
-                            self.authority_host, tenant_id
-                        ))
-                        .form(&[
-                            ("grant_type", "client_credentials"),
-                            ("client_id", client_id.as_str()),
-                            (
-                                "client_assertion_type",
-                                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                            ),
-                            ("client_assertion", assertion.trim()),
-                            ("scope", scope),
-                        ]),
-                )
+                let lifetime = (t.expires_on - azure_core::time::OffsetDateTime::now_utc())
+                    .whole_seconds()
+                    .max(1) as u64;
+                Ok((
+                    Secret::new(t.token.secret().to_string()),
+                    Duration::from_secs(lifetime),
+                ))
             }
-            CredentialKind::ManagedIdentity { client_id } => {
-                let resource = scope.trim_end_matches("/.default");
-                let mut q = vec![("api-version", "2018-02-01"), ("resource", resource)];
-                if let Some(c) = client_id {
-                    q.push(("client_id", c.as_str()));
-                }
-                (
-                    "token.managed_identity",
-                    self.http
-                        .get(format!(
-                            "{}/metadata/identity/oauth2/token",
-                            self.imds_host.trim_end_matches('/')
-                        ))
-                        .header("Metadata", "true")
-                        .query(&q),
-                )
+            Source::Imds {
+                http,
+                host,
+                client_id,
+            } => self.imds(http, host, client_id.as_deref(), scope).await,
+        }
+    }
+
+    /// The IMDS token protocol (`GET /metadata/identity/oauth2/token`, header `Metadata: true`).
+    async fn imds(
+        &self,
+        http: &reqwest::Client,
+        host: &str,
+        client_id: Option<&str>,
+        scope: &str,
+    ) -> Result<(Secret, Duration), String> {
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            access_token: String,
+            #[serde(default)]
+            expires_in: Option<serde_json::Value>,
+            #[serde(default)]
+            expires_on: Option<serde_json::Value>,
+        }
+        fn num(v: &Option<serde_json::Value>) -> Option<i64> {
+            match v {
+                Some(serde_json::Value::Number(n)) => n.as_i64(),
+                Some(serde_json::Value::String(s)) => s.parse().ok(),
+                _ => None,
             }
-        };
+        }
+        let who = self.kind.describe();
+        let op = self.kind.operation();
+        let resource = scope.trim_end_matches("/.default");
+        let mut q = vec![("api-version", "2018-02-01"), ("resource", resource)];
+        if let Some(c) = client_id {
+            q.push(("client_id", c));
+        }
+        let req = http
+            .get(format!(
+                "{}/metadata/identity/oauth2/token",
+                host.trim_end_matches('/')
+            ))
+            .header("Metadata", "true")
+            .query(&q);
         let resp = super::http::send(&self.metrics, op, false, req)
             .await
             .map_err(|e| format!("{who}: {e}"))?;
         if !resp.ok() {
             let e = resp.error(op);
             return Err(format!(
-                "{who} was refused by the identity endpoint (HTTP {} {}): {} — check the tenant/client ids, the secret or federated credential, and AZURE_AUTHORITY_HOST",
-                e.status, e.code, e.message
+                "{who} was refused by the identity endpoint (HTTP {} {}): {} — check the identity's client id and that it is assigned to the node or pod",
+                resp.status, e.code, e.message
             ));
         }
         let t: TokenResponse = serde_json::from_str(&resp.body)

@@ -1,5 +1,6 @@
-//! The shared HTTP client (rustls, webpki roots plus an optional CA bundle such as
-//! SSL_CERT_FILE) and response helpers: Azure error bodies, Retry-After, metrics.
+//! The shared HTTP client (rustls with the ring provider, Mozilla's roots plus an optional CA
+//! bundle such as SSL_CERT_FILE) and the reading of every Azure response: its body, Retry-After,
+//! ARM's remaining-budget headers, and the one place an Azure error is built and classified.
 
 use crate::error::AzureError;
 use crate::metrics::Metrics;
@@ -7,14 +8,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Build the client used for every Azure surface.
+/// Make ring the process's rustls crypto provider (once; a provider installed before stays):
+/// clients built elsewhere in the process (the Kubernetes client, tests) need one too.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Build the client used for every Azure surface (ARM, Entra ID, Key Vault).
 pub fn build_client(ca_file: Option<&Path>, timeout: Duration) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder()
-        .use_rustls_tls()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(10).min(timeout))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .user_agent(concat!("aoai-operator/", env!("CARGO_PKG_VERSION")));
+    install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
         let pem = std::fs::read(path).map_err(|e| {
             format!(
@@ -22,19 +26,36 @@ pub fn build_client(ca_file: Option<&Path>, timeout: Duration) -> Result<reqwest
                 path.display()
             )
         })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("the CA bundle {} is not valid PEM: {e}", path.display()))?;
-        if certs.is_empty() {
+        let mut added = 0;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert
+                .map_err(|e| format!("the CA bundle {} is not valid PEM: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("the CA bundle {} holds a bad certificate: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
             return Err(format!(
                 "the CA bundle {} holds no certificate",
                 path.display()
             ));
         }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
     }
-    b.build()
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot configure TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10).min(timeout))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("aoai-operator/", env!("CARGO_PKG_VERSION")))
+        .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
@@ -51,12 +72,27 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     if let Ok(s) = v.parse::<u64>() {
         return Some(Duration::from_secs(s));
     }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let secs = (when.timestamp() - chrono::Utc::now().timestamp()).max(0) as u64;
-    Some(Duration::from_secs(secs))
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
-/// Extract `{"error":{"code","message"}}` (ARM and Key Vault share this shape).
+/// The smallest of ARM's `x-ms-ratelimit-remaining-subscription[-global]-{reads|writes}`.
+pub fn ratelimit_remaining(headers: &reqwest::header::HeaderMap, write: bool) -> Option<u64> {
+    let kind = if write { "writes" } else { "reads" };
+    [
+        format!("x-ms-ratelimit-remaining-subscription-{kind}"),
+        format!("x-ms-ratelimit-remaining-subscription-global-{kind}"),
+    ]
+    .iter()
+    .filter_map(|h| headers.get(h.as_str())?.to_str().ok()?.trim().parse().ok())
+    .min()
+}
+
+/// Build the error from an Azure error body (`{"error":{"code","message"}}`, shared by ARM,
+/// Key Vault and Entra ID's `{"error","error_description"}`), classified once, here.
 pub fn error_from_body(
     operation: &str,
     status: u16,
@@ -65,18 +101,25 @@ pub fn error_from_body(
 ) -> AzureError {
     #[derive(serde::Deserialize)]
     struct Outer {
-        error: Option<Inner>,
+        error: Option<serde_json::Value>,
         code: Option<String>,
         message: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Inner {
-        code: Option<String>,
-        message: Option<String>,
+        error_description: Option<String>,
     }
     let parsed: Option<Outer> = serde_json::from_str(body).ok();
     let (code, message) = match parsed {
-        Some(Outer { error: Some(i), .. }) => (i.code, i.message),
+        Some(Outer {
+            error: Some(serde_json::Value::Object(i)),
+            ..
+        }) => (
+            i.get("code").and_then(|v| v.as_str()).map(str::to_string),
+            i.get("message").and_then(|v| v.as_str()).map(str::to_string),
+        ),
+        Some(Outer {
+            error: Some(serde_json::Value::String(code)),
+            error_description,
+            ..
+        }) => (Some(code), error_description),
         Some(Outer { code, message, .. }) => (code, message),
         None => (None, None),
     };
@@ -97,16 +140,10 @@ pub fn error_from_body(
             snippet
         }
     });
-    AzureError {
-        operation: operation.into(),
-        status,
-        code,
-        message,
-        retry_after: retry,
-    }
+    AzureError::response(operation, status, code, message, retry)
 }
 
-/// Map a transport failure (no response) to a transient AzureError; never includes URLs' query or tokens.
+/// A transport failure (no response): transient. Never includes URLs' query strings or tokens.
 pub fn transport_error(operation: &str, e: &reqwest::Error) -> AzureError {
     let code = if e.is_timeout() {
         "Timeout"
@@ -115,7 +152,6 @@ pub fn transport_error(operation: &str, e: &reqwest::Error) -> AzureError {
     } else {
         "TransportError"
     };
-    // reqwest's Display includes the URL (no secrets in our URLs); add the source chain.
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -123,13 +159,11 @@ pub fn transport_error(operation: &str, e: &reqwest::Error) -> AzureError {
         msg.push_str(&s.to_string());
         src = s.source();
     }
-    AzureError {
-        operation: operation.into(),
-        status: 0,
-        code: code.into(),
-        message: format!("{msg} (check the endpoint, network and CA bundle)"),
-        retry_after: None,
-    }
+    AzureError::transport(
+        operation,
+        code,
+        format!("{msg} (check the endpoint, network and CA bundle)"),
+    )
 }
 
 /// Response read fully, with the pieces callers need.
@@ -146,8 +180,7 @@ pub async fn send(
     write: bool,
     req: reqwest::RequestBuilder,
 ) -> Result<Resp, AzureError> {
-    let res = req.send().await;
-    match res {
+    match req.send().await {
         Err(e) => {
             metrics.azure_request(operation, 0, write);
             Err(transport_error(operation, &e))
@@ -198,13 +231,20 @@ impl Resp {
         }
         self.json(operation).map(Some)
     }
+    /// The body of a successful response, or Azure's error.
+    pub fn ok_json<T: serde::de::DeserializeOwned>(&self, operation: &str) -> Result<T, AzureError> {
+        if !self.ok() {
+            return Err(self.error(operation));
+        }
+        self.json(operation)
+    }
     pub fn json<T: serde::de::DeserializeOwned>(&self, operation: &str) -> Result<T, AzureError> {
-        serde_json::from_str(&self.body).map_err(|e| AzureError {
-            operation: operation.into(),
-            status: self.status,
-            code: "InvalidResponse".into(),
-            message: format!("cannot parse Azure's response: {e}"),
-            retry_after: None,
+        serde_json::from_str(&self.body).map_err(|e| {
+            AzureError::invalid_response(
+                operation,
+                self.status,
+                format!("cannot parse Azure's response: {e}"),
+            )
         })
     }
 }
@@ -212,9 +252,10 @@ impl Resp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorClass;
 
     #[test]
-    fn error_bodies() {
+    fn error_bodies_are_classified_where_they_are_read() {
         let e = error_from_body(
             "deployments.put",
             400,
@@ -222,14 +263,35 @@ mod tests {
             r#"{"error":{"code":"InsufficientQuota","message":"need 10, have 5"}}"#,
         );
         assert_eq!(e.code, "InsufficientQuota");
-        assert!(!e.is_transient());
+        assert_eq!(e.class, ErrorClass::Terminal);
         let e = error_from_body("x", 409, Some(Duration::from_secs(3)), "");
-        assert!(e.is_transient());
-        assert_eq!(e.code, "Conflict");
+        assert_eq!((e.code.as_str(), e.class), ("Conflict", ErrorClass::Transient));
+        assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
         let e = error_from_body("x", 503, None, "<html>");
         assert!(e.is_transient());
+        let e = error_from_body(
+            "token",
+            400,
+            None,
+            r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret"}"#,
+        );
+        assert_eq!(e.code, "invalid_client");
+        assert!(e.message.starts_with("AADSTS7000215"));
+    }
+
+    #[test]
+    fn retry_after_and_budget_headers() {
         let mut h = reqwest::header::HeaderMap::new();
         h.insert("retry-after", "7".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past");
+        h.insert("x-ms-ratelimit-remaining-subscription-reads", "249".parse().unwrap());
+        h.insert(
+            "x-ms-ratelimit-remaining-subscription-global-reads",
+            "12000".parse().unwrap(),
+        );
+        assert_eq!(ratelimit_remaining(&h, false), Some(249));
+        assert_eq!(ratelimit_remaining(&h, true), None);
     }
 }

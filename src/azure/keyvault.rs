@@ -86,13 +86,9 @@ impl KeyVaultClient {
     }
 
     async fn token(&self, cred: &TokenCredential, op: &str) -> Result<Secret, AzureError> {
-        cred.token(&self.scope).await.map_err(|m| AzureError {
-            operation: op.into(),
-            status: 0,
-            code: "AuthenticationFailed".into(),
-            message: m,
-            retry_after: None,
-        })
+        cred.token(&self.scope)
+            .await
+            .map_err(|m| AzureError::credential(op, m))
     }
 
     /// Latest version of a secret; `None` when absent (404 SecretNotFound).

@@ -1,15 +1,17 @@
 //! Azure clients: cloud endpoints and settings, the shared HTTP client (custom CA),
-//! Entra ID token credentials, ARM (Microsoft.CognitiveServices), Key Vault secrets,
-//! the per-account write gate, the long-running-operation poll clock and a TTL cache for shared reads.
+//! Entra ID token credentials, the ARM request budget, ARM (Microsoft.CognitiveServices), the
+//! per-account deployment listings, Key Vault secrets, the per-account write slot and the
+//! long-running-operation poll clock.
 
 pub mod arm;
 pub mod auth;
+pub mod budget;
 pub mod cloud;
 pub mod http;
+pub mod inventory;
 pub mod keyvault;
 pub mod lock;
 pub mod poll_clock;
-pub mod ttl_cache;
 
 /// Microsoft.CognitiveServices api-version spoken to ARM.
 pub const ARM_API_VERSION: &str = "2026-09-01";

@@ -1,8 +1,12 @@
-//! Table-driven tests of the planner, including every official example response as observed state.
+//! Table-driven tests of what must change (`action`), with the PUT body `body` builds from
+//! the observed deployment, including every official example response as observed state.
 
-use super::*;
-use crate::crd::{ModelDeploymentSpec, SkuName};
+use super::action::*;
+use super::body::{CLUSTER_TAG, OWNER_TAG, build_body, tags_for};
+use crate::azure::arm::Deployment;
+use crate::crd::{LastError, ModelDeploymentSpec, OperationKind, SkuName};
 use serde_json::json;
+use std::time::Duration;
 
 const OWNER: &str = "team-a/chat";
 const CLUSTER: &str = "default";
@@ -53,7 +57,7 @@ fn observed(extra: serde_json::Value) -> Deployment {
         "systemData": {"createdBy": "x"}
     });
     merge(&mut base, extra);
-    serde_json::from_value(base).expect("valid deployment")
+    Deployment::from_json(base).expect("valid deployment")
 }
 
 struct Case {
@@ -69,7 +73,7 @@ struct Case {
 type Check = Box<dyn Fn(&serde_json::Value) -> bool>;
 
 enum Expect {
-    Put(WriteKind, Check),
+    Put(OperationKind, Check),
     Paused(bool),
     Wait,
     Blocked(&'static str),
@@ -138,8 +142,16 @@ fn run(c: &Case) -> Action {
 fn check(c: &Case) {
     let got = run(c);
     let ok = match (&c.expect, &got) {
-        (Expect::Put(k, f), Action::Put { kind, body, .. }) => {
-            k == kind && f(&serde_json::to_value(body).unwrap())
+        (
+            Expect::Put(k, f),
+            Action::Put {
+                kind,
+                keep_observed_version,
+                ..
+            },
+        ) => {
+            let raw = c.observed.as_ref().and_then(|d| d.raw.as_deref());
+            k == kind && f(&build_body(&c.spec, raw, OWNER, CLUSTER, *keep_observed_version))
         }
         (Expect::Paused(p), Action::SetPaused(q)) => p == q,
         (Expect::Wait, Action::WaitForProvisioning(_)) => true,
@@ -165,7 +177,7 @@ fn next_action_table() {
             spec(json!({})),
             None,
             Expect::Put(
-                WriteKind::Create,
+                OperationKind::Create,
                 Box::new(move |b| {
                     b["tags"][OWNER_TAG] == OWNER
                         && b["tags"][CLUSTER_TAG] == CLUSTER
@@ -181,7 +193,7 @@ fn next_action_table() {
             spec(json!({"model": {"version": null}})),
             None,
             Expect::Put(
-                WriteKind::Create,
+                OperationKind::Create,
                 Box::new(move |b| b["properties"]["model"].get("version").is_none()),
             ),
         ),
@@ -192,7 +204,7 @@ fn next_action_table() {
             ),
             None,
             Expect::Put(
-                WriteKind::Create,
+                OperationKind::Create,
                 Box::new(|b| {
                     b["properties"]["raiPolicyName"] == "strict"
                         && b["properties"]["versionUpgradeOption"] == "NoAutoUpgrade"
@@ -232,7 +244,7 @@ fn next_action_table() {
             spec(json!({"sku": {"capacity": 20}})),
             Some(observed(json!({}))),
             Expect::Put(
-                WriteKind::Update,
+                OperationKind::Update,
                 Box::new(move |b| cap(b) == 20 && v(b) == "2024-07-18"),
             ),
         ),
@@ -241,7 +253,7 @@ fn next_action_table() {
             spec(json!({"model": {"version": "2024-09-01"}})),
             Some(observed(json!({}))),
             Expect::Put(
-                WriteKind::Update,
+                OperationKind::Update,
                 Box::new(move |b| cap(b) == 10 && v(b) == "2024-09-01"),
             ),
         ),
@@ -250,7 +262,7 @@ fn next_action_table() {
             spec(json!({"sku": {"capacity": 20}, "model": {"version": "2024-09-01"}})),
             Some(observed(json!({}))),
             Expect::Put(
-                WriteKind::UpdateCapacity,
+                OperationKind::UpdateCapacity,
                 Box::new(move |b| cap(b) == 20 && v(b) == "2024-07-18"),
             ),
         ),
@@ -259,7 +271,7 @@ fn next_action_table() {
             spec(json!({"sku": {"capacity": 20}, "model": {"version": "2024-09-01"}})),
             Some(observed(json!({"sku": {"capacity": 20}}))),
             Expect::Put(
-                WriteKind::Update,
+                OperationKind::Update,
                 Box::new(move |b| cap(b) == 20 && v(b) == "2024-09-01"),
             ),
         ),
@@ -268,7 +280,7 @@ fn next_action_table() {
             spec(json!({"sku": {"name": "Standard"}, "model": {"version": "2024-09-01"}})),
             Some(observed(json!({}))),
             Expect::Put(
-                WriteKind::UpdateCapacity,
+                OperationKind::UpdateCapacity,
                 Box::new(move |b| b["sku"]["name"] == "Standard" && v(b) == "2024-07-18"),
             ),
         ),
@@ -277,7 +289,7 @@ fn next_action_table() {
             spec(json!({"sku": {"name": "Standard"}})),
             Some(observed(json!({}))),
             Expect::Put(
-                WriteKind::Update,
+                OperationKind::Update,
                 Box::new(|b| b["sku"]["name"] == "Standard"),
             ),
         ),
@@ -286,7 +298,7 @@ fn next_action_table() {
             spec(json!({"raiPolicyName": "strict"})),
             Some(observed(json!({}))),
             Expect::Put(
-                WriteKind::Update,
+                OperationKind::Update,
                 Box::new(|b| b["properties"]["raiPolicyName"] == "strict"),
             ),
         ),
@@ -301,7 +313,7 @@ fn next_action_table() {
             spec(json!({"versionUpgradeOption": "NoAutoUpgrade"})),
             Some(observed(json!({}))),
             Expect::Put(
-                WriteKind::Update,
+                OperationKind::Update,
                 Box::new(|b| b["properties"]["versionUpgradeOption"] == "NoAutoUpgrade"),
             ),
         ),
@@ -310,7 +322,7 @@ fn next_action_table() {
             spec(json!({"serviceTier": "Priority"})),
             Some(observed(json!({"properties": {"serviceTier": "Default"}}))),
             Expect::Put(
-                WriteKind::Update,
+                OperationKind::Update,
                 Box::new(|b| b["properties"]["serviceTier"] == "Priority"),
             ),
         ),
@@ -319,7 +331,7 @@ fn next_action_table() {
             spec(json!({"spilloverDeploymentName": "b"})),
             Some(observed(json!({}))),
             Expect::Put(
-                WriteKind::Update,
+                OperationKind::Update,
                 Box::new(|b| b["properties"]["spilloverDeploymentName"] == "b"),
             ),
         ),
@@ -328,7 +340,7 @@ fn next_action_table() {
             spec(json!({"sku": {"capacity": 11}})),
             Some(observed(json!({}))),
             Expect::Put(
-                WriteKind::Update,
+                OperationKind::Update,
                 Box::new(|b| {
                     b["properties"]["raiPolicyName"] == "Microsoft.DefaultV2"
                         && b["properties"]["versionUpgradeOption"]
@@ -344,7 +356,7 @@ fn next_action_table() {
                 json!({"properties": {"deploymentState": "Paused"}}),
             )),
             Expect::Put(
-                WriteKind::Update,
+                OperationKind::Update,
                 Box::new(|b| b["properties"]["deploymentState"] == "Paused"),
             ),
         ),
@@ -389,7 +401,7 @@ fn next_action_table() {
             spec(json!({"adoptExisting": true})),
             Some(observed(json!({"tags": null}))),
             Expect::Put(
-                WriteKind::Adopt,
+                OperationKind::Adopt,
                 Box::new(|b| b["tags"][OWNER_TAG] == OWNER),
             ),
         ),
@@ -399,7 +411,7 @@ fn next_action_table() {
             Some(observed(
                 json!({"tags": {OWNER_TAG: null, CLUSTER_TAG: null}}),
             )),
-            Expect::Put(WriteKind::Adopt, Box::new(move |b| cap(b) == 5)),
+            Expect::Put(OperationKind::Adopt, Box::new(move |b| cap(b) == 5)),
         ),
         case(
             "foreign owner",
@@ -443,7 +455,7 @@ fn next_action_table() {
             Some(observed(
                 json!({"properties": {"provisioningState": "Failed"}}),
             )),
-            Expect::Put(WriteKind::Repair, any()),
+            Expect::Put(OperationKind::Repair, any()),
         ),
         case(
             "no provisioningState treated as succeeded",
@@ -458,7 +470,7 @@ fn next_action_table() {
                 json!({"properties": {"model": {"name": "gpt-4o"}}}),
             )),
             Expect::Put(
-                WriteKind::Update,
+                OperationKind::Update,
                 Box::new(|b| b["properties"]["model"]["name"] == "gpt-4o-mini"),
             ),
         ),
@@ -477,7 +489,7 @@ fn next_action_table() {
         "terminal error of an older generation does not hold",
         spec(json!({})),
         None,
-        Expect::Put(WriteKind::Create, any()),
+        Expect::Put(OperationKind::Create, any()),
     );
     c.last_error = Some(err(2));
     cases.push(c);
@@ -485,7 +497,7 @@ fn next_action_table() {
         "terminal error released after recheck time",
         spec(json!({})),
         None,
-        Expect::Put(WriteKind::Create, any()),
+        Expect::Put(OperationKind::Create, any()),
     );
     c.last_error = Some(err(3));
     c.since = Some(Duration::from_secs(601));
@@ -494,7 +506,7 @@ fn next_action_table() {
         "terminal error released when the account changed",
         spec(json!({})),
         None,
-        Expect::Put(WriteKind::Create, any()),
+        Expect::Put(OperationKind::Create, any()),
     );
     c.last_error = Some(err(3));
     c.since = Some(Duration::from_secs(1));
@@ -681,7 +693,7 @@ fn official_examples_as_observed_state() {
             {
                 continue;
             }
-            let d: Deployment = serde_json::from_value(body.clone())
+            let d: Deployment = Deployment::from_json(body.clone())
                 .unwrap_or_else(|e| panic!("{} {code}: does not parse: {e}", f.display()));
             let m = d.props().model.unwrap_or_default();
             let sku = d.sku.clone().unwrap_or_default();
@@ -704,6 +716,9 @@ fn official_examples_as_observed_state() {
             // Owned: in sync (or waiting while Azure provisions).
             let mut owned = d.clone();
             owned.tags = Some(tags_for(None, OWNER, CLUSTER));
+            let mut raw = (*owned.raw.clone().unwrap()).clone();
+            raw["tags"] = json!(owned.tags);
+            owned.raw = Some(std::sync::Arc::new(raw));
             let c = case(
                 "example owned",
                 matching.clone(),
@@ -722,14 +737,14 @@ fn official_examples_as_observed_state() {
                     "example capacity",
                     bigger.clone(),
                     Some(owned.clone()),
-                    Expect::Put(WriteKind::Update, any()),
+                    Expect::Put(OperationKind::Update, any()),
                 ));
                 bigger.model.version = Some("9999-01-01".into());
                 check(&case(
                     "example two-step",
                     bigger,
                     Some(owned.clone()),
-                    Expect::Put(WriteKind::UpdateCapacity, any()),
+                    Expect::Put(OperationKind::UpdateCapacity, any()),
                 ));
                 let mut adopt = matching.clone();
                 adopt.adopt_existing = true;
@@ -737,7 +752,7 @@ fn official_examples_as_observed_state() {
                     "example adopt",
                     adopt,
                     Some(d.clone()),
-                    Expect::Put(WriteKind::Adopt, any()),
+                    Expect::Put(OperationKind::Adopt, any()),
                 ));
                 let paused = d.props().deployment_state.as_deref() == Some("Paused");
                 let mut toggle = matching.clone();

@@ -1,11 +1,16 @@
-//! Controllers: wiring (watch streams with predicates, triggers between kinds) and helpers
-//! shared by the AIAccount and ModelDeployment reconcilers (conditions, events, status apply).
+//! Controllers: wiring (watch streams with predicates, triggers between kinds, write-slot
+//! hand-offs) and the helpers the reconcilers share (events, status by server-side apply).
+//! Each reconcile is observe → decide → execute: `observe` gathers the snapshot, `crate::plan`
+//! decides, `execute` carries the decision out.
 
 pub mod account;
 pub mod deployment;
+pub mod execute;
+pub mod observe;
 
-use crate::context::Context;
-use crate::crd::{AIAccount, Condition, ModelDeployment};
+use crate::context::{Context, Wiring};
+use crate::crd::{AIAccount, ModelDeployment};
+use crate::plan::status::truncate;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use kube::api::{Api, Patch, PatchParams};
@@ -22,47 +27,6 @@ pub const ACCOUNT_FINALIZER: &str = "aoai.dev/account-in-use";
 
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// Set a condition, keeping lastTransitionTime when the status did not change.
-pub fn set_condition(
-    conds: &mut Vec<Condition>,
-    type_: &str,
-    ok: bool,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-) {
-    let status = if ok { "True" } else { "False" };
-    let prev = conds.iter().find(|c| c.type_ == type_).cloned();
-    let ltt = match &prev {
-        Some(p) if p.status == status => p.last_transition_time.clone(),
-        _ => Some(now_rfc3339()),
-    };
-    conds.retain(|c| c.type_ != type_);
-    conds.push(Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: truncate(message, 1000),
-        observed_generation: generation,
-        last_transition_time: ltt,
-    });
-}
-
-pub fn ready_condition(conds: &[Condition]) -> Option<&Condition> {
-    conds.iter().find(|c| c.type_ == "Ready")
-}
-
-pub fn truncate(s: &str, n: usize) -> String {
-    if s.len() <= n {
-        return s.to_string();
-    }
-    let mut end = n;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// Publish an event; failures are logged, never fatal.
@@ -89,7 +53,7 @@ pub async fn publish(
     // published for six minutes (to count repeats into a series), which at thousands of
     // resources is most of the operator's memory. Repeats are rare here: warnings are published
     // only when the reason changes.
-    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    let recorder = Recorder::new(ctx.client(), ctx.kube.reporter.clone());
     if let Err(e) = recorder.publish(&ev, reference).await {
         tracing::warn!(error = %e, reason, "cannot publish event");
     }
@@ -150,7 +114,7 @@ fn account_trigger_hash(a: &AIAccount) -> Option<u64> {
     a.metadata.generation.hash(&mut h);
     a.metadata.deletion_timestamp.is_some().hash(&mut h);
     if let Some(s) = &a.status {
-        ready_condition(&s.conditions)
+        crate::plan::status::ready_condition(&s.conditions)
             .map(|c| c.status.clone())
             .hash(&mut h);
         s.endpoint.hash(&mut h);
@@ -165,10 +129,10 @@ fn account_trigger_hash(a: &AIAccount) -> Option<u64> {
 /// After a restart, give each account's write slot back to the deployment whose long-running
 /// operation (persisted in status) is still running, before any reconcile can start a new write.
 async fn prime_write_gate(ctx: &Context) {
-    let mds = Api::<ModelDeployment>::all(ctx.client.clone())
+    let mds = Api::<ModelDeployment>::all(ctx.client())
         .list(&Default::default())
         .await;
-    let accounts = Api::<AIAccount>::all(ctx.client.clone())
+    let accounts = Api::<AIAccount>::all(ctx.client())
         .list(&Default::default())
         .await;
     let (Ok(mds), Ok(accounts)) = (mds, accounts) else {
@@ -184,8 +148,9 @@ async fn prime_write_gate(ctx: &Context) {
                 .iter()
                 .find(|a| a.name_any() == md.spec.account_ref.name)
         {
-            ctx.gate
-                .claim(&account::account_id(a).key(), &md.owner_id());
+            ctx.writes
+                .gate
+                .resume_operation(&account::account_id(a).key(), &md.owner_id());
             tracing::info!(deployment = %md.owner_id(), "resuming a pending Azure operation");
         }
     }
@@ -194,9 +159,10 @@ async fn prime_write_gate(ctx: &Context) {
 /// Run both controllers until `shutdown` resolves.
 pub async fn run_controllers(
     ctx: Arc<Context>,
+    wiring: Wiring,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
+    let client = ctx.client();
     prime_write_gate(&ctx).await;
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
     let cfg = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
@@ -218,11 +184,9 @@ pub async fn run_controllers(
     .modify(|a: &mut AIAccount| a.metadata.managed_fields = None);
     // Reflected before the mapper runs: a ModelDeployment triggered by an account change reads
     // that change from `Context::account`.
-    let acct_stream = match ctx.take_accounts_writer() {
-        Some(w) => acct_stream.reflect(w).boxed(),
-        None => acct_stream.boxed(),
-    }
-    .applied_objects()
+    let acct_stream = acct_stream
+        .reflect(wiring.accounts)
+        .applied_objects()
     .predicate_filter(account_trigger_hash, Default::default());
     // Namespace label changes can allow/deny namespaces selected by an AIAccount's selector.
     let ns_stream = watcher(
@@ -234,13 +198,14 @@ pub async fn run_controllers(
     .predicate_filter(kube::runtime::predicates::labels, Default::default());
     let ns_reader = md_reader.clone();
     let reader = md_reader.clone();
-    let wake = ctx.take_wake_receiver().map(|rx| {
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
-            .boxed()
-    });
+    // A released write slot wakes the head of its queue at once.
+    let wake = futures::stream::unfold(wiring.wake, |mut rx| async move {
+        rx.recv().await.map(|owner| (owner, rx))
+    })
+    .filter_map(|owner| async move { crate::context::object_ref(&owner) });
     let md_controller = Controller::for_stream(md_stream, md_reader)
         .with_config(cfg.clone())
-        .reconcile_on(wake.unwrap_or_else(|| futures::stream::empty().boxed()))
+        .reconcile_on(wake)
         .watches_stream(acct_stream, move |acct: AIAccount| {
             let name = acct.name_any();
             reader

@@ -250,6 +250,8 @@ impl AzureEmulator {
     /// group, AIServices account `contoso-ai-eastus` (eastus) with the default catalog, and
     /// Key Vault `contoso-kv`.
     pub async fn start(config: AzureConfig) -> anyhow::Result<AzureEmulator> {
+        // The process's rustls provider, for every HTTPS client in it (tests build reqwest ones).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = tls::generate()?;
         let specs_dir = config
             .specs_dir

@@ -1,13 +1,16 @@
-//! Pure pre-validation of a planned write against the account's model catalog and the
-//! subscription's quota (reads made only when a write is planned), so requests Azure would
-//! reject (unknown model/version, unsupported SKU, capacity above the maximum, quota exceeded)
-//! end as Ready=False with Azure's error code and no write. Azure still enforces everything:
-//! when the catalog or usage is unknown, the write goes ahead.
+//! Pre-validation of a planned write against the account's model catalog and the
+//! subscription's quota (read only when a write is planned), so a request Azure would reject —
+//! an unknown model or version, an unsupported SKU, a capacity outside the model's rules for the
+//! SKU (`skus[].capacity`: minimum, maximum, step, allowed values, e.g. the PTU minimum and
+//! increment), or quota exceeded — ends as Ready=False with a reason that says what is allowed,
+//! and no write. Pure. Azure still enforces everything: when the catalog or usage is unknown,
+//! the write goes ahead.
 
-use crate::azure::arm::{AccountModel, Deployment, Usage};
+use crate::azure::arm::{AccountModel, CapacityConfig, Deployment, Usage};
 use crate::crd::ModelDeploymentSpec;
+use crate::reason;
 
-/// A rejection with Azure's error code and a message that says what to do.
+/// A rejection with its reason and a message that says what to do.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rejection {
     pub code: &'static str,
@@ -55,7 +58,7 @@ pub fn check_catalog(
         .collect();
     if candidates.is_empty() {
         return Err(Rejection {
-            code: "DeploymentModelNotSupported",
+            code: reason::DEPLOYMENT_MODEL_NOT_SUPPORTED,
             message: format!(
                 "the account does not offer model {format}/{name}: check spec.model.format and spec.model.name against the account's models (az cognitiveservices account list-models)"
             ),
@@ -84,7 +87,7 @@ pub fn check_catalog(
         versions.sort();
         versions.dedup();
         return Err(Rejection {
-            code: "DeploymentModelNotSupported",
+            code: reason::DEPLOYMENT_MODEL_NOT_SUPPORTED,
             message: format!(
                 "model {format}/{name} has no version {:?} on this account; available: {}. Fix spec.model.version (or omit it for Azure's default)",
                 spec.model.version.clone().unwrap_or_default(),
@@ -99,7 +102,7 @@ pub fn check_catalog(
     let Some(s) = skus.iter().find(|s| eq(s.name.as_deref(), sku)) else {
         let offered: Vec<&str> = skus.iter().filter_map(|s| s.name.as_deref()).collect();
         return Err(Rejection {
-            code: "InvalidResourceProperties",
+            code: reason::INVALID_RESOURCE_PROPERTIES,
             message: format!(
                 "SKU {sku} is not supported for model {name} {} on this account; supported: {}. Fix spec.sku.name",
                 entry_version(model).unwrap_or_default(),
@@ -107,23 +110,51 @@ pub fn check_catalog(
             ),
         });
     };
-    let max = s
-        .capacity
-        .as_ref()
-        .and_then(|c| c.maximum)
-        .or(model.max_capacity);
-    if let Some(max) = max
-        && i64::from(spec.sku.capacity) > max
-    {
-        return Err(Rejection {
-            code: "InvalidResourceProperties",
-            message: format!(
-                "capacity {} is above the maximum {max} for {name} {sku}: lower spec.sku.capacity",
-                spec.sku.capacity
-            ),
-        });
-    }
+    let rules = s.capacity.clone().unwrap_or_default();
+    let rules = CapacityConfig {
+        maximum: rules.maximum.or(model.max_capacity),
+        ..rules
+    };
+    check_capacity(spec.sku.capacity, &rules).map_err(|allowed| Rejection {
+        code: reason::INVALID_CAPACITY,
+        message: format!(
+            "capacity {} is not allowed for {name} {} with SKU {sku} on this account: {allowed}. Fix spec.sku.capacity",
+            spec.sku.capacity,
+            entry_version(model).unwrap_or_default(),
+        ),
+    })?;
     Ok(s.usage_name.clone())
+}
+
+/// Check a capacity against the model's rules for the SKU; Err names what is allowed.
+pub fn check_capacity(capacity: i32, rules: &CapacityConfig) -> Result<(), String> {
+    let c = i64::from(capacity);
+    if let Some(allowed) = rules.allowed_values.as_ref().filter(|a| !a.is_empty()) {
+        if allowed.contains(&c) {
+            return Ok(());
+        }
+        let list: Vec<String> = allowed.iter().map(i64::to_string).collect();
+        return Err(format!("the allowed values are {}", list.join(", ")));
+    }
+    let min = rules.minimum.unwrap_or(1).max(1);
+    let step = rules.step.unwrap_or(1).max(1);
+    let in_range = c >= min && rules.maximum.is_none_or(|max| c <= max);
+    if in_range && (c - min) % step == 0 {
+        return Ok(());
+    }
+    let upto = rules
+        .maximum
+        .map(|m| format!(" to {m}"))
+        .unwrap_or_else(|| " or more".into());
+    Err(if step > 1 {
+        let examples: Vec<String> = (0..3).map(|i| (min + i * step).to_string()).collect();
+        format!(
+            "allowed are {min}{upto} in steps of {step} ({}, ...)",
+            examples.join(", ")
+        )
+    } else {
+        format!("allowed are {min}{upto}")
+    })
 }
 
 /// Check the quota: the capacity this write needs beyond what the deployment already holds.
@@ -162,7 +193,7 @@ pub fn check_quota(
             .and_then(|n| n.localized_value.clone())
             .unwrap_or_else(|| usage_name.to_string());
         return Err(Rejection {
-            code: "InsufficientQuota",
+            code: reason::INSUFFICIENT_QUOTA,
             message: format!(
                 "this deployment needs capacity {need} of quota {display}, but only {available} is available (usage {current} of limit {limit}): lower spec.sku.capacity, free capacity elsewhere, or request more quota"
             ),
@@ -230,12 +261,9 @@ mod tests {
                 .code,
             "InvalidResourceProperties"
         );
-        assert_eq!(
-            ok(json!({"sku": {"name": "Standard", "capacity": 51}}))
-                .unwrap_err()
-                .code,
-            "InvalidResourceProperties"
-        );
+        let e = ok(json!({"sku": {"name": "Standard", "capacity": 51}})).unwrap_err();
+        assert_eq!(e.code, "InvalidCapacity");
+        assert!(e.message.contains("allowed are 1 to 50"), "{}", e.message);
         assert!(
             ok(json!({"model": {"name": "dall-e-3", "version": "3.0"}})).is_ok(),
             "no version info: let Azure decide"
@@ -250,6 +278,44 @@ mod tests {
                 .code,
             "DeploymentModelNotSupported"
         );
+    }
+
+    #[test]
+    fn capacity_rules_table() {
+        let rules = |v: serde_json::Value| -> CapacityConfig { serde_json::from_value(v).unwrap() };
+        // PTU: a minimum and an increment (e.g. GlobalProvisionedManaged: 15, then steps of 5).
+        let ptu = rules(json!({"minimum": 15, "maximum": 10000, "step": 5, "default": 15}));
+        for (c, ok) in [(15, true), (20, true), (3, false), (16, false), (10000, true), (10005, false)] {
+            assert_eq!(check_capacity(c, &ptu).is_ok(), ok, "{c}");
+        }
+        assert_eq!(
+            check_capacity(3, &ptu).unwrap_err(),
+            "allowed are 15 to 10000 in steps of 5 (15, 20, 25, ...)"
+        );
+        let listed = rules(json!({"allowedValues": [50, 100, 200]}));
+        assert!(check_capacity(100, &listed).is_ok());
+        assert_eq!(
+            check_capacity(75, &listed).unwrap_err(),
+            "the allowed values are 50, 100, 200"
+        );
+        assert!(check_capacity(1, &CapacityConfig::default()).is_ok(), "no rules: anything from 1");
+        assert_eq!(
+            check_capacity(0, &rules(json!({"maximum": 10}))).unwrap_err(),
+            "allowed are 1 to 10"
+        );
+        // Through the catalog: a PTU entry with its rules.
+        let m: Vec<AccountModel> = serde_json::from_value(json!([
+            {"name": "gpt-4o", "format": "OpenAI", "version": "2024-11-20", "isDefaultVersion": true,
+             "skus": [{"name": "GlobalProvisionedManaged", "usageName": "OpenAI.GlobalProvisionedManaged",
+                       "capacity": {"minimum": 15, "maximum": 10000, "step": 5}}]}
+        ]))
+        .unwrap();
+        let s = spec(json!({"model": {"name": "gpt-4o"}, "sku": {"name": "GlobalProvisionedManaged", "capacity": 3}}));
+        let e = check_catalog(&s, &m).unwrap_err();
+        assert_eq!(e.code, "InvalidCapacity");
+        assert!(e.message.contains("steps of 5"), "{}", e.message);
+        let s = spec(json!({"model": {"name": "gpt-4o"}, "sku": {"name": "GlobalProvisionedManaged", "capacity": 25}}));
+        assert!(check_catalog(&s, &m).is_ok());
     }
 
     #[test]

@@ -1,19 +1,14 @@
-//! The pure planner: desired spec + observed Azure deployment + account facts → the next action.
-//! No I/O. Only fields the user set are compared, so server-filled defaults never cause writes.
-//! Azure cannot change capacity and model version in one request: such a change is planned as
-//! two writes (capacity first, then the model version on the next pass).
+//! What Azure must change: desired spec + observed Azure deployment → the change to make (or
+//! why none is made). Only fields the user set are compared, so server-filled defaults never
+//! cause writes. Azure cannot change capacity and model version in one request: such a change is
+//! planned as two writes (capacity first, then the model version on the next pass). Also the
+//! account gate (decided from Kubernetes alone), ownership and what deletion does.
 
-use crate::azure::arm::{
-    Deployment, DeploymentModel, DeploymentRequest, DeploymentRequestProperties, Sku,
-};
-use crate::crd::{DeletionPolicy, LastError, ModelDeploymentSpec};
-use std::collections::BTreeMap;
+use super::body::{CLUSTER_TAG, OWNER_TAG};
+use crate::azure::arm::Deployment;
+use crate::crd::{DeletionPolicy, LastError, ModelDeploymentSpec, OperationKind};
+use crate::reason;
 use std::time::Duration;
-
-/// Tag naming the owning resource (`<namespace>/<name>`).
-pub const OWNER_TAG: &str = "aoai.dev-owner";
-/// Tag naming the owning cluster (so two clusters never fight over one deployment).
-pub const CLUSTER_TAG: &str = "aoai.dev-cluster";
 
 // ------------------------------------------------------------------ gate (before any Azure call)
 
@@ -45,7 +40,7 @@ pub enum Gate {
 pub fn precheck(account_name: &str, namespace: &str, facts: &AccountFacts) -> Gate {
     if !facts.exists {
         return Gate::Blocked {
-            reason: "AccountNotFound",
+            reason: reason::ACCOUNT_NOT_FOUND,
             message: format!(
                 "AIAccount {account_name:?} does not exist: ask the platform team to create it, or fix spec.accountRef.name"
             ),
@@ -53,7 +48,7 @@ pub fn precheck(account_name: &str, namespace: &str, facts: &AccountFacts) -> Ga
     }
     if !facts.namespace_allowed {
         return Gate::Blocked {
-            reason: "NamespaceNotAllowed",
+            reason: reason::NAMESPACE_NOT_ALLOWED,
             message: format!(
                 "namespace {namespace:?} may not use AIAccount {account_name:?}: ask the platform team to add it to spec.allowedNamespaces (names or selector)"
             ),
@@ -61,7 +56,7 @@ pub fn precheck(account_name: &str, namespace: &str, facts: &AccountFacts) -> Ga
     }
     if facts.deleting {
         return Gate::Blocked {
-            reason: "AccountDeleting",
+            reason: reason::ACCOUNT_DELETING,
             message: format!(
                 "AIAccount {account_name:?} is being deleted; no new changes are made"
             ),
@@ -69,7 +64,7 @@ pub fn precheck(account_name: &str, namespace: &str, facts: &AccountFacts) -> Ga
     }
     if !facts.ready {
         return Gate::Blocked {
-            reason: "AccountNotReady",
+            reason: reason::ACCOUNT_NOT_READY,
             message: format!(
                 "AIAccount {account_name:?} is not ready yet: {}",
                 if facts.ready_message.is_empty() {
@@ -127,39 +122,15 @@ pub struct PlanInput<'a> {
     pub terminal_recheck: Duration,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WriteKind {
-    Create,
-    /// Full update of changed user-set fields (no capacity+version conflict).
-    Update,
-    /// First of two writes: capacity/SKU (and other fields) with the observed model version.
-    UpdateCapacity,
-    /// Take over an unowned deployment (adds the ownership tags, applies changes).
-    Adopt,
-    /// Re-PUT a deployment whose provisioning failed.
-    Repair,
-}
-
-impl WriteKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            WriteKind::Create => "Create",
-            WriteKind::Update => "Update",
-            WriteKind::UpdateCapacity => "UpdateCapacity",
-            WriteKind::Adopt => "Adopt",
-            WriteKind::Repair => "Repair",
-        }
-    }
-}
-
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// PUT the deployment.
+    /// PUT the deployment (the body is built from Azure's body read fresh just before).
     Put {
-        kind: WriteKind,
-        body: DeploymentRequest,
+        kind: OperationKind,
         changes: Vec<String>,
+        /// The first of two writes: keep the observed model version.
+        keep_observed_version: bool,
     },
     /// POST pause (true) or resume (false).
     SetPaused(bool),
@@ -326,70 +297,6 @@ pub fn diff(spec: &ModelDeploymentSpec, observed: &Deployment) -> Diff {
     d
 }
 
-/// Owner tags merged over the observed tags (other tags are preserved).
-pub fn tags_for(
-    observed: Option<&Deployment>,
-    owner: &str,
-    cluster: &str,
-) -> BTreeMap<String, String> {
-    let mut tags = observed.and_then(|d| d.tags.clone()).unwrap_or_default();
-    tags.insert(OWNER_TAG.into(), owner.into());
-    tags.insert(CLUSTER_TAG.into(), cluster.into());
-    tags
-}
-
-/// The PUT body: user-set fields from the spec, everything else kept as observed
-/// (PUT replaces the resource, so unset fields must not be dropped).
-pub fn build_body(
-    spec: &ModelDeploymentSpec,
-    observed: Option<&Deployment>,
-    owner: &str,
-    cluster: &str,
-    keep_observed_version: bool,
-) -> DeploymentRequest {
-    let p = observed.map(|o| o.props()).unwrap_or_default();
-    let om = p.model.clone().unwrap_or_default();
-    let version = if keep_observed_version {
-        om.version.clone()
-    } else {
-        spec.model.version.clone().or(om.version.clone())
-    };
-    let paused_state = p
-        .deployment_state
-        .clone()
-        .filter(|s| s.eq_ignore_ascii_case("Paused"));
-    DeploymentRequest {
-        sku: Sku {
-            name: spec.sku.name.as_str().into(),
-            capacity: Some(spec.sku.capacity),
-            tier: None,
-        },
-        properties: DeploymentRequestProperties {
-            model: DeploymentModel {
-                format: Some(spec.model.format.clone()),
-                name: Some(spec.model.name.clone()),
-                version,
-                ..Default::default()
-            },
-            rai_policy_name: spec.rai_policy_name.clone().or(p.rai_policy_name.clone()),
-            version_upgrade_option: spec
-                .version_upgrade_option
-                .map(|v| v.as_str().to_string())
-                .or(p.version_upgrade_option.clone()),
-            spillover_deployment_name: spec
-                .spillover_deployment_name
-                .clone()
-                .or(p.spillover_deployment_name.clone()),
-            service_tier: spec
-                .service_tier
-                .map(|v| v.as_str().to_string())
-                .or(p.service_tier.clone()),
-            deployment_state: paused_state,
-        },
-        tags: tags_for(observed, owner, cluster),
-    }
-}
-
 fn hold(input: &PlanInput) -> Option<Action> {
     let e = input.last_error?;
     let same_spec = e.generation == Some(input.generation);
@@ -417,16 +324,16 @@ pub fn next_action(input: &PlanInput) -> Action {
             return h;
         }
         return Action::Put {
-            kind: WriteKind::Create,
-            body: build_body(spec, None, input.owner, input.cluster, false),
+            kind: OperationKind::Create,
             changes: vec!["create".into()],
+            keep_observed_version: false,
         };
     };
     let own = ownership(observed, input.owner, input.cluster);
     match &own {
         Ownership::Foreign(o) => {
             return Action::Blocked {
-                reason: "OwnedByAnotherResource",
+                reason: reason::OWNED_BY_ANOTHER_RESOURCE,
                 message: format!(
                     "Azure deployment {:?} is managed by {o}; it is left alone. Use another spec.deploymentName",
                     observed.name.clone().unwrap_or_default()
@@ -435,7 +342,7 @@ pub fn next_action(input: &PlanInput) -> Action {
         }
         Ownership::Unowned if !spec.adopt_existing => {
             return Action::Blocked {
-                reason: "AdoptionRefused",
+                reason: reason::ADOPTION_REFUSED,
                 message: format!(
                     "an Azure deployment named {:?} already exists and is not managed by the operator; it is left alone. Set spec.adoptExisting: true to take it over, or use another spec.deploymentName",
                     observed.name.clone().unwrap_or_default()
@@ -458,29 +365,22 @@ pub fn next_action(input: &PlanInput) -> Action {
         let mut changes = d.describe(spec, observed);
         let version_conflict = d.model_version && (d.capacity || d.sku_name);
         let kind = if adopting {
-            WriteKind::Adopt
+            OperationKind::Adopt
         } else if failed {
             changes.push(format!("provisioningState {state}"));
-            WriteKind::Repair
+            OperationKind::Repair
         } else if version_conflict {
-            WriteKind::UpdateCapacity
+            OperationKind::UpdateCapacity
         } else {
-            WriteKind::Update
+            OperationKind::Update
         };
-        let keep_version = version_conflict;
         if adopting {
             changes.insert(0, "adopt".into());
         }
         return Action::Put {
             kind,
-            body: build_body(
-                spec,
-                Some(observed),
-                input.owner,
-                input.cluster,
-                keep_version,
-            ),
             changes,
+            keep_observed_version: version_conflict,
         };
     }
     if let Some(p) = d.paused {
@@ -533,5 +433,4 @@ pub fn deletion_action(
     }
 }
 
-#[cfg(test)]
-mod tests;
+

@@ -1,0 +1,269 @@
+//! Execute: carry out what the policy decided, and record what it changes in the snapshot —
+//! end an operation (its slot hold becomes this pass's guard), take or queue for the write
+//! slot, send a write, and finally save the status, publish the events, apply the effects and
+//! say when to look again. Nothing is decided here.
+
+use super::observe::{Pass, usages_key};
+use super::{apply_status, publish};
+use crate::context::Context;
+use crate::crd::ModelDeployment;
+use crate::error::{Error, Result};
+use crate::plan::{Effect, Finish, OpOutcome, OpState, Request, Slot, Then, Write};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use std::time::Duration;
+
+/// Whether the pass runs for the resource (apply) or for its finalizer (deletion).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    Delete,
+}
+
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(rand::random_range(0.9..1.1))
+}
+
+impl Pass<'_> {
+    /// The pending operation ended: stop timing it; its slot hold becomes this pass's guard.
+    pub fn end_operation(&mut self, outcome: OpOutcome) {
+        let ctx = self.ctx;
+        let owner = self.snap.md.owner.clone();
+        let succeeded = matches!(outcome, OpOutcome::Succeeded { .. });
+        ctx.writes
+            .operation_ended(&owner, succeeded, self.snap.md.generation);
+        if let OpOutcome::Succeeded {
+            accepted: Some(d), ..
+        } = &outcome
+        {
+            ctx.shared.inventory.record(
+                self.gate_key(),
+                &self.snap.md.deployment_name,
+                Some(d.clone()),
+            );
+        }
+        if let OpOutcome::Lost(e) = &outcome {
+            tracing::warn!(deployment = %owner, error = %e, "dropping an operation that cannot be followed; reading the deployment");
+        }
+        self.guard = ctx.writes.gate.operation_ended(self.gate_key(), &owner);
+        self.snap.slot = if self.guard.is_some() {
+            Slot::Taken
+        } else {
+            Slot::Free
+        };
+        let op = match std::mem::replace(&mut self.snap.op, OpState::Idle) {
+            OpState::Pending { op, .. } | OpState::Polled { op, .. } => Some(op),
+            OpState::Ended { op, .. } => op,
+            OpState::Idle => None,
+        };
+        self.snap.op = OpState::Ended { op, outcome };
+    }
+
+    /// Take the account's write slot, or join its queue.
+    pub fn take_slot(&mut self) {
+        let key = self.gate_key().to_string();
+        let owner = &self.snap.md.owner;
+        let gate = &self.ctx.writes.gate;
+        match gate.try_acquire(&key, owner) {
+            Ok(g) => {
+                self.guard = Some(g);
+                self.snap.slot = Slot::Taken;
+            }
+            Err(position) => {
+                let holder = match gate.view(&key, owner) {
+                    crate::azure::lock::SlotView::Busy { holder, .. } => holder,
+                    _ => None,
+                };
+                self.snap.slot = Slot::Busy {
+                    holder,
+                    position: Some(position),
+                };
+            }
+        }
+        self.ctx.update_gate_metrics();
+    }
+
+    pub fn evict_holder(&mut self, holder: &str) {
+        tracing::warn!(holder, "releasing the write slot of a deleted ModelDeployment");
+        let key = self.gate_key().to_string();
+        self.ctx.writes.gate.evict(&key, holder);
+        self.snap.holder_exists = None;
+        self.snap.slot = Slot::Free;
+    }
+
+    pub fn mark_prevalidated(&mut self) {
+        let account_generation = self.snap.account.as_ref().map_or(0, |a| a.generation);
+        self.ctx.shared.prevalidated.insert(
+            self.snap.md.owner.clone(),
+            (self.snap.md.generation, account_generation),
+        );
+        self.snap.prevalidation.passed = true;
+    }
+
+    /// Send the write; Azure's answer goes into the snapshot.
+    pub async fn write(&mut self, w: Write) -> Result<()> {
+        let ctx = self.ctx;
+        let (Some((id, _)), Some(cred)) = (&self.account, &self.cred) else {
+            return Err(Error::Unsettled("a write without an account and credential".into()));
+        };
+        if self.guard.is_none() {
+            return Err(Error::Unsettled("a write without the account's write slot".into()));
+        }
+        let name = &self.snap.md.deployment_name;
+        let arm = &ctx.azure.arm;
+        let result = match &w.request {
+            Request::Put(body) => arm.put_deployment(cred, id, name, body).await,
+            Request::Pause => arm.set_paused(cred, id, name, true).await,
+            Request::Resume => arm.set_paused(cred, id, name, false).await,
+            Request::Delete => arm.delete_deployment(cred, id, name).await,
+        };
+        // The subscription's usage moves with a write (or was not what was cached).
+        if let Some(loc) = self.snap.account.as_ref().and_then(|a| a.location.as_deref()) {
+            ctx.shared
+                .usages
+                .invalidate(&usages_key(&id.subscription_id, loc));
+        }
+        self.snap.write = Some(result);
+        Ok(())
+    }
+
+    /// Save the status, publish events, apply effects; then when to look again.
+    pub async fn finish(mut self, f: Finish, mode: Mode) -> Result<Action> {
+        let ctx = self.ctx;
+        let owner = self.snap.md.owner.clone();
+        let key = self.gate_key().to_string();
+        let reference = self.md.object_ref(&());
+        for e in &f.events {
+            publish(ctx, &reference, e.warning, &e.reason, e.action, e.note.clone()).await;
+        }
+        let mut what = String::new();
+        for effect in f.effects {
+            match effect {
+                Effect::HandSlotToOperation { what: w, accepted } => {
+                    ctx.writes
+                        .operation_accepted(&owner, self.snap.md.generation, accepted);
+                    if let Some(g) = self.guard.take() {
+                        g.hand_to_operation();
+                    }
+                    what = w;
+                }
+                Effect::LeaveQueue => {
+                    if !key.is_empty() {
+                        ctx.writes.gate.leave_queue(&key, &owner);
+                    }
+                }
+                Effect::ConfigMap => write_config_map(ctx, self.md, &f.status).await?,
+                Effect::ForgetCatalog => ctx.shared.catalogs.invalidate(&key),
+                Effect::Record(d) => {
+                    ctx.shared
+                        .inventory
+                        .record(&key, &self.snap.md.deployment_name, d)
+                }
+                Effect::ForgetPrevalidation => ctx.shared.prevalidated.invalidate(&owner),
+            }
+        }
+        drop(self.guard.take());
+        ctx.update_gate_metrics();
+        if f.status != self.snap.md.status {
+            let ns = self.md.namespace().unwrap_or_default();
+            let api: Api<ModelDeployment> = Api::namespaced(ctx.client(), &ns);
+            apply_status(
+                ctx,
+                &api,
+                self.md,
+                serde_json::to_value(&f.status).expect("status serializes"),
+            )
+            .await?;
+        }
+        let wait = |d: Duration| match mode {
+            Mode::Apply => Ok(Action::requeue(d)),
+            Mode::Delete => Err(Error::DeletionInProgress {
+                message: "waiting for Azure".into(),
+                retry_in: d,
+            }),
+        };
+        match f.then {
+            Then::Requeue(d) => wait(d),
+            Then::Resync => {
+                ctx.succeeded(&super::deployment::key_of(self.md));
+                wait(jitter(ctx.config.timing.resync))
+            }
+            Then::FirstPoll { retry_after } => {
+                wait(ctx.writes.polls.started(&key, &what, &owner, retry_after))
+            }
+            Then::Retry(e) => Err(Error::Azure(e)),
+            Then::Released => Ok(Action::await_change()),
+            Then::DeletionWait(d) => Err(Error::DeletionInProgress {
+                message: "waiting for Azure or the account's write slot".into(),
+                retry_in: d,
+            }),
+        }
+    }
+}
+
+/// Connection settings for apps (never the key).
+async fn write_config_map(
+    ctx: &Context,
+    md: &ModelDeployment,
+    st: &crate::crd::ModelDeploymentStatus,
+) -> Result<()> {
+    let Some(cm_name) = &md.spec.connection_config_map else {
+        return Ok(());
+    };
+    let ns = md.namespace().unwrap_or_default();
+    let kv = st.key_vault_secret.clone().unwrap_or_default();
+    let vault = crate::azure::cloud::with_slash(&kv.vault_uri);
+    let secret_uri = match &kv.version {
+        Some(v) => format!("{vault}secrets/{}/{v}", kv.name),
+        None => format!("{vault}secrets/{}", kv.name),
+    };
+    let data: std::collections::BTreeMap<String, String> = [
+        (
+            "AZURE_OPENAI_ENDPOINT",
+            st.endpoint.clone().unwrap_or_default(),
+        ),
+        (
+            "AZURE_OPENAI_DEPLOYMENT",
+            st.deployment_name.clone().unwrap_or_default(),
+        ),
+        (
+            "AZURE_OPENAI_API_VERSION",
+            ctx.config.openai_api_version.clone(),
+        ),
+        ("AZURE_KEY_VAULT_URI", kv.vault_uri.clone()),
+        ("AZURE_KEY_VAULT_SECRET_NAME", kv.name.clone()),
+        ("AZURE_KEY_VAULT_SECRET_URI", secret_uri),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client(), &ns);
+    if let Some(existing) = api.get_opt(cm_name).await?
+        && existing.data.as_ref() == Some(&data)
+    {
+        return Ok(());
+    }
+    let owner = md
+        .controller_owner_ref(&())
+        .expect("namespaced object has an owner ref");
+    let cm = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": cm_name,
+            "namespace": ns,
+            "labels": {"app.kubernetes.io/managed-by": "aoai-operator"},
+            "ownerReferences": [owner],
+        },
+        "data": data,
+    });
+    api.patch(
+        cm_name,
+        &PatchParams::apply(&ctx.config.field_manager).force(),
+        &Patch::Apply(&cm),
+    )
+    .await?;
+    Ok(())
+}
