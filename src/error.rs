@@ -148,14 +148,23 @@ impl AzureError {
         }
     }
 
-    /// No token could be obtained for the request.
-    pub fn credential(operation: &str, message: String) -> Self {
+    /// No token could be obtained for the request: transient when the identity endpoint was
+    /// unreachable or failing, else the identity's configuration needs a human.
+    pub fn credential(operation: &str, e: crate::azure::auth::TokenError) -> Self {
         AzureError {
             operation: operation.into(),
             status: None,
-            code: crate::reason::AUTHENTICATION_FAILED.into(),
-            message,
-            class: ErrorClass::Auth,
+            code: if e.transient {
+                "TokenUnavailable".into()
+            } else {
+                crate::reason::AUTHENTICATION_FAILED.into()
+            },
+            message: e.message,
+            class: if e.transient {
+                ErrorClass::Transient
+            } else {
+                ErrorClass::Auth
+            },
             retry_after: None,
         }
     }
@@ -307,9 +316,15 @@ mod tests {
             assert_eq!(classify(*status, code), *want, "{status:?} {code}");
         }
         assert!(AzureError::transport("x", "ConnectionError", "refused".into()).is_transient());
+        let token = |transient| crate::azure::auth::TokenError {
+            message: "no token".into(),
+            transient,
+        };
+        assert_eq!(AzureError::credential("x", token(false)).class, ErrorClass::Auth);
         assert_eq!(
-            AzureError::credential("x", "no token".into()).class,
-            ErrorClass::Auth
+            AzureError::credential("x", token(true)).class,
+            ErrorClass::Transient,
+            "the identity endpoint failing is not the identity's fault"
         );
     }
 }

@@ -140,6 +140,36 @@ impl std::fmt::Debug for TokenCredential {
     }
 }
 
+/// Why no token could be had: what to tell a human, and whether trying again later may help
+/// (the identity endpoint unreachable, throttling or failing) or not (a wrong secret, an unknown
+/// client, a missing federated credential).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenError {
+    pub message: String,
+    pub transient: bool,
+}
+
+/// Whether an `azure_identity` failure may pass: a connection or IO failure, or an identity
+/// endpoint answering 408, 429 or 5xx, anywhere in the error's chain.
+fn transient_identity_error(e: &azure_core::Error) -> bool {
+    use azure_core::error::ErrorKind;
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(a) = err.downcast_ref::<azure_core::Error>() {
+            match a.kind() {
+                ErrorKind::Connection | ErrorKind::Io => return true,
+                ErrorKind::HttpResponse { status, .. } => {
+                    let s = u16::from(*status);
+                    return s == 408 || s == 429 || s >= 500;
+                }
+                _ => {}
+            }
+        }
+        next = err.source();
+    }
+    false
+}
+
 /// When to refresh a token valid for `lifetime`: 5 minutes before expiry, or at half-life for short tokens.
 pub fn refresh_margin(lifetime: Duration) -> Duration {
     (lifetime / 2).min(Duration::from_secs(300))
@@ -250,7 +280,7 @@ impl TokenCredential {
     }
 
     /// A bearer token for `scope` (e.g. `https://management.azure.com/.default`).
-    pub async fn token(&self, scope: &str) -> Result<Secret, String> {
+    pub async fn token(&self, scope: &str) -> Result<Secret, TokenError> {
         let mut cache = self.cache.lock().await;
         let now = Instant::now();
         if let Some(t) = cache.get(scope)
@@ -276,7 +306,7 @@ impl TokenCredential {
                 if let Some(t) = cache.get(scope)
                     && now + Duration::from_secs(5) < t.expires_at
                 {
-                    tracing::warn!(error = %e, "token refresh failed; using the cached token until it expires");
+                    tracing::warn!(error = %e.message, "token refresh failed; using the cached token until it expires");
                     return Ok(t.token.clone());
                 }
                 Err(e)
@@ -284,14 +314,15 @@ impl TokenCredential {
         }
     }
 
-    async fn fetch(&self, scope: &str) -> Result<(Secret, Duration), String> {
+    async fn fetch(&self, scope: &str) -> Result<(Secret, Duration), TokenError> {
         let who = self.kind.describe();
         match &self.source {
             Source::Identity(cred) => {
-                let t = cred.get_token(&[scope], None).await.map_err(|e| {
-                    format!(
+                let t = cred.get_token(&[scope], None).await.map_err(|e| TokenError {
+                    transient: transient_identity_error(&e),
+                    message: format!(
                         "{who} could not get a token: {e} — check the tenant/client ids, the secret or federated credential, and AZURE_AUTHORITY_HOST"
-                    )
+                    ),
                 })?;
                 let lifetime = (t.expires_on - azure_core::time::OffsetDateTime::now_utc())
                     .whole_seconds()
@@ -316,7 +347,7 @@ impl TokenCredential {
         host: &str,
         client_id: Option<&str>,
         scope: &str,
-    ) -> Result<(Secret, Duration), String> {
+    ) -> Result<(Secret, Duration), TokenError> {
         #[derive(serde::Deserialize)]
         struct TokenResponse {
             access_token: String,
@@ -348,16 +379,24 @@ impl TokenCredential {
             .query(&q);
         let resp = super::http::send(&self.metrics, op, false, req)
             .await
-            .map_err(|e| format!("{who}: {e}"))?;
+            .map_err(|e| TokenError {
+                message: format!("{who}: {e}"),
+                transient: true,
+            })?;
         if !resp.ok() {
             let e = resp.error(op);
-            return Err(format!(
-                "{who} was refused by the identity endpoint (HTTP {} {}): {} — check the identity's client id and that it is assigned to the node or pod",
-                resp.status, e.code, e.message
-            ));
+            return Err(TokenError {
+                transient: e.is_transient(),
+                message: format!(
+                    "{who} was refused by the identity endpoint (HTTP {} {}): {} — check the identity's client id and that it is assigned to the node or pod",
+                    resp.status, e.code, e.message
+                ),
+            });
         }
-        let t: TokenResponse = serde_json::from_str(&resp.body)
-            .map_err(|e| format!("{who}: the identity endpoint returned no usable token: {e}"))?;
+        let t: TokenResponse = serde_json::from_str(&resp.body).map_err(|e| TokenError {
+            message: format!("{who}: the identity endpoint returned no usable token: {e}"),
+            transient: false,
+        })?;
         let lifetime = num(&t.expires_in)
             .or_else(|| num(&t.expires_on).map(|on| on - chrono::Utc::now().timestamp()))
             .unwrap_or(3600)
@@ -380,6 +419,36 @@ mod tests {
         assert!(!format!("{k:?}").contains("hunter2"));
         assert!(!k.cache_key().contains("hunter2"));
         assert!(!k.describe().contains("hunter2"));
+    }
+
+    #[test]
+    fn identity_failures_that_may_pass_are_transient() {
+        use azure_core::error::ErrorKind;
+        use azure_core::http::StatusCode;
+        let http = |status| {
+            azure_core::Error::with_message(
+                ErrorKind::HttpResponse {
+                    status,
+                    error_code: None,
+                    raw_response: None,
+                },
+                "from Entra ID",
+            )
+        };
+        // As azure_identity wraps them: a Credential error around the response.
+        let wrapped = |inner| azure_core::Error::with_error(ErrorKind::Credential, inner, "failed");
+        assert!(transient_identity_error(&wrapped(http(StatusCode::ServiceUnavailable))));
+        assert!(transient_identity_error(&wrapped(http(StatusCode::TooManyRequests))));
+        assert!(!transient_identity_error(&wrapped(http(StatusCode::Unauthorized))));
+        assert!(!transient_identity_error(&wrapped(http(StatusCode::BadRequest))));
+        assert!(transient_identity_error(&azure_core::Error::with_message(
+            ErrorKind::Connection,
+            "refused"
+        )));
+        assert!(!transient_identity_error(&azure_core::Error::with_message(
+            ErrorKind::Credential,
+            "no token file"
+        )));
     }
 
     #[test]
