@@ -1,7 +1,7 @@
 //! Every official example response in AZURE_SPECS_DIR that the operator reads parses into its
 //! types (deployments, accounts, keys, Key Vault secrets). Skips loudly when AZURE_SPECS_DIR is unset.
 
-use aoai_operator::azure::arm::{Account, ApiKeys, Deployment};
+use aoai_operator::azure::arm::{Account, AccountModel, ApiKeys, Deployment, Page, Usage};
 use aoai_operator::azure::keyvault::SecretBundle;
 use std::path::{Path, PathBuf};
 
@@ -53,6 +53,29 @@ fn official_example_responses_parse() {
             };
             let what = format!("{} ({op}) {code}", f.display());
             let is = |n: &str| name.starts_with(n) || op.starts_with(n);
+            // The lists the operator pages through.
+            if op == "Deployments_List" {
+                let p: Page<Deployment> =
+                    serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(p.value.iter().all(|d| d.name.is_some()), "{what}");
+                checked += 1;
+                continue;
+            }
+            if op == "Accounts_ListModels" {
+                let p: Page<AccountModel> =
+                    serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(!p.value.is_empty(), "{what}: no models");
+                assert!(p.value.iter().all(|m| m.name.is_some()), "{what}");
+                checked += 1;
+                continue;
+            }
+            if op == "Usages_List" || op == "Accounts_ListUsages" || name.contains("Usages") {
+                let p: Page<Usage> =
+                    serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(p.value.iter().all(|u| u.name.is_some()), "{what}");
+                checked += 1;
+                continue;
+            }
             if is("Deployments_") || name.contains("Deployment.json") {
                 let d: Deployment =
                     serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));

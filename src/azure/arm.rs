@@ -198,12 +198,13 @@ pub struct UsageName {
     pub localized_value: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct ListResult<T> {
+/// One page of an ARM list (`value`, `nextLink`).
+#[derive(Deserialize, Debug)]
+pub struct Page<T> {
     #[serde(default = "Vec::new")]
-    value: Vec<T>,
+    pub value: Vec<T>,
     #[serde(rename = "nextLink")]
-    next_link: Option<String>,
+    pub next_link: Option<String>,
 }
 
 /// Coordinates of an account.
@@ -474,7 +475,7 @@ impl ArmClient {
                 break;
             }
             pages += 1;
-            let page: ListResult<T> = self.get(cred, op, priority, url).await?.ok_json(op)?;
+            let page: Page<T> = self.get(cred, op, priority, url).await?.ok_json(op)?;
             out.extend(page.value);
             next = page.next_link.filter(|l| !l.is_empty());
         }
