@@ -1036,3 +1036,48 @@ async fn short_lived_tokens_are_refreshed_before_expiry() {
     );
     bed.stop().await;
 }
+
+/// A write never removes configuration Azure holds that the spec does not set (issue 11): an
+/// adopted deployment carrying every such property keeps all of them through the operator's
+/// first write, which changes only what the spec says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_keeps_every_property_azure_holds() {
+    let mut bed = Bed::new().await;
+    bed.start().await;
+    let source = format!("{}/deployments/origin", bed.account_id);
+    let held = json!({
+        "model": {"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18",
+                  "publisher": "OpenAI", "source": source, "sourceAccount": bed.account_id},
+        "parentDeploymentName": "parent-chat",
+        "capacitySettings": {"designatedCapacity": 10, "priority": 1},
+        "routing": {"mode": "quality", "models": [{"format": "OpenAI", "name": "gpt-4o", "version": "2024-08-06"}]},
+        "contextCacheContainerId": "cache-container-1",
+        "spilloverDeploymentName": "overflow-chat",
+        "raiPolicyName": "Microsoft.DefaultV2",
+        "versionUpgradeOption": "NoAutoUpgrade",
+    });
+    bed.azure.put_deployment_out_of_band(
+        &bed.account_id,
+        "rich-chat",
+        json!({"sku": {"name": "GlobalStandard", "capacity": 10},
+               "tags": {"cost-center": "42"},
+               "properties": held.clone()}),
+    );
+    bed.create_md(
+        "team-a",
+        "rich",
+        json!({"deploymentName": "rich-chat", "adoptExisting": true, "sku": {"capacity": 20}}),
+    )
+    .await;
+    bed.wait_ready("team-a", "rich").await;
+    assert_eq!(bed.puts("rich-chat").len(), 1, "one write: adopt with the capacity change");
+    let d = bed.azure_deployment("rich-chat").unwrap();
+    assert_eq!(d["sku"]["capacity"], 20, "the spec's change reached Azure");
+    assert_eq!(d["tags"]["cost-center"], "42");
+    assert_eq!(d["tags"]["aoai.dev-owner"], "team-a/rich");
+    for (key, want) in held.as_object().unwrap() {
+        assert_eq!(&d["properties"][key], want, "properties.{key} kept: {d:#}");
+    }
+    bed.assert_contract_clean();
+    bed.stop().await;
+}
