@@ -20,6 +20,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::{Selector, SelectorExt};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// One reconcile pass: the snapshot, and what execution needs beside it.
 pub struct Pass<'a> {
@@ -227,11 +228,13 @@ impl<'a> Pass<'a> {
                     .arm
                     .poll(cred, op.async_operation_url.as_deref(), op.location_url.as_deref())
                     .await;
-                let retry_after = match &result {
-                    Ok(crate::azure::arm::Poll::InProgress { retry_after }) => *retry_after,
-                    _ => None,
+                // Only a running operation moves the poll clock (a finished one teaches it at its end).
+                let next_poll = match &result {
+                    Ok(crate::azure::arm::Poll::InProgress { retry_after }) => {
+                        ctx.writes.polls.in_progress(&owner, *retry_after)
+                    }
+                    _ => Duration::ZERO,
                 };
-                let next_poll = ctx.writes.polls.in_progress(&owner, retry_after);
                 let accepted = ctx.writes.peek_accepted(&owner, self.snap.md.generation);
                 self.snap.op = OpState::Polled {
                     op,
