@@ -83,9 +83,13 @@ impl Deployment {
         d.raw = Some(Arc::new(v));
         Ok(d)
     }
-    /// Without Azure's whole body (what a listing keeps).
+    /// What a listing keeps: without Azure's whole body, and of the tags only the operator's
+    /// ownership tags (the only ones decisions read).
     pub fn slim(mut self) -> Self {
         self.raw = None;
+        if let Some(tags) = self.tags.as_mut() {
+            tags.retain(|k, _| k.starts_with("aoai.dev-"));
+        }
         self
     }
     pub fn props(&self) -> DeploymentProperties {
@@ -442,21 +446,10 @@ impl ArmClient {
         priority: Priority,
     ) -> Result<Listing, AzureError> {
         let url = self.url(&format!("{}/deployments", account.resource_id()));
-        let (values, pages) = self
-            .pages::<serde_json::Value>(cred, "deployments.list", priority, url)
+        // Parsed straight into the typed form (no JSON tree of the whole page in memory).
+        let (deployments, pages) = self
+            .pages::<Deployment>(cred, "deployments.list", priority, url)
             .await?;
-        let deployments = values
-            .into_iter()
-            .map(|v| {
-                serde_json::from_value::<Deployment>(v).map_err(|e| {
-                    AzureError::invalid_response(
-                        "deployments.list",
-                        200,
-                        format!("cannot parse a deployment in Azure's list: {e}"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Listing { deployments, pages })
     }
 
