@@ -4,5 +4,4 @@
 pub mod azure;
 pub mod controlplane;
 pub mod harness;
-pub mod kube;
 pub mod proxy;
