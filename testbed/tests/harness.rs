@@ -97,7 +97,10 @@ async fn compaction_expires_a_watch_from_an_old_resource_version() {
     let cms: Api<ConfigMap> = Api::namespaced(c.client().await.unwrap(), &ns);
     let old = cms.create(&PostParams::default(), &config_map("a")).await.unwrap();
     let old_rv = old.metadata.resource_version.unwrap();
+    // Compacting at revision R keeps R itself: two writes after `a`, so the watch from `a`
+    // would have to start below R.
     cms.create(&PostParams::default(), &config_map("b")).await.unwrap();
+    cms.create(&PostParams::default(), &config_map("c")).await.unwrap();
     let rev = c.compact().await.unwrap();
     assert!(rev > old_rv.parse::<i64>().unwrap());
     let mut stream = cms.watch(&WatchParams::default(), &old_rv).await.unwrap().boxed();
