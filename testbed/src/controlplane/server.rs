@@ -206,30 +206,17 @@ impl ControlPlane {
             .spawn("etcd", cmd, &self.work.join("etcd.log"))?;
         let http = reqwest::Client::new();
         let url = format!("{client}/health");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = proc.exited() {
-                bail!(
-                    "etcd exited ({status}) while starting; last lines of {}:\n{}",
-                    proc.log.display(),
-                    proc.log_tail(20)
-                );
+        wait_until(&mut proc, "report healthy", || async {
+            match http.get(&url).send().await {
+                Ok(r) => match r.json::<Value>().await {
+                    Ok(v) if v["health"] == "true" => Ok(()),
+                    Ok(v) => Err(v.to_string()),
+                    Err(e) => Err(e.to_string()),
+                },
+                Err(e) => Err(e.to_string()),
             }
-            if let Ok(r) = http.get(&url).send().await
-                && let Ok(v) = r.json::<Value>().await
-                && v["health"] == "true"
-            {
-                break;
-            }
-            if start.elapsed() > READY_TIMEOUT {
-                bail!(
-                    "etcd did not report healthy within {READY_TIMEOUT:?}; last lines of {}:\n{}",
-                    proc.log.display(),
-                    proc.log_tail(20)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await?;
         self.procs.lock().etcd = Some(proc);
         Ok(())
     }
@@ -279,29 +266,7 @@ impl ControlPlane {
             &self.work.join("kube-apiserver.log"),
         )?;
         let client = self.admin_client().await?;
-        let start = Instant::now();
-        let mut last;
-        loop {
-            if let Some(status) = proc.exited() {
-                bail!(
-                    "kube-apiserver exited ({status}) while starting; last lines of {}:\n{}",
-                    proc.log.display(),
-                    proc.log_tail(30)
-                );
-            }
-            match readyz(&client).await {
-                Ok(()) => break,
-                Err(e) => last = e,
-            }
-            if start.elapsed() > READY_TIMEOUT {
-                bail!(
-                    "kube-apiserver was not ready within {READY_TIMEOUT:?} ({last}); last lines of {}:\n{}",
-                    proc.log.display(),
-                    proc.log_tail(30)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_until(&mut proc, "answer /readyz with ok", || readyz(&client)).await?;
         self.procs.lock().apiserver = Some(proc);
         Ok(())
     }
@@ -333,27 +298,14 @@ impl ControlPlane {
         let client = self.admin_client().await?;
         let sas: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
             kube::Api::namespaced(client, "default");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = proc.exited() {
-                bail!(
-                    "kube-controller-manager exited ({status}) while starting; last lines of {}:\n{}",
-                    proc.log.display(),
-                    proc.log_tail(30)
-                );
+        wait_until(&mut proc, "create the default ServiceAccount", || async {
+            match sas.get_opt("default").await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err("not yet".to_string()),
+                Err(e) => Err(e.to_string()),
             }
-            if matches!(sas.get_opt("default").await, Ok(Some(_))) {
-                break;
-            }
-            if start.elapsed() > READY_TIMEOUT {
-                bail!(
-                    "kube-controller-manager did not create the default ServiceAccount within {READY_TIMEOUT:?}; last lines of {}:\n{}",
-                    proc.log.display(),
-                    proc.log_tail(30)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        })
+        .await?;
         self.procs.lock().controller_manager = Some(proc);
         Ok(())
     }
@@ -469,6 +421,39 @@ async fn etcd_post(etcd_url: &str, path: &str, body: Value) -> Result<Value> {
         bail!("etcd {path} answered {status}: {v}");
     }
     Ok(v)
+}
+
+/// Poll `ready` until it is Ok, failing with the child's log tail if the child exits first or
+/// [`READY_TIMEOUT`] passes.
+async fn wait_until<F, Fut>(proc: &mut Proc, what: &str, mut ready: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(), String>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(status) = proc.exited() {
+            bail!(
+                "{} exited ({status}) while starting; last lines of {}:\n{}",
+                proc.name,
+                proc.log.display(),
+                proc.log_tail(30)
+            );
+        }
+        let last = match ready().await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if start.elapsed() > READY_TIMEOUT {
+            bail!(
+                "{} did not {what} within {READY_TIMEOUT:?} ({last}); last lines of {}:\n{}",
+                proc.name,
+                proc.log.display(),
+                proc.log_tail(30)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn revision_of(v: &Value) -> Result<i64> {
