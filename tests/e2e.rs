@@ -122,8 +122,12 @@ async fn model_version_change() {
     .await;
     bed.wait_ready(&bed.team_a, "g4o").await;
     let name = name_of(&bed.team_a, "g4o");
-    bed.patch_spec(&bed.team_a, "g4o", json!({"model": {"version": "2024-08-06"}}))
-        .await;
+    bed.patch_spec(
+        &bed.team_a,
+        "g4o",
+        json!({"model": {"version": "2024-08-06"}}),
+    )
+    .await;
     let md = bed.wait_ready(&bed.team_a, "g4o").await;
     assert_eq!(
         bed.azure_deployment(&name).unwrap()["properties"]["model"]["version"],
@@ -282,11 +286,13 @@ async fn deletion_policies_delete_and_retain() {
     bed.wait_gone(&bed.team_a, "gone").await;
     bed.wait_gone(&bed.team_a, "kept").await;
     assert!(
-        bed.azure_deployment(&name_of(&bed.team_a, "gone")).is_none(),
+        bed.azure_deployment(&name_of(&bed.team_a, "gone"))
+            .is_none(),
         "Delete policy removes the Azure deployment"
     );
     assert!(
-        bed.azure_deployment(&name_of(&bed.team_a, "kept")).is_some(),
+        bed.azure_deployment(&name_of(&bed.team_a, "kept"))
+            .is_some(),
         "Retain leaves it"
     );
     let deletes = bed
@@ -314,9 +320,15 @@ async fn adoption_refused_then_allowed_with_opt_in() {
         json!({"sku": {"name": "GlobalStandard", "capacity": 10},
                "properties": {"model": {"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18"}}}),
     );
-    bed.create_md(&bed.team_a, "legacy", json!({"deploymentName": "legacy-chat"}))
+    bed.create_md(
+        &bed.team_a,
+        "legacy",
+        json!({"deploymentName": "legacy-chat"}),
+    )
+    .await;
+    let md = bed
+        .wait_reason(&bed.team_a, "legacy", "AdoptionRefused")
         .await;
-    let md = bed.wait_reason(&bed.team_a, "legacy", "AdoptionRefused").await;
     assert!(
         md.status.unwrap().conditions[0]
             .message
@@ -423,7 +435,9 @@ async fn terminal_quota_error_stops_writing() {
     bed.start().await;
     bed.create_md(&bed.team_a, "big", json!({"sku": {"capacity": 10}}))
         .await;
-    let md = bed.wait_reason(&bed.team_a, "big", "InsufficientQuota").await;
+    let md = bed
+        .wait_reason(&bed.team_a, "big", "InsufficientQuota")
+        .await;
     let cond = md
         .status
         .as_ref()
@@ -468,10 +482,16 @@ async fn restart_during_operation_resumes_without_second_put() {
     let mut bed = Bed::with(|c| c.provisioning_delay = Duration::from_secs(3)).await;
     bed.start().await;
     bed.create_md(&bed.team_a, "slow", json!({})).await;
-    bed.wait_md(&bed.team_a, "slow", Duration::from_secs(20), "pending", |m| {
-        m.and_then(|m| m.status.as_ref())
-            .is_some_and(|s| s.pending_operation.is_some())
-    })
+    bed.wait_md(
+        &bed.team_a,
+        "slow",
+        Duration::from_secs(20),
+        "pending",
+        |m| {
+            m.and_then(|m| m.status.as_ref())
+                .is_some_and(|s| s.pending_operation.is_some())
+        },
+    )
     .await;
     bed.op.take().unwrap().abort();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -734,7 +754,10 @@ async fn account_deletion_is_held_while_deployments_use_it() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(bed.azure_deployment(&name_of(&bed.team_a, "chat")).is_none());
+    assert!(
+        bed.azure_deployment(&name_of(&bed.team_a, "chat"))
+            .is_none()
+    );
     bed.stop().await;
 }
 
@@ -936,7 +959,9 @@ async fn azure_quota_error_on_put_is_terminal_too() {
         },
     });
     bed.create_md(&bed.team_a, "chat", json!({})).await;
-    let md = bed.wait_reason(&bed.team_a, "chat", "InsufficientQuota").await;
+    let md = bed
+        .wait_reason(&bed.team_a, "chat", "InsufficientQuota")
+        .await;
     assert!(
         md.status.unwrap().conditions[0]
             .message

@@ -191,12 +191,17 @@ async fn in_process_debug_logs_events_status_configmaps_and_metrics_hold_no_secr
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     // A capacity change (more events and status writes) and an out-of-band drift.
-    bed.patch_md_spec(&bed.namespaces[0], "leak-0", json!({"sku": {"capacity": 2}}))
-        .await;
-    bed.azure
-        .patch_deployment_out_of_band(&bed.accounts[1].arm_id, &format!("{}.leak-1", bed.namespaces[0]), |d| {
-            d["sku"]["capacity"] = json!(4)
-        });
+    bed.patch_md_spec(
+        &bed.namespaces[0],
+        "leak-0",
+        json!({"sku": {"capacity": 2}}),
+    )
+    .await;
+    bed.azure.patch_deployment_out_of_band(
+        &bed.accounts[1].arm_id,
+        &format!("{}.leak-1", bed.namespaces[0]),
+        |d| d["sku"]["capacity"] = json!(4),
+    );
     tokio::time::sleep(Duration::from_secs(4)).await;
     wait_all_ready(&bed).await;
     bed.azure.clear_faults();
@@ -270,8 +275,12 @@ async fn binary_debug_output_text_and_json_holds_no_secret() {
         } else {
             bed.azure.regenerate_key(&bed.accounts[0].arm_id, true);
             poke_account(&bed, "acct-0", 1).await;
-            bed.patch_md_spec(&bed.namespaces[0], "leak-2", json!({"sku": {"capacity": 3}}))
-                .await;
+            bed.patch_md_spec(
+                &bed.namespaces[0],
+                "leak-2",
+                json!({"sku": {"capacity": 3}}),
+            )
+            .await;
             let (k, _) = bed.azure.account_keys(&bed.accounts[0].arm_id);
             let a0 = bed.accounts[0].clone();
             wait_for(Duration::from_secs(60), "rotated key stored", || async {

@@ -58,9 +58,17 @@ impl Kubectl {
 
     fn fails(&self, args: &[&str], stdin: Option<&str>, must_contain: &[&str]) -> String {
         let (ok, out) = self.run(args, stdin);
-        assert!(!ok, "kubectl {} succeeded, expected a refusal: {out}", args.join(" "));
+        assert!(
+            !ok,
+            "kubectl {} succeeded, expected a refusal: {out}",
+            args.join(" ")
+        );
         for m in must_contain {
-            assert!(out.contains(m), "kubectl {}: {m:?} not in {out}", args.join(" "));
+            assert!(
+                out.contains(m),
+                "kubectl {}: {m:?} not in {out}",
+                args.join(" ")
+            );
         }
         out
     }
@@ -76,10 +84,15 @@ fn widget(name: &str, size: u32, color: &str, owner: &str, extra: &str) -> Strin
 /// Children (pids) of `pid`, recursively.
 fn descendants(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
     for t in tasks.flatten() {
         let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        for c in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+        for c in children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
             out.push(c);
             out.extend(descendants(c));
         }
@@ -90,7 +103,10 @@ fn descendants(pid: u32) -> Vec<u32> {
 fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')))
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('Z'))
+        })
         .is_some_and(|zombie| !zombie)
 }
 
@@ -105,10 +121,7 @@ fn kubectl_judges_the_control_plane_and_an_unseen_crd() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(testbed.stdout.take().unwrap()).lines();
-    let ready = lines
-        .next()
-        .expect("testbed printed nothing")
-        .unwrap();
+    let ready = lines.next().expect("testbed printed nothing").unwrap();
     assert!(ready.contains("ready"), "{ready}");
     let k = Kubectl {
         kubeconfig: dir.path().join("kubeconfig"),
@@ -116,11 +129,19 @@ fn kubectl_judges_the_control_plane_and_an_unseen_crd() {
     };
 
     // The server is a real Kubernetes release.
-    let v: serde_json::Value = serde_json::from_str(&k.ok(&["version", "-o", "json"], None)).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&k.ok(&["version", "-o", "json"], None)).unwrap();
     let release = testbed::controlplane::Release::selected().unwrap();
-    assert_eq!(v["serverVersion"]["gitVersion"], release.kubernetes.as_str(), "{v}");
+    assert_eq!(
+        v["serverVersion"]["gitVersion"],
+        release.kubernetes.as_str(),
+        "{v}"
+    );
     assert_eq!(v["serverVersion"]["major"], "1", "{v}");
-    assert!(k.ok(&["get", "--raw", "/readyz?verbose"], None).contains("[+]etcd ok"));
+    assert!(
+        k.ok(&["get", "--raw", "/readyz?verbose"], None)
+            .contains("[+]etcd ok")
+    );
     let resources = k.ok(&["api-resources"], None);
     for kind in [
         "Pod",
@@ -131,14 +152,22 @@ fn kubectl_judges_the_control_plane_and_an_unseen_crd() {
         "CustomResourceDefinition",
         "ClusterRoleBinding",
     ] {
-        assert!(resources.contains(kind), "{kind} missing from api-resources:\n{resources}");
+        assert!(
+            resources.contains(kind),
+            "{kind} missing from api-resources:\n{resources}"
+        );
     }
 
     // The unseen CRD.
     let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judge/widgets-crd.yaml");
     k.ok(&["apply", "-f", crd.to_str().unwrap()], None);
     k.ok(
-        &["wait", "--for=condition=Established", "--timeout=60s", "crd/widgets.judge.testbed.dev"],
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/widgets.judge.testbed.dev",
+        ],
         None,
     );
     k.ok(&["create", "namespace", "judge"], None);
@@ -150,7 +179,10 @@ fn kubectl_judges_the_control_plane_and_an_unseen_crd() {
         if ok {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "apply of a valid widget: {out}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "apply of a valid widget: {out}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     // Strict field validation, OpenAPI validation, CEL and transition rules.
@@ -174,7 +206,10 @@ fn kubectl_judges_the_control_plane_and_an_unseen_crd() {
         Some(&widget("w2", 20, "blue", "bob", "")),
         &["only red widgets may be larger than 10"],
     );
-    k.ok(&["apply", "-f", "-"], Some(&widget("w2", 20, "red", "bob", "")));
+    k.ok(
+        &["apply", "-f", "-"],
+        Some(&widget("w2", 20, "red", "bob", "")),
+    );
     k.fails(
         &["apply", "-f", "-"],
         Some(&widget("w1", 3, "green", "mallory", "")),
@@ -182,64 +217,178 @@ fn kubectl_judges_the_control_plane_and_an_unseen_crd() {
     );
     // Server-side apply: a second manager changing alice's field conflicts, until forced.
     let ssa = |size: u32| widget("w3", size, "blue", "carol", "");
-    k.ok(&["apply", "--server-side", "--field-manager=alice", "-f", "-"], Some(&ssa(2)));
+    k.ok(
+        &["apply", "--server-side", "--field-manager=alice", "-f", "-"],
+        Some(&ssa(2)),
+    );
     k.fails(
         &["apply", "--server-side", "--field-manager=bob", "-f", "-"],
         Some(&ssa(4)),
         &["conflict", "alice", ".spec.size"],
     );
     k.ok(
-        &["apply", "--server-side", "--field-manager=bob", "--force-conflicts", "-f", "-"],
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=bob",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
         Some(&ssa(4)),
     );
     assert_eq!(
-        k.ok(&["get", "widget", "w3", "-n", "judge", "-o", "jsonpath={.spec.size}"], None),
+        k.ok(
+            &[
+                "get",
+                "widget",
+                "w3",
+                "-n",
+                "judge",
+                "-o",
+                "jsonpath={.spec.size}"
+            ],
+            None
+        ),
         "4"
     );
     // Status subresource: a status write leaves the generation alone; `wait` sees it; the
     // printer columns show it.
     let generation = |k: &Kubectl| {
-        k.ok(&["get", "widget", "w1", "-n", "judge", "-o", "jsonpath={.metadata.generation}"], None)
+        k.ok(
+            &[
+                "get",
+                "widget",
+                "w1",
+                "-n",
+                "judge",
+                "-o",
+                "jsonpath={.metadata.generation}",
+            ],
+            None,
+        )
     };
     let g0 = generation(&k);
     k.ok(
         &[
-            "patch", "widget", "w1", "-n", "judge", "--subresource=status", "--type=merge",
-            "-p", r#"{"status":{"phase":"Polished"}}"#,
+            "patch",
+            "widget",
+            "w1",
+            "-n",
+            "judge",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"Polished"}}"#,
         ],
         None,
     );
     assert_eq!(generation(&k), g0, "a status write changed the generation");
     k.ok(
-        &["wait", "widget/w1", "-n", "judge", "--for=jsonpath={.status.phase}=Polished", "--timeout=30s"],
+        &[
+            "wait",
+            "widget/w1",
+            "-n",
+            "judge",
+            "--for=jsonpath={.status.phase}=Polished",
+            "--timeout=30s",
+        ],
         None,
     );
     let table = k.ok(&["get", "wdg", "-n", "judge"], None);
     let header = table.lines().next().unwrap_or_default();
     // Exactly the declared columns (a CRD with its own columns gets no AGE unless it declares one).
     for col in ["NAME", "SIZE", "COLOR", "PHASE"] {
-        assert!(header.contains(col), "printer column {col} missing:\n{table}");
+        assert!(
+            header.contains(col),
+            "printer column {col} missing:\n{table}"
+        );
     }
     assert!(
-        table.lines().any(|l| l.starts_with("w1 ") && l.contains("green") && l.contains("Polished")),
+        table
+            .lines()
+            .any(|l| l.starts_with("w1 ") && l.contains("green") && l.contains("Polished")),
         "{table}"
     );
-    k.ok(&["patch", "widget", "w1", "-n", "judge", "--type=merge", "-p", r#"{"spec":{"size":4}}"#], None);
-    assert_ne!(generation(&k), g0, "a spec change did not bump the generation");
-    // explain reads the schema's descriptions.
-    let explain = k.ok(&["explain", "widgets.spec"], None);
-    assert!(explain.contains("How big the widget is.") && explain.contains("owner"), "{explain}");
-    // Finalizers hold a deletion until they are removed.
     k.ok(
-        &["patch", "widget", "w2", "-n", "judge", "--type=merge", "-p",
-          r#"{"metadata":{"finalizers":["judge.testbed.dev/hold"]}}"#],
+        &[
+            "patch",
+            "widget",
+            "w1",
+            "-n",
+            "judge",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"size":4}}"#,
+        ],
         None,
     );
-    k.ok(&["delete", "widget", "w2", "-n", "judge", "--wait=false"], None);
-    let ts = k.ok(&["get", "widget", "w2", "-n", "judge", "-o", "jsonpath={.metadata.deletionTimestamp}"], None);
+    assert_ne!(
+        generation(&k),
+        g0,
+        "a spec change did not bump the generation"
+    );
+    // explain reads the schema's descriptions.
+    let explain = k.ok(&["explain", "widgets.spec"], None);
+    assert!(
+        explain.contains("How big the widget is.") && explain.contains("owner"),
+        "{explain}"
+    );
+    // Finalizers hold a deletion until they are removed.
+    k.ok(
+        &[
+            "patch",
+            "widget",
+            "w2",
+            "-n",
+            "judge",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":["judge.testbed.dev/hold"]}}"#,
+        ],
+        None,
+    );
+    k.ok(
+        &["delete", "widget", "w2", "-n", "judge", "--wait=false"],
+        None,
+    );
+    let ts = k.ok(
+        &[
+            "get",
+            "widget",
+            "w2",
+            "-n",
+            "judge",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ],
+        None,
+    );
     assert!(!ts.is_empty(), "the finalizer did not hold the widget");
-    k.ok(&["patch", "widget", "w2", "-n", "judge", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#], None);
-    k.ok(&["wait", "--for=delete", "widget/w2", "-n", "judge", "--timeout=30s"], None);
+    k.ok(
+        &[
+            "patch",
+            "widget",
+            "w2",
+            "-n",
+            "judge",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+        None,
+    );
+    k.ok(
+        &[
+            "wait",
+            "--for=delete",
+            "widget/w2",
+            "-n",
+            "judge",
+            "--timeout=30s",
+        ],
+        None,
+    );
     // The namespace controller (kube-controller-manager) empties and removes a namespace.
     k.ok(&["delete", "namespace", "judge", "--timeout=120s"], None);
     let (found, _) = k.run(&["get", "widget", "w1", "-n", "judge"], None);
@@ -247,7 +396,10 @@ fn kubectl_judges_the_control_plane_and_an_unseen_crd() {
 
     // SIGTERM stops every process testbed started.
     let children = descendants(testbed.id());
-    assert!(children.len() >= 3, "expected etcd, kube-apiserver, kube-controller-manager: {children:?}");
+    assert!(
+        children.len() >= 3,
+        "expected etcd, kube-apiserver, kube-controller-manager: {children:?}"
+    );
     // SAFETY: signalling our own child.
     unsafe {
         libc::kill(testbed.id() as libc::pid_t, libc::SIGTERM);
@@ -255,6 +407,8 @@ fn kubectl_judges_the_control_plane_and_an_unseen_crd() {
     let status = testbed.wait().unwrap();
     assert!(status.success(), "testbed exited with {status} on SIGTERM");
     let left: Vec<u32> = children.into_iter().filter(|p| running(*p)).collect();
-    assert!(left.is_empty(), "processes left behind after SIGTERM: {left:?}");
+    assert!(
+        left.is_empty(),
+        "processes left behind after SIGTERM: {left:?}"
+    );
 }
-

@@ -41,7 +41,10 @@ fn modules_are_generated_and_a_cached_build_runs_no_go() {
 
     // 2. The committed module is the generator's output after `go mod tidy`.
     if !release.is_pinned() {
-        eprintln!("{} is set: the committed module is for the pinned release; skipping its check", release::KUBERNETES_VERSION_ENV);
+        eprintln!(
+            "{} is set: the committed module is for the pinned release; skipping its check",
+            release::KUBERNETES_VERSION_ENV
+        );
         return;
     }
     let committed = release::committed_modules_dir().join("kubernetes");
@@ -50,7 +53,8 @@ fn modules_are_generated_and_a_cached_build_runs_no_go() {
     std::fs::create_dir_all(&scratch).unwrap();
     // tidy keeps go.sum lines it can verify; start from the committed one so nothing is fetched twice.
     std::fs::copy(committed.join("go.sum"), scratch.join("go.sum")).unwrap();
-    release::write_kubernetes_module(&real, &release.kubernetes, &scratch).expect("generate the module");
+    release::write_kubernetes_module(&real, &release.kubernetes, &scratch)
+        .expect("generate the module");
     for file in ["go.mod", "go.sum", "tools.go"] {
         let read = |dir: &Path| std::fs::read_to_string(dir.join(file)).unwrap();
         assert!(

@@ -26,7 +26,10 @@ async fn shared_cluster_is_one_control_plane_with_unique_names() {
     let long = a.unique(&"x".repeat(80));
     assert!(long.len() <= 63, "{long}");
     let ns = a.namespace("harness", &[("k", "v")]).await.unwrap();
-    let got = Api::<Namespace>::all(b.client().await.unwrap()).get(&ns).await.unwrap();
+    let got = Api::<Namespace>::all(b.client().await.unwrap())
+        .get(&ns)
+        .await
+        .unwrap();
     assert_eq!(got.metadata.labels.unwrap()["k"], "v");
 }
 
@@ -39,7 +42,12 @@ async fn service_account_tokens_are_judged_by_rbac() {
     match cms.list(&ListParams::default()).await {
         Err(kube::Error::Api(e)) => {
             assert_eq!(e.code, 403, "{e:?}");
-            assert!(e.message.contains(&format!("system:serviceaccount:{ns}:reader")), "{}", e.message);
+            assert!(
+                e.message
+                    .contains(&format!("system:serviceaccount:{ns}:reader")),
+                "{}",
+                e.message
+            );
         }
         other => panic!("a ServiceAccount without a role listed ConfigMaps: {other:?}"),
     }
@@ -50,7 +58,10 @@ async fn service_account_tokens_are_judged_by_rbac() {
         "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}],
     }))
     .unwrap();
-    Api::namespaced(admin, &ns).create(&PostParams::default(), &rb).await.unwrap();
+    Api::namespaced(admin, &ns)
+        .create(&PostParams::default(), &rb)
+        .await
+        .unwrap();
     let mut allowed = false;
     for _ in 0..50 {
         if cms.list(&ListParams::default()).await.is_ok() {
@@ -60,7 +71,12 @@ async fn service_account_tokens_are_judged_by_rbac() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(allowed, "the RoleBinding did not grant the view role");
-    assert!(cms.create(&PostParams::default(), &config_map("x")).await.is_err(), "view can write");
+    assert!(
+        cms.create(&PostParams::default(), &config_map("x"))
+            .await
+            .is_err(),
+        "view can write"
+    );
 }
 
 #[tokio::test]
@@ -70,9 +86,22 @@ async fn proxy_cuts_a_watch_mid_stream() {
     let proxy = c.proxy().await.unwrap();
     let via: Api<ConfigMap> = Api::namespaced(c.client_via(&proxy).await.unwrap(), &ns);
     let direct: Api<ConfigMap> = Api::namespaced(c.client().await.unwrap(), &ns);
-    let rv = via.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
-    let mut stream = via.watch(&WatchParams::default().timeout(290), &rv).await.unwrap().boxed();
-    direct.create(&PostParams::default(), &config_map("one")).await.unwrap();
+    let rv = via
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = via
+        .watch(&WatchParams::default().timeout(290), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    direct
+        .create(&PostParams::default(), &config_map("one"))
+        .await
+        .unwrap();
     match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
         Ok(Some(Ok(WatchEvent::Added(cm)))) => assert_eq!(cm.metadata.name.as_deref(), Some("one")),
         other => panic!("expected the ADDED event through the proxy: {other:?}"),
@@ -92,18 +121,34 @@ async fn proxy_cuts_a_watch_mid_stream() {
 
 #[tokio::test]
 async fn compaction_expires_a_watch_from_an_old_resource_version() {
-    let c = Cluster::shared_with(Options { watch_cache: false, ..Options::default() }).await.unwrap();
+    let c = Cluster::shared_with(Options {
+        watch_cache: false,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
     let ns = c.namespace("compact", &[]).await.unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(c.client().await.unwrap(), &ns);
-    let old = cms.create(&PostParams::default(), &config_map("a")).await.unwrap();
+    let old = cms
+        .create(&PostParams::default(), &config_map("a"))
+        .await
+        .unwrap();
     let old_rv = old.metadata.resource_version.unwrap();
     // Compacting at revision R keeps R itself: two writes after `a`, so the watch from `a`
     // would have to start below R.
-    cms.create(&PostParams::default(), &config_map("b")).await.unwrap();
-    cms.create(&PostParams::default(), &config_map("c")).await.unwrap();
+    cms.create(&PostParams::default(), &config_map("b"))
+        .await
+        .unwrap();
+    cms.create(&PostParams::default(), &config_map("c"))
+        .await
+        .unwrap();
     let rev = c.compact().await.unwrap();
     assert!(rev > old_rv.parse::<i64>().unwrap());
-    let mut stream = cms.watch(&WatchParams::default(), &old_rv).await.unwrap().boxed();
+    let mut stream = cms
+        .watch(&WatchParams::default(), &old_rv)
+        .await
+        .unwrap()
+        .boxed();
     match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
         Ok(Some(Ok(WatchEvent::Error(e)))) => assert_eq!(e.code, 410, "{e:?}"),
         Ok(Some(Err(kube::Error::Api(e)))) => assert_eq!(e.code, 410, "{e:?}"),
@@ -116,10 +161,15 @@ async fn owned_apiserver_is_killed_and_restarted_with_its_data() {
     let c = Cluster::owned(Options::default()).await.unwrap();
     let cp = c.control_plane().expect("owned");
     let cms: Api<ConfigMap> = Api::namespaced(c.client().await.unwrap(), "default");
-    cms.create(&PostParams::default(), &config_map("kept")).await.unwrap();
+    cms.create(&PostParams::default(), &config_map("kept"))
+        .await
+        .unwrap();
     cp.kill_apiserver();
     let fresh: Api<ConfigMap> = Api::namespaced(c.client().await.unwrap(), "default");
-    assert!(fresh.get("kept").await.is_err(), "the apiserver still answers after the kill");
+    assert!(
+        fresh.get("kept").await.is_err(),
+        "the apiserver still answers after the kill"
+    );
     cp.start_apiserver().await.unwrap();
     let again: Api<ConfigMap> = Api::namespaced(c.client().await.unwrap(), "default");
     assert_eq!(again.get("kept").await.unwrap().data.unwrap()["k"], "v");

@@ -31,7 +31,10 @@ pub async fn prepare(options: Options, owned: bool) -> Prepared {
         .purge(&ApiResource::erase::<ModelDeployment>(&()))
         .await
         .ok();
-    cluster.purge(&ApiResource::erase::<AIAccount>(&())).await.ok();
+    cluster
+        .purge(&ApiResource::erase::<AIAccount>(&()))
+        .await
+        .ok();
     cluster
         .delete_test_namespaces()
         .await

@@ -8,8 +8,8 @@ pub mod cluster;
 
 use aoai_operator::crd::{AIAccount, ModelDeployment};
 use aoai_operator::{Config, Operator};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -79,7 +79,10 @@ impl Bed {
             .namespace("team-c", &[("ai-access", "true")])
             .await
             .expect("namespace");
-        let operator_ns = cluster.namespace("aoai-system", &[]).await.expect("namespace");
+        let operator_ns = cluster
+            .namespace("aoai-system", &[])
+            .await
+            .expect("namespace");
         let account_id = azure.default_account_id();
         let vault = azure.default_vault_uri();
         let bed = Bed {

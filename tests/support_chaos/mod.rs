@@ -15,8 +15,8 @@ pub mod leaks;
 
 use aoai_operator::crd::{AIAccount, ModelDeployment};
 use aoai_operator::{Config, Operator, Timing};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::future::Future;

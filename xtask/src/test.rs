@@ -133,7 +133,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
         .status();
     if !status.is_ok_and(|s| s.success()) {
         problems.push(
-            "testbed build (the Kubernetes control plane) failed: the Kubernetes tests cannot run".into(),
+            "testbed build (the Kubernetes control plane) failed: the Kubernetes tests cannot run"
+                .into(),
         );
     }
 
@@ -143,7 +144,10 @@ pub fn run(options: Options) -> Result<ExitCode> {
             step("cargo nextest run --workspace");
             run_nextest(&env, &mut problems)?
         } else {
-            problems.push("cargo-nextest is not installed and `cargo install --locked cargo-nextest` failed".into());
+            problems.push(
+                "cargo-nextest is not installed and `cargo install --locked cargo-nextest` failed"
+                    .into(),
+            );
             step("cargo test --workspace (cargo-nextest could not be installed)");
             run_cargo_test(&env, &mut problems)?
         };
@@ -179,7 +183,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
 /// `go mod download` of the control plane's Go modules, in the background (None without Go).
 fn start_go_download(root: &Path) -> Option<std::process::Child> {
     util::which("go")?;
-    let script = "cd testbed/controlplane/kubernetes && go mod download && cd ../etcd && go mod download";
+    let script =
+        "cd testbed/controlplane/kubernetes && go mod download && cd ../etcd && go mod download";
     println!("downloading the control plane's Go modules in the background");
     Command::new("sh")
         .args(["-c", script])

@@ -95,7 +95,8 @@ impl Go {
             &["mod", "edit", "-json", &go_mod.display().to_string()],
             dir,
         )?;
-        serde_json::from_str(&text).with_context(|| format!("parsing `go mod edit -json {}`", go_mod.display()))
+        serde_json::from_str(&text)
+            .with_context(|| format!("parsing `go mod edit -json {}`", go_mod.display()))
     }
 
     fn download(&self, module: &str, version: &str, dir: &Path) -> Result<Download> {

@@ -116,9 +116,7 @@ fn client_cert(
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name.push(DnType::CommonName, user);
     if let Some(g) = group {
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, g);
+        params.distinguished_name.push(DnType::OrganizationName, g);
     }
     params.use_authority_key_identifier_extension = true;
     params.key_usages = vec![
@@ -150,7 +148,12 @@ pub enum Credential<'a> {
 }
 
 /// A kubeconfig with one cluster, user and context (`testbed`), CA inline.
-pub fn kubeconfig_yaml(server: &str, ca_pem: &str, user: &str, credential: Credential<'_>) -> String {
+pub fn kubeconfig_yaml(
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    credential: Credential<'_>,
+) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let auth = match credential {
         Credential::Cert(c) => format!(

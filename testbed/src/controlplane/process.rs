@@ -120,7 +120,9 @@ impl Proc {
 
     /// The exit status if it has exited by itself.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// SIGTERM, wait up to `grace`, then SIGKILL; reaps the child.

@@ -169,7 +169,9 @@ pub fn kubernetes_go_mod(kubernetes: &str, release_mod: &GoModJson) -> Result<St
     for d in &release_mod.godebug {
         text.push_str(&format!("\ngodebug {}={}\n", d.key, d.value));
     }
-    text.push_str(&format!("\nrequire k8s.io/kubernetes {kubernetes}\n\nreplace (\n"));
+    text.push_str(&format!(
+        "\nrequire k8s.io/kubernetes {kubernetes}\n\nreplace (\n"
+    ));
     for path in replaced {
         text.push_str(&format!("\t{path} => {path} {staging}\n"));
     }
@@ -303,7 +305,10 @@ mod tests {
         let text = kubernetes_go_mod("v1.33.13", &release).unwrap();
         assert!(text.contains("\ngo 1.24.0\n"), "{text}");
         assert!(text.contains("\ngodebug default=go1.24\n"), "{text}");
-        assert!(text.contains("\nrequire k8s.io/kubernetes v1.33.13\n"), "{text}");
+        assert!(
+            text.contains("\nrequire k8s.io/kubernetes v1.33.13\n"),
+            "{text}"
+        );
         assert!(
             text.contains("replace (\n\tk8s.io/api => k8s.io/api v0.33.13\n\tk8s.io/apimachinery => k8s.io/apimachinery v0.33.13\n)\n"),
             "{text}"
@@ -316,6 +321,10 @@ mod tests {
         let flags = kubernetes_version_flags("v1.33.13", "2026-06-11T16:59:07Z").unwrap();
         assert!(flags.contains(&"k8s.io/component-base/version.gitVersion=v1.33.13".to_string()));
         assert!(flags.contains(&"k8s.io/client-go/pkg/version.gitMinor=33".to_string()));
-        assert!(flags.contains(&"k8s.io/component-base/version.buildDate=2026-06-11T16:59:07Z".to_string()));
+        assert!(
+            flags.contains(
+                &"k8s.io/component-base/version.buildDate=2026-06-11T16:59:07Z".to_string()
+            )
+        );
     }
 }

@@ -85,7 +85,11 @@ impl ControlPlane {
         Self::start_with(dir, options, binaries).await
     }
 
-    pub async fn start_with(dir: &Path, options: Options, binaries: Binaries) -> Result<ControlPlane> {
+    pub async fn start_with(
+        dir: &Path,
+        options: Options,
+        binaries: Binaries,
+    ) -> Result<ControlPlane> {
         std::fs::create_dir_all(dir)?;
         let dir = std::fs::canonicalize(dir)?;
         let work = dir.join("controlplane");
@@ -173,14 +177,17 @@ impl ControlPlane {
 
     /// A kubeconfig that authenticates with a bearer token (e.g. a ServiceAccount's).
     pub fn token_kubeconfig_yaml(&self, user: &str, token: &str) -> String {
-        kubeconfig_yaml(&self.url(), &self.pki.ca_pem, user, Credential::Token(token))
+        kubeconfig_yaml(
+            &self.url(),
+            &self.pki.ca_pem,
+            user,
+            Credential::Token(token),
+        )
     }
 
     /// The audit log, when [`Options::audit_log`] is on.
     pub fn audit_log_path(&self) -> Option<PathBuf> {
-        self.options
-            .audit_log
-            .then(|| self.work.join("audit.log"))
+        self.options.audit_log.then(|| self.work.join("audit.log"))
     }
 
     /// A new admin client (create one per tokio runtime: its connections belong to it).
@@ -193,11 +200,16 @@ impl ControlPlane {
         let client = self.etcd_url();
         let mut cmd = Command::new(self.binaries.etcd());
         cmd.arg("--name=testbed")
-            .arg(format!("--data-dir={}", self.work.join("etcd-data").display()))
+            .arg(format!(
+                "--data-dir={}",
+                self.work.join("etcd-data").display()
+            ))
             .arg(format!("--listen-client-urls={client}"))
             .arg(format!("--advertise-client-urls={client}"))
             .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
-            .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+            ))
             .arg(format!("--initial-cluster=testbed=http://127.0.0.1:{peer}"))
             .arg("--unsafe-no-fsync=true")
             .arg("--log-level=warn");
@@ -229,7 +241,10 @@ impl ControlPlane {
             .arg("--advertise-address=127.0.0.1")
             .arg(format!("--secure-port={}", self.apiserver_port))
             .arg(format!("--tls-cert-file={}", p.serving_cert().display()))
-            .arg(format!("--tls-private-key-file={}", p.serving_key().display()))
+            .arg(format!(
+                "--tls-private-key-file={}",
+                p.serving_key().display()
+            ))
             .arg(format!("--client-ca-file={}", p.ca_cert().display()))
             .arg("--authorization-mode=RBAC")
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
@@ -242,7 +257,10 @@ impl ControlPlane {
                 p.service_account_key().display()
             ))
             .arg("--service-cluster-ip-range=10.0.0.0/24")
-            .arg(format!("--cert-dir={}", self.work.join("apiserver-certs").display()))
+            .arg(format!(
+                "--cert-dir={}",
+                self.work.join("apiserver-certs").display()
+            ))
             .arg("--allow-privileged=true")
             .arg("--profiling=false")
             .arg(format!("--watch-cache={}", self.options.watch_cache));
@@ -284,8 +302,14 @@ impl ControlPlane {
             p.service_account_key().display()
         ))
         .arg(format!("--root-ca-file={}", p.ca_cert().display()))
-        .arg(format!("--cluster-signing-cert-file={}", p.ca_cert().display()))
-        .arg(format!("--cluster-signing-key-file={}", p.ca_key().display()))
+        .arg(format!(
+            "--cluster-signing-cert-file={}",
+            p.ca_cert().display()
+        ))
+        .arg(format!(
+            "--cluster-signing-key-file={}",
+            p.ca_key().display()
+        ))
         .arg("--leader-elect=false")
         .arg("--secure-port=0")
         .arg("--profiling=false");
@@ -403,7 +427,12 @@ pub async fn compact_etcd(etcd_url: &str) -> Result<i64> {
     {
         Ok(_) => Ok(rev),
         // Nothing was written since the last compaction: the history is already gone.
-        Err(e) if e.to_string().contains("required revision has been compacted") => Ok(rev),
+        Err(e)
+            if e.to_string()
+                .contains("required revision has been compacted") =>
+        {
+            Ok(rev)
+        }
         Err(e) => Err(e),
     }
 }

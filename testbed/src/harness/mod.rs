@@ -18,8 +18,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject};
 
-use crate::controlplane::server::compact_etcd;
 pub use crate::controlplane::server::client_from_yaml;
+use crate::controlplane::server::compact_etcd;
 use crate::controlplane::{ControlPlane, Options};
 use crate::proxy::Proxy;
 
@@ -61,8 +61,7 @@ impl Cluster {
         let dir = shared::shared_dir(&options);
         if let Some(bin) = shared::testbed_bin() {
             let (d, o) = (dir.clone(), options.clone());
-            let state =
-                tokio::task::spawn_blocking(move || shared::attach(&d, &bin, &o)).await??;
+            let state = tokio::task::spawn_blocking(move || shared::attach(&d, &bin, &o)).await??;
             let yaml = std::fs::read_to_string(&state.kubeconfig)
                 .with_context(|| format!("reading {}", state.kubeconfig.display()))?;
             return Ok(Cluster {
@@ -268,7 +267,11 @@ impl Cluster {
     }
 
     /// A client that authenticates as ServiceAccount `namespace/name`.
-    pub async fn service_account_client(&self, namespace: &str, name: &str) -> Result<kube::Client> {
+    pub async fn service_account_client(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<kube::Client> {
         client_from_yaml(&self.service_account_kubeconfig(namespace, name).await?).await
     }
 
@@ -310,13 +313,19 @@ impl Cluster {
             loop {
                 let c = api.get(&name).await?;
                 let established = c.status.as_ref().is_some_and(|s| {
-                    s.conditions.iter().flatten().any(|c| c.type_ == "Established" && c.status == "True")
+                    s.conditions
+                        .iter()
+                        .flatten()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
                 });
                 if established && served(&client, crd).await {
                     break;
                 }
                 if start.elapsed() > Duration::from_secs(60) {
-                    bail!("CRD {name} not Established and served after 60s: {:?}", c.status);
+                    bail!(
+                        "CRD {name} not Established and served after 60s: {:?}",
+                        c.status
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -335,7 +344,11 @@ impl Cluster {
                 Some(ns) => Api::namespaced_with(self.client().await?, ns, resource),
                 None => Api::all_with(self.client().await?, resource),
             };
-            if o.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty()) {
+            if o.metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| !f.is_empty())
+            {
                 let _ = scoped
                     .patch(
                         &name,
@@ -405,8 +418,10 @@ fn replace_server(yaml: &str, from: &str, to: &str) -> String {
 /// The admin kubeconfig `admin_yaml` with its user replaced by a bearer token.
 fn token_kubeconfig(admin_yaml: &str, user: &str, token: &str) -> String {
     let mut kc: serde_yaml::Value = serde_yaml::from_str(admin_yaml).expect("our own kubeconfig");
-    kc["users"] = serde_yaml::to_value(vec![serde_json::json!({"name": user, "user": {"token": token}})])
-        .expect("yaml");
+    kc["users"] = serde_yaml::to_value(vec![
+        serde_json::json!({"name": user, "user": {"token": token}}),
+    ])
+    .expect("yaml");
     kc["contexts"][0]["context"]["user"] = user.into();
     serde_yaml::to_string(&kc).expect("yaml")
 }
