@@ -1,15 +1,14 @@
 //! Bad-input catalogue (issue 6): every row of `tests/bad_inputs/catalogue.yaml` is applied with
-//! the real `kubectl apply` against the Kubernetes emulator's loopback server (fresh
-//! `--cache-dir`), with the operator running in-process. A row is either rejected by the API
-//! server with a message naming the problem, or accepted and then reaches Ready=False with the
+//! the real `kubectl apply` against the real kube-apiserver of the test bed (fresh
+//! `--cache-dir`), with the operator running in-process. A row is either rejected by the
+//! apiserver with its own message naming the problem, or accepted and then reaches Ready=False with the
 //! row's reason — and in both cases causes zero Azure write requests (from the Azure emulator's
 //! request log). The table is the single place to add cases.
 
 mod support_chaos;
 
 use aoai_operator::crd::{AIAccount, ModelDeployment};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -95,16 +94,24 @@ struct CondExpect {
     message: Vec<String>,
 }
 
-fn load() -> Vec<Row> {
+/// The catalogue with its placeholders substituted by `subst`.
+fn load(subst: impl Fn(&str) -> String) -> Vec<Row> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad_inputs/catalogue.yaml");
     let text = std::fs::read_to_string(&path).expect("read the catalogue");
-    let c: Catalogue = serde_yaml::from_str(&text).expect("parse the catalogue");
+    let c: Catalogue = serde_yaml::from_str(&subst(&text)).expect("parse the catalogue");
     c.rows
 }
 
 #[test]
 fn catalogue_is_well_formed() {
-    let rows = load();
+    // Namespace placeholders stand where YAML needs a plain name.
+    let rows = load(|s| {
+        s.replace("${TEAM_A}", "team-a")
+            .replace("${TEAM_B}", "team-b")
+            .replace("${TEAM_C}", "team-c")
+            .replace("${TEAM_X}", "team-x")
+            .replace("${OPERATOR_NS}", "aoai-system")
+    });
     assert!(
         rows.len() >= 30,
         "the catalogue must have at least 30 rows, has {}",
@@ -300,33 +307,22 @@ async fn bad_inputs_are_rejected_or_reasoned_without_azure_writes() {
             "kubectl (v1.32) must be on PATH: the catalogue is judged with the real kubectl apply"
         );
     }
-    let rows = load();
     let bed = Bed::new(BedOptions {
         accounts: 1,
         ..Default::default()
     })
     .await;
-    let nsapi: Api<Namespace> = Api::all(bed.client.clone());
-    nsapi
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "team-x"}})).unwrap(),
-        )
+    let team_x = bed
+        .cluster
+        .namespace("team-x", &[])
         .await
-        .unwrap();
+        .expect("namespace team-x");
     let op = bed.start_operator().await;
     bed.wait_accounts_ready(Duration::from_secs(30)).await;
     let acct = bed.accounts[0].clone();
-    let server = bed
-        .kube
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
     let kubectl = Kubectl {
-        kubeconfig,
+        kubeconfig: bed.cluster.kubeconfig_path().to_path_buf(),
         cache: dir.path().join("kube-cache"),
     };
     let subst = |s: &str| {
@@ -335,7 +331,13 @@ async fn bad_inputs_are_rejected_or_reasoned_without_azure_writes() {
             .replace("${ACCOUNT}", &acct.account_name)
             .replace("${VAULT}", &acct.vault_uri)
             .replace("${ACCT}", &acct.cr_name)
+            .replace("${TEAM_A}", &bed.namespaces[0])
+            .replace("${TEAM_B}", &bed.namespaces[1])
+            .replace("${TEAM_C}", &bed.namespaces[2])
+            .replace("${TEAM_X}", &team_x)
+            .replace("${OPERATOR_NS}", &bed.operator_ns)
     };
+    let rows = load(&subst);
 
     let mut failures: Vec<String> = Vec::new();
     // 1. Set-up: Azure state and `before` objects.
@@ -541,7 +543,6 @@ async fn bad_inputs_are_rejected_or_reasoned_without_azure_writes() {
     }
     support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;
     op.shutdown().await.unwrap();
-    server.shutdown().await;
     assert!(
         failures.is_empty(),
         "{} of {} catalogue rows failed:\n{}",

@@ -1,8 +1,10 @@
-//! Chaos suite (issue 6): 50 ModelDeployments over 3 accounts on the in-process test bed while
-//! the Azure emulator injects faults (in turn, then together), the Kubernetes emulator expires
-//! and drops watches, the operator is killed and restarted mid-operation, and the leader of two
-//! replicas is killed. Every scenario ends with the invariants of `support_chaos::invariants`
-//! (from the emulators' state and request logs) and the secret-leak scan.
+//! Chaos suite (issue 6): 50 ModelDeployments over 3 accounts on the real control plane while
+//! the Azure emulator injects faults (in turn, then together), the operator's watches end with
+//! `410 Expired` (etcd compaction, watch cache off) and are cut mid-stream (a proxy between the
+//! operator and the apiserver), the apiserver is killed and restarted, the operator is killed
+//! and restarted mid-operation, and the leader of two replicas is killed. Every scenario ends
+//! with the invariants of `support_chaos::invariants` (from Kubernetes, the emulator's state and
+//! request log) and the secret-leak scan.
 //!
 //! Bounded: short provisioning delays (60–800 ms), fast resyncs, ARM Retry-After scaled to 0 s;
 //! each scenario takes well under a minute on 2 cores.
@@ -16,10 +18,49 @@ use kube::api::Api;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support_chaos::invariants::{Expectations, assert_converged, writes_by_principal};
-use support_chaos::{Bed, BedOptions, is_write_request, population_md, wait_for};
+use support_chaos::{Bed, BedOptions, is_write_request, wait_for};
 use testbed::azure::{Fault, FaultAction, Surface};
 
 const ACCOUNTS: usize = 3;
+
+/// Every scenario of this binary shares one control plane: watches served by etcd (so
+/// compaction expires them) and an audit log (so a test can count the operator's re-lists).
+fn chaos_defaults() -> BedOptions {
+    BedOptions {
+        kube: support_chaos::cluster::Options {
+            watch_cache: false,
+            audit_log: true,
+        },
+        ..Default::default()
+    }
+}
+
+/// Every `period`, compact etcd (every `compact_every`-th time) and cut the operator's
+/// connections, until `stop`; returns how many rounds ran.
+fn watch_chaos(
+    bed: &Bed,
+    period: Duration,
+    compact_every: u32,
+    stop: tokio_util::sync::CancellationToken,
+    max_rounds: Option<u32>,
+) -> tokio::task::JoinHandle<u32> {
+    let proxy = bed.proxy.clone();
+    let etcd = bed.cluster.etcd_url().to_string();
+    tokio::spawn(async move {
+        let mut n = 0u32;
+        while !stop.is_cancelled() && max_rounds.is_none_or(|m| n < m) {
+            tokio::time::sleep(period).await;
+            if n % compact_every == 0 {
+                testbed::controlplane::server::compact_etcd(&etcd)
+                    .await
+                    .expect("compact etcd");
+            }
+            proxy.cut();
+            n += 1;
+        }
+        n
+    })
+}
 const CONVERGE: Duration = Duration::from_secs(90);
 
 fn fault(
@@ -59,7 +100,7 @@ fn responses_with(bed: &Bed, from: usize, status: u16) -> usize {
 
 async fn create_batch(bed: &Bed, range: std::ops::Range<usize>) {
     for i in range {
-        bed.create_md(&population_md(i, ACCOUNTS)).await;
+        bed.create_md(&bed.population_md(i, ACCOUNTS)).await;
     }
 }
 
@@ -72,7 +113,7 @@ async fn azure_faults_in_turn_then_together() {
     // Short-lived tokens so the operator keeps asking the token endpoint (outages bite).
     let bed = Bed::new(BedOptions {
         token_lifetime: Duration::from_secs(4),
-        ..Default::default()
+        ..chaos_defaults()
     })
     .await;
     let op = bed.start_operator().await;
@@ -308,21 +349,18 @@ async fn azure_faults_in_turn_then_together() {
         "injected: the deployment could not be provisioned",
     );
     exp.terminal_any.push(lro_failure.to_string());
-    let kube = bed.kube.clone();
-    let watch_chaos = tokio::spawn(async move {
-        for i in 0..20 {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            if i % 2 == 0 {
-                kube.expire_watch_history();
-            }
-            kube.drop_watches();
-        }
-    });
+    let watch_chaos = watch_chaos(
+        &bed,
+        Duration::from_millis(500),
+        2,
+        tokio_util::sync::CancellationToken::new(),
+        Some(20),
+    );
     create_batch(&bed, next..50).await;
     // Spec changes while their create operations run (400 ms each).
     tokio::time::sleep(Duration::from_millis(150)).await;
     for i in next..next + 4 {
-        let m = population_md(i, ACCOUNTS);
+        let m = bed.population_md(i, ACCOUNTS);
         bed.patch_md_spec(
             &m.namespace().unwrap(),
             &m.name_any(),
@@ -332,7 +370,7 @@ async fn azure_faults_in_turn_then_together() {
     }
     // Capacity changes on converged deployments, and deletions.
     for i in 0..6 {
-        let m = population_md(i, ACCOUNTS);
+        let m = bed.population_md(i, ACCOUNTS);
         bed.patch_md_spec(
             &m.namespace().unwrap(),
             &m.name_any(),
@@ -341,7 +379,7 @@ async fn azure_faults_in_turn_then_together() {
         .await;
     }
     for i in 6..14 {
-        let m = population_md(i, ACCOUNTS);
+        let m = bed.population_md(i, ACCOUNTS);
         bed.delete_md(&m.namespace().unwrap(), &m.name_any()).await;
     }
     watch_chaos.await.unwrap();
@@ -354,33 +392,22 @@ async fn azure_faults_in_turn_then_together() {
     op.shutdown().await.unwrap();
 }
 
-/// Watches end with `410 Expired` and are dropped every few hundred milliseconds while 50
-/// deployments are created, changed and deleted.
+/// Watches end with `410 Expired` (etcd compacted every other round) and every connection of
+/// the operator is cut every second while 50 deployments are created, changed and deleted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_watch_expired_and_dropped() {
-    let bed = Bed::new(BedOptions::default()).await;
-    bed.kube.set_watch_window(20);
+    let bed = Bed::new(chaos_defaults()).await;
     let op = bed.start_operator().await;
     bed.wait_accounts_ready(Duration::from_secs(30)).await;
-    let kube = bed.kube.clone();
+    let lists_before = bed.operator_requests("list", "modeldeployments");
     let stop = tokio_util::sync::CancellationToken::new();
-    let stop2 = stop.clone();
-    let chaos = tokio::spawn(async move {
-        let mut n = 0u32;
-        while !stop2.is_cancelled() {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            if n % 3 == 0 {
-                kube.expire_watch_history();
-            }
-            kube.drop_watches();
-            n += 1;
-        }
-        n
-    });
+    // The proxy cuts every connection of the operator (not only its watches, as the emulator
+    // could): in-flight writes fail too, so the cadence leaves room for a write to land.
+    let chaos = watch_chaos(&bed, Duration::from_millis(1000), 2, stop.clone(), None);
     create_batch(&bed, 0..50).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     for i in 0..10 {
-        let m = population_md(i, ACCOUNTS);
+        let m = bed.population_md(i, ACCOUNTS);
         bed.patch_md_spec(
             &m.namespace().unwrap(),
             &m.name_any(),
@@ -389,7 +416,7 @@ async fn kube_watch_expired_and_dropped() {
         .await;
     }
     for i in 40..46 {
-        let m = population_md(i, ACCOUNTS);
+        let m = bed.population_md(i, ACCOUNTS);
         bed.delete_md(&m.namespace().unwrap(), &m.name_any()).await;
     }
     // Converge while the watches keep failing.
@@ -409,11 +436,18 @@ async fn kube_watch_expired_and_dropped() {
     stop.cancel();
     let drops = chaos.await.unwrap();
     assert!(drops >= 3, "watch chaos ran only {drops} times");
+    // kube-runtime's watcher re-lists only after `410 Expired` (a cut connection resumes the
+    // watch from its resourceVersion): re-lists prove the operator met expired watches.
+    let relists = bed.operator_requests("list", "modeldeployments") - lists_before;
+    assert!(
+        relists >= 1,
+        "the operator never re-listed ModelDeployments: no watch of it ended with 410 Expired"
+    );
     if converged.is_err() {
         eprintln!("not converged while watches were failing; checking after they stop");
     }
     // A later spec change must still be seen (the watch recovered).
-    let m = population_md(20, ACCOUNTS);
+    let m = bed.population_md(20, ACCOUNTS);
     bed.patch_md_spec(
         &m.namespace().unwrap(),
         &m.name_any(),
@@ -437,7 +471,7 @@ async fn kube_watch_expired_and_dropped() {
 async fn operator_killed_and_restarted_mid_operation() {
     let bed = Bed::new(BedOptions {
         provisioning_delay: Duration::from_millis(700),
-        ..Default::default()
+        ..chaos_defaults()
     })
     .await;
     let mut op = bed.start_operator().await;
@@ -463,7 +497,7 @@ async fn operator_killed_and_restarted_mid_operation() {
         // While it is down: spec changes and a deletion.
         for k in 0..3 {
             let i = round * 10 + k;
-            let m = population_md(i, ACCOUNTS);
+            let m = bed.population_md(i, ACCOUNTS);
             bed.patch_md_spec(
                 &m.namespace().unwrap(),
                 &m.name_any(),
@@ -472,7 +506,7 @@ async fn operator_killed_and_restarted_mid_operation() {
             .await;
             changed.insert(m.azure_deployment_name().to_ascii_lowercase());
         }
-        let m = population_md(45 + round, ACCOUNTS);
+        let m = bed.population_md(45 + round, ACCOUNTS);
         bed.delete_md(&m.namespace().unwrap(), &m.name_any()).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         op = bed.start_operator().await;
@@ -500,6 +534,42 @@ async fn operator_killed_and_restarted_mid_operation() {
     op.shutdown().await.unwrap();
 }
 
+/// The apiserver is killed (SIGKILL) while 30 deployments converge and started again two
+/// seconds later on the same port with the same etcd data; then the operator's connections are
+/// stalled for three seconds (nothing moves, nothing is closed) while 10 more are created. The
+/// operator's clients reconnect by themselves and everything converges, with the invariants.
+/// A control plane of this test's own, since the others of this binary share theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apiserver_killed_restarted_and_connections_stalled() {
+    let bed = Bed::new(BedOptions {
+        own_control_plane: true,
+        provisioning_delay: Duration::from_millis(400),
+        ..chaos_defaults()
+    })
+    .await;
+    let op = bed.start_operator().await;
+    bed.wait_accounts_ready(Duration::from_secs(30)).await;
+    create_batch(&bed, 0..30).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let cp = bed.cluster.control_plane().expect("own control plane");
+    cp.kill_apiserver();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cp.start_apiserver().await.expect("apiserver restarts");
+    bed.proxy.stall();
+    create_batch(&bed, 30..40).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    bed.proxy.resume();
+    assert_converged(
+        &bed,
+        &Expectations::default(),
+        CONVERGE,
+        "after the apiserver restart and the stall",
+    )
+    .await;
+    support_chaos::leaks::assert_no_leaks(&bed, vec![]).await;
+    op.shutdown().await.unwrap();
+}
+
 /// Two replicas with leader election on a Lease, each with its own Azure principal (so the
 /// request log tells them apart). The leader is killed mid-way; the other takes over. No write
 /// ever comes from the replica that is not the leader.
@@ -507,14 +577,14 @@ async fn operator_killed_and_restarted_mid_operation() {
 async fn two_replicas_leader_killed() {
     let bed = Bed::new(BedOptions {
         provisioning_delay: Duration::from_millis(300),
-        ..Default::default()
+        ..chaos_defaults()
     })
     .await;
     let replica = |id: &str, vars: &std::collections::HashMap<String, String>| {
         let mut c = bed.config_with(vars);
         c.leader_election = Some(LeaderSettings {
             lease_name: "aoai-operator".into(),
-            namespace: "default".into(),
+            namespace: bed.operator_ns.clone(),
             identity: id.into(),
             lease_duration: Duration::from_secs(3),
             grace: Duration::from_secs(1),
@@ -532,7 +602,7 @@ async fn two_replicas_leader_killed() {
         "b0b0b0b0-0000-4000-8000-00000000000b",
         "replica-b-secret-4e8a6c0f2d",
     );
-    let leases: Api<Lease> = Api::namespaced(bed.client.clone(), "default");
+    let leases: Api<Lease> = Api::namespaced(bed.client.clone(), &bed.operator_ns);
     let holder = || async {
         leases
             .get_opt("aoai-operator")
@@ -579,7 +649,7 @@ async fn two_replicas_leader_killed() {
     a.abort();
     eprintln!("killed the leader (replica-a)");
     for i in 0..5 {
-        let m = population_md(i, ACCOUNTS);
+        let m = bed.population_md(i, ACCOUNTS);
         bed.patch_md_spec(
             &m.namespace().unwrap(),
             &m.name_any(),

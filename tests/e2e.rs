@@ -1,5 +1,6 @@
-//! End-to-end tests of the operator on the in-process test bed (Kubernetes + Azure emulators,
-//! real controller). One test per judged behaviour of issue 3.
+//! End-to-end tests of the operator on the real Kubernetes control plane of this test binary
+//! (etcd, kube-apiserver, kube-controller-manager) and the Azure emulator, real controller.
+//! One test per judged behaviour of issue 3.
 
 mod common;
 
@@ -16,15 +17,15 @@ async fn create_becomes_ready_with_endpoint_and_key_vault_reference() {
     let mut bed = Bed::new().await;
     bed.start().await;
     bed.create_md(
-        "team-a",
+        &bed.team_a,
         "chat",
         json!({"connectionConfigMap": "chat-connection"}),
     )
     .await;
-    let md = bed.wait_ready("team-a", "chat").await;
+    let md = bed.wait_ready(&bed.team_a, "chat").await;
     let ready_at = std::time::Instant::now();
     let st = md.status.clone().unwrap();
-    let name = name_of("team-a", "chat");
+    let name = name_of(&bed.team_a, "chat");
     assert_eq!(st.deployment_name.as_deref(), Some(name.as_str()));
     // The minimum: one GET (not found), one PUT, then only the operation is polled; once it
     // succeeds, Azure's accepted deployment is the state (no read-back before Ready).
@@ -71,7 +72,7 @@ async fn create_becomes_ready_with_endpoint_and_key_vault_reference() {
     // Status, ConfigMap and events never contain the key.
     let key = bed.azure.account_keys(&bed.account_id).0;
     assert!(!serde_json::to_string(&md).unwrap().contains(&key));
-    let cm = Api::<ConfigMap>::namespaced(bed.client.clone(), "team-a")
+    let cm = Api::<ConfigMap>::namespaced(bed.client.clone(), &bed.team_a)
         .get("chat-connection")
         .await
         .unwrap();
@@ -80,12 +81,12 @@ async fn create_becomes_ready_with_endpoint_and_key_vault_reference() {
     assert_eq!(Some(&data["AZURE_OPENAI_ENDPOINT"]), st.endpoint.as_ref());
     assert!(data["AZURE_KEY_VAULT_SECRET_URI"].contains(SECRET_NAME));
     assert!(!serde_json::to_string(&data).unwrap().contains(&key));
-    for (_, _, note) in bed.events_for("team-a", "chat").await {
+    for (_, _, note) in bed.events_for(&bed.team_a, "chat").await {
         assert!(!note.contains(&key));
     }
     // Azure deployment is tagged with its owner.
     let d = bed.azure_deployment(&name).unwrap();
-    assert_eq!(d["tags"]["aoai.dev-owner"], "team-a/chat");
+    assert_eq!(d["tags"]["aoai.dev-owner"], format!("{}/chat", bed.team_a));
     assert_eq!(bed.puts(&name).len(), 1, "exactly one PUT");
     bed.assert_contract_clean();
     bed.stop().await;
@@ -95,12 +96,12 @@ async fn create_becomes_ready_with_endpoint_and_key_vault_reference() {
 async fn capacity_change_is_one_write() {
     let mut bed = Bed::new().await;
     bed.start().await;
-    bed.create_md("team-a", "chat", json!({})).await;
-    bed.wait_ready("team-a", "chat").await;
-    let name = name_of("team-a", "chat");
-    bed.patch_spec("team-a", "chat", json!({"sku": {"capacity": 25}}))
+    bed.create_md(&bed.team_a, "chat", json!({})).await;
+    bed.wait_ready(&bed.team_a, "chat").await;
+    let name = name_of(&bed.team_a, "chat");
+    bed.patch_spec(&bed.team_a, "chat", json!({"sku": {"capacity": 25}}))
         .await;
-    let md = bed.wait_ready("team-a", "chat").await;
+    let md = bed.wait_ready(&bed.team_a, "chat").await;
     assert_eq!(md.metadata.generation, Some(2));
     assert_eq!(bed.azure_deployment(&name).unwrap()["sku"]["capacity"], 25);
     assert_eq!(md.status.unwrap().capacity, Some(25));
@@ -114,16 +115,20 @@ async fn model_version_change() {
     let mut bed = Bed::new().await;
     bed.start().await;
     bed.create_md(
-        "team-a",
+        &bed.team_a,
         "g4o",
         json!({"model": {"name": "gpt-4o", "version": "2024-05-13"}}),
     )
     .await;
-    bed.wait_ready("team-a", "g4o").await;
-    let name = name_of("team-a", "g4o");
-    bed.patch_spec("team-a", "g4o", json!({"model": {"version": "2024-08-06"}}))
-        .await;
-    let md = bed.wait_ready("team-a", "g4o").await;
+    bed.wait_ready(&bed.team_a, "g4o").await;
+    let name = name_of(&bed.team_a, "g4o");
+    bed.patch_spec(
+        &bed.team_a,
+        "g4o",
+        json!({"model": {"version": "2024-08-06"}}),
+    )
+    .await;
+    let md = bed.wait_ready(&bed.team_a, "g4o").await;
     assert_eq!(
         bed.azure_deployment(&name).unwrap()["properties"]["model"]["version"],
         "2024-08-06"
@@ -142,21 +147,21 @@ async fn combined_capacity_and_version_change_is_two_writes() {
     let mut bed = Bed::new().await;
     bed.start().await;
     bed.create_md(
-        "team-a",
+        &bed.team_a,
         "g4o",
         json!({"model": {"name": "gpt-4o", "version": "2024-05-13"}}),
     )
     .await;
-    bed.wait_ready("team-a", "g4o").await;
-    let name = name_of("team-a", "g4o");
+    bed.wait_ready(&bed.team_a, "g4o").await;
+    let name = name_of(&bed.team_a, "g4o");
     bed.azure.clear_request_log();
     bed.patch_spec(
-        "team-a",
+        &bed.team_a,
         "g4o",
         json!({"model": {"version": "2024-11-20"}, "sku": {"capacity": 30}}),
     )
     .await;
-    bed.wait_ready("team-a", "g4o").await;
+    bed.wait_ready(&bed.team_a, "g4o").await;
     let puts = bed.puts(&name);
     assert_eq!(puts.len(), 2, "capacity then model: {puts:#?}");
     assert!(
@@ -166,7 +171,7 @@ async fn combined_capacity_and_version_change_is_two_writes() {
     let d = bed.azure_deployment(&name).unwrap();
     assert_eq!(d["sku"]["capacity"], 30);
     assert_eq!(d["properties"]["model"]["version"], "2024-11-20");
-    let events = bed.events_for("team-a", "g4o").await;
+    let events = bed.events_for(&bed.team_a, "g4o").await;
     assert!(events.iter().any(|e| e.1 == "UpdateCapacity"), "{events:?}");
     bed.assert_contract_clean();
     bed.stop().await;
@@ -182,11 +187,11 @@ async fn ten_deployments_at_once_one_write_in_flight_no_409() {
     futures::future::join_all(
         names
             .iter()
-            .map(|n| bed.create_md("team-a", n, json!({"sku": {"capacity": 5}}))),
+            .map(|n| bed.create_md(&bed.team_a, n, json!({"sku": {"capacity": 5}}))),
     )
     .await;
     for n in &names {
-        bed.wait_md("team-a", n, Duration::from_secs(60), "Ready", |m| {
+        bed.wait_md(&bed.team_a, n, Duration::from_secs(60), "Ready", |m| {
             m.is_some_and(is_ready)
         })
         .await;
@@ -211,7 +216,7 @@ async fn ten_deployments_at_once_one_write_in_flight_no_409() {
         .count();
     assert_eq!(puts, 10, "one PUT per deployment");
     for n in &names {
-        let md = bed.mds("team-a").get(n).await.unwrap();
+        let md = bed.mds(&bed.team_a).get(n).await.unwrap();
         assert!(
             md.status
                 .unwrap()
@@ -229,9 +234,9 @@ async fn ten_deployments_at_once_one_write_in_flight_no_409() {
 async fn drift_is_corrected_and_deleted_deployment_recreated() {
     let mut bed = Bed::new().await;
     bed.start().await;
-    bed.create_md("team-a", "chat", json!({})).await;
-    bed.wait_ready("team-a", "chat").await;
-    let name = name_of("team-a", "chat");
+    bed.create_md(&bed.team_a, "chat", json!({})).await;
+    bed.wait_ready(&bed.team_a, "chat").await;
+    let name = name_of(&bed.team_a, "chat");
     bed.azure
         .patch_deployment_out_of_band(&bed.account_id, &name, |d| {
             d["sku"]["capacity"] = json!(3);
@@ -244,7 +249,7 @@ async fn drift_is_corrected_and_deleted_deployment_recreated() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let events = bed.events_for("team-a", "chat").await;
+    let events = bed.events_for(&bed.team_a, "chat").await;
     assert!(
         events
             .iter()
@@ -262,7 +267,7 @@ async fn drift_is_corrected_and_deleted_deployment_recreated() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bed.wait_ready("team-a", "chat").await;
+    bed.wait_ready(&bed.team_a, "chat").await;
     bed.assert_contract_clean();
     bed.stop().await;
 }
@@ -271,31 +276,33 @@ async fn drift_is_corrected_and_deleted_deployment_recreated() {
 async fn deletion_policies_delete_and_retain() {
     let mut bed = Bed::new().await;
     bed.start().await;
-    bed.create_md("team-a", "gone", json!({})).await;
-    bed.create_md("team-a", "kept", json!({"deletionPolicy": "Retain"}))
+    bed.create_md(&bed.team_a, "gone", json!({})).await;
+    bed.create_md(&bed.team_a, "kept", json!({"deletionPolicy": "Retain"}))
         .await;
-    bed.wait_ready("team-a", "gone").await;
-    bed.wait_ready("team-a", "kept").await;
-    bed.delete_md("team-a", "gone").await;
-    bed.delete_md("team-a", "kept").await;
-    bed.wait_gone("team-a", "gone").await;
-    bed.wait_gone("team-a", "kept").await;
+    bed.wait_ready(&bed.team_a, "gone").await;
+    bed.wait_ready(&bed.team_a, "kept").await;
+    bed.delete_md(&bed.team_a, "gone").await;
+    bed.delete_md(&bed.team_a, "kept").await;
+    bed.wait_gone(&bed.team_a, "gone").await;
+    bed.wait_gone(&bed.team_a, "kept").await;
     assert!(
-        bed.azure_deployment(&name_of("team-a", "gone")).is_none(),
+        bed.azure_deployment(&name_of(&bed.team_a, "gone"))
+            .is_none(),
         "Delete policy removes the Azure deployment"
     );
     assert!(
-        bed.azure_deployment(&name_of("team-a", "kept")).is_some(),
+        bed.azure_deployment(&name_of(&bed.team_a, "kept"))
+            .is_some(),
         "Retain leaves it"
     );
     let deletes = bed
-        .deployment_requests(&name_of("team-a", "gone"))
+        .deployment_requests(&name_of(&bed.team_a, "gone"))
         .into_iter()
         .filter(|r| r.method == "DELETE")
         .count();
     assert_eq!(deletes, 1);
     assert!(
-        bed.deployment_requests(&name_of("team-a", "kept"))
+        bed.deployment_requests(&name_of(&bed.team_a, "kept"))
             .iter()
             .all(|r| r.method != "DELETE")
     );
@@ -313,9 +320,15 @@ async fn adoption_refused_then_allowed_with_opt_in() {
         json!({"sku": {"name": "GlobalStandard", "capacity": 10},
                "properties": {"model": {"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18"}}}),
     );
-    bed.create_md("team-a", "legacy", json!({"deploymentName": "legacy-chat"}))
+    bed.create_md(
+        &bed.team_a,
+        "legacy",
+        json!({"deploymentName": "legacy-chat"}),
+    )
+    .await;
+    let md = bed
+        .wait_reason(&bed.team_a, "legacy", "AdoptionRefused")
         .await;
-    let md = bed.wait_reason("team-a", "legacy", "AdoptionRefused").await;
     assert!(
         md.status.unwrap().conditions[0]
             .message
@@ -326,12 +339,12 @@ async fn adoption_refused_then_allowed_with_opt_in() {
         bed.puts("legacy-chat").is_empty(),
         "never modified without the opt-in"
     );
-    bed.patch_spec("team-a", "legacy", json!({"adoptExisting": true}))
+    bed.patch_spec(&bed.team_a, "legacy", json!({"adoptExisting": true}))
         .await;
-    bed.wait_ready("team-a", "legacy").await;
+    bed.wait_ready(&bed.team_a, "legacy").await;
     assert_eq!(
         bed.azure_deployment("legacy-chat").unwrap()["tags"]["aoai.dev-owner"],
-        "team-a/legacy"
+        format!("{}/legacy", bed.team_a)
     );
     assert_eq!(bed.puts("legacy-chat").len(), 1);
     bed.assert_contract_clean();
@@ -349,13 +362,13 @@ async fn foreign_owned_deployment_is_left_alone() {
                "properties": {"model": {"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18"}}}),
     );
     bed.create_md(
-        "team-a",
+        &bed.team_a,
         "mine",
         json!({"deploymentName": "theirs", "adoptExisting": true, "sku": {"capacity": 20}}),
     )
     .await;
     let md = bed
-        .wait_reason("team-a", "mine", "OwnedByAnotherResource")
+        .wait_reason(&bed.team_a, "mine", "OwnedByAnotherResource")
         .await;
     assert!(
         md.status.unwrap().conditions[0]
@@ -364,8 +377,8 @@ async fn foreign_owned_deployment_is_left_alone() {
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(bed.puts("theirs").is_empty());
-    bed.delete_md("team-a", "mine").await;
-    bed.wait_gone("team-a", "mine").await;
+    bed.delete_md(&bed.team_a, "mine").await;
+    bed.wait_gone(&bed.team_a, "mine").await;
     assert!(
         bed.azure_deployment("theirs").is_some(),
         "not deleted either"
@@ -384,13 +397,13 @@ async fn disallowed_namespace_makes_zero_azure_calls() {
     bed.start().await;
     bed.wait_account_ready().await;
     // team-c is allowed by label selector.
-    bed.create_md("team-c", "chat", json!({})).await;
-    bed.wait_ready("team-c", "chat").await;
+    bed.create_md(&bed.team_c, "chat", json!({})).await;
+    bed.wait_ready(&bed.team_c, "chat").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     bed.azure.clear_request_log();
-    bed.create_md("team-b", "chat", json!({})).await;
+    bed.create_md(&bed.team_b, "chat", json!({})).await;
     let md = bed
-        .wait_reason("team-b", "chat", "NamespaceNotAllowed")
+        .wait_reason(&bed.team_b, "chat", "NamespaceNotAllowed")
         .await;
     assert!(
         md.status.unwrap().conditions[0]
@@ -398,12 +411,12 @@ async fn disallowed_namespace_makes_zero_azure_calls() {
             .contains("allowedNamespaces")
     );
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let calls = bed.deployment_requests(&name_of("team-b", "chat"));
+    let calls = bed.deployment_requests(&name_of(&bed.team_b, "chat"));
     assert!(
         calls.is_empty(),
         "Azure calls for a disallowed namespace: {calls:#?}"
     );
-    let events = bed.events_for("team-b", "chat").await;
+    let events = bed.events_for(&bed.team_b, "chat").await;
     assert!(
         events
             .iter()
@@ -420,9 +433,11 @@ async fn terminal_quota_error_stops_writing() {
     bed.azure
         .set_quota(&sub, "eastus", "OpenAI.GlobalStandard.gpt-4o-mini", 5);
     bed.start().await;
-    bed.create_md("team-a", "big", json!({"sku": {"capacity": 10}}))
+    bed.create_md(&bed.team_a, "big", json!({"sku": {"capacity": 10}}))
         .await;
-    let md = bed.wait_reason("team-a", "big", "InsufficientQuota").await;
+    let md = bed
+        .wait_reason(&bed.team_a, "big", "InsufficientQuota")
+        .await;
     let cond = md
         .status
         .as_ref()
@@ -438,13 +453,13 @@ async fn terminal_quota_error_stops_writing() {
         "Azure's message is shown: {}",
         cond.message
     );
-    let name = name_of("team-a", "big");
+    let name = name_of(&bed.team_a, "big");
     tokio::time::sleep(Duration::from_secs(3)).await; // several resync periods
     assert!(
         bed.puts(&name).is_empty(),
         "quota checked before writing: no PUT at all"
     );
-    let events = bed.events_for("team-a", "big").await;
+    let events = bed.events_for(&bed.team_a, "big").await;
     assert_eq!(
         events
             .iter()
@@ -455,9 +470,9 @@ async fn terminal_quota_error_stops_writing() {
     );
     // Azure enforces quota too: if the pre-check cannot see it, the PUT's error is terminal as well.
     // Changing the spec retries.
-    bed.patch_spec("team-a", "big", json!({"sku": {"capacity": 4}}))
+    bed.patch_spec(&bed.team_a, "big", json!({"sku": {"capacity": 4}}))
         .await;
-    bed.wait_ready("team-a", "big").await;
+    bed.wait_ready(&bed.team_a, "big").await;
     assert_eq!(bed.puts(&name).len(), 1);
     bed.stop().await;
 }
@@ -466,20 +481,26 @@ async fn terminal_quota_error_stops_writing() {
 async fn restart_during_operation_resumes_without_second_put() {
     let mut bed = Bed::with(|c| c.provisioning_delay = Duration::from_secs(3)).await;
     bed.start().await;
-    bed.create_md("team-a", "slow", json!({})).await;
-    bed.wait_md("team-a", "slow", Duration::from_secs(20), "pending", |m| {
-        m.and_then(|m| m.status.as_ref())
-            .is_some_and(|s| s.pending_operation.is_some())
-    })
+    bed.create_md(&bed.team_a, "slow", json!({})).await;
+    bed.wait_md(
+        &bed.team_a,
+        "slow",
+        Duration::from_secs(20),
+        "pending",
+        |m| {
+            m.and_then(|m| m.status.as_ref())
+                .is_some_and(|s| s.pending_operation.is_some())
+        },
+    )
     .await;
     bed.op.take().unwrap().abort();
     tokio::time::sleep(Duration::from_millis(200)).await;
     bed.start().await;
-    bed.wait_md("team-a", "slow", Duration::from_secs(30), "Ready", |m| {
+    bed.wait_md(&bed.team_a, "slow", Duration::from_secs(30), "Ready", |m| {
         m.is_some_and(is_ready)
     })
     .await;
-    let puts = bed.puts(&name_of("team-a", "slow"));
+    let puts = bed.puts(&name_of(&bed.team_a, "slow"));
     assert_eq!(
         puts.len(),
         1,
@@ -493,16 +514,16 @@ async fn steady_state_makes_zero_writes() {
     let mut bed = Bed::new().await;
     bed.start().await;
     for n in ["a", "b", "c"] {
-        bed.create_md("team-a", n, json!({"sku": {"capacity": 2}}))
+        bed.create_md(&bed.team_a, n, json!({"sku": {"capacity": 2}}))
             .await;
     }
     for n in ["a", "b", "c"] {
-        bed.wait_ready("team-a", n).await;
+        bed.wait_ready(&bed.team_a, n).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     bed.azure.clear_request_log();
     let versions = |bed: &Bed| {
-        let api: Api<ModelDeployment> = Api::namespaced(bed.client.clone(), "team-a");
+        let api: Api<ModelDeployment> = Api::namespaced(bed.client.clone(), &bed.team_a);
         async move {
             let mut v = Vec::new();
             for n in ["a", "b", "c"] {
@@ -527,7 +548,7 @@ async fn steady_state_makes_zero_writes() {
         .collect();
     assert!(writes.is_empty(), "writes in steady state: {writes:#?}");
     for n in ["a", "b", "c"] {
-        let gets = bed.deployment_requests(&name_of("team-a", n)).len();
+        let gets = bed.deployment_requests(&name_of(&bed.team_a, n)).len();
         assert_eq!(gets, 0, "{n}: drift is seen in the account's listing, not by a GET each");
     }
     // One paged LIST of the account per resync, shared by its three deployments: resync
@@ -557,12 +578,12 @@ async fn per_account_credentials_managed_workload_and_client_secret() {
     bed.azure
         .add_client("11111111-2222-3333-4444-555555555555", "s3cret-value");
     let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "sp-secret", "namespace": "default"},
+        "metadata": {"name": "sp-secret", "namespace": bed.operator_ns},
         "stringData": {"clientSecret": "s3cret-value"},
         "data": {"clientSecret": "czNjcmV0LXZhbHVl"}
     }))
     .unwrap();
-    Api::<Secret>::namespaced(bed.client.clone(), "default")
+    Api::<Secret>::namespaced(bed.client.clone(), &bed.operator_ns)
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
@@ -573,14 +594,14 @@ async fn per_account_credentials_managed_workload_and_client_secret() {
     bed.start().await;
     for (acct, md) in [("mi", "via-mi"), ("wi", "via-wi"), ("sp", "via-sp")] {
         bed.create_md(
-            "team-a",
+            &bed.team_a,
             md,
             json!({"accountRef": {"name": acct}, "sku": {"capacity": 1}}),
         )
         .await;
     }
     for md in ["via-mi", "via-wi", "via-sp"] {
-        bed.wait_ready("team-a", md).await;
+        bed.wait_ready(&bed.team_a, md).await;
     }
     let log = bed.azure.request_log();
     assert!(
@@ -589,7 +610,7 @@ async fn per_account_credentials_managed_workload_and_client_secret() {
         "managed identity endpoint used"
     );
     let principal_of = |md: &str| {
-        bed.puts(&name_of("team-a", md))
+        bed.puts(&name_of(&bed.team_a, md))
             .first()
             .and_then(|r| r.principal.clone())
             .unwrap_or_default()
@@ -622,10 +643,10 @@ async fn transient_errors_back_off_honouring_retry_after() {
             retry_after: Some(1),
         },
     });
-    bed.create_md("team-a", "chat", json!({})).await;
-    bed.wait_reason("team-a", "chat", "AzureThrottled").await;
-    bed.wait_ready("team-a", "chat").await;
-    let puts = bed.puts(&name_of("team-a", "chat"));
+    bed.create_md(&bed.team_a, "chat", json!({})).await;
+    bed.wait_reason(&bed.team_a, "chat", "AzureThrottled").await;
+    bed.wait_ready(&bed.team_a, "chat").await;
+    let puts = bed.puts(&name_of(&bed.team_a, "chat"));
     assert_eq!(puts.len(), 3, "two throttled + one accepted: {puts:#?}");
     for w in puts.windows(2) {
         let gap = w[1].started.duration_since(w[0].started);
@@ -647,8 +668,8 @@ async fn key_rotation_rewrites_key_vault_once() {
     let mut bed = Bed::new().await;
     bed.start_with(|c| c.timing.account_resync = Duration::from_millis(500))
         .await;
-    bed.create_md("team-a", "chat", json!({})).await;
-    bed.wait_ready("team-a", "chat").await;
+    bed.create_md(&bed.team_a, "chat", json!({})).await;
+    bed.wait_ready(&bed.team_a, "chat").await;
     let (_, v1) = bed.azure.secret(&bed.vault, SECRET_NAME).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let sets = |bed: &Bed| {
@@ -680,7 +701,7 @@ async fn key_rotation_rewrites_key_vault_once() {
     let (_, v2) = bed.azure.secret(&bed.vault, SECRET_NAME).unwrap();
     assert_ne!(v1, v2);
     bed.wait_md(
-        "team-a",
+        &bed.team_a,
         "chat",
         Duration::from_secs(10),
         "pointing at the new version",
@@ -702,8 +723,8 @@ async fn account_deletion_is_held_while_deployments_use_it() {
     use kube::api::DeleteParams;
     let mut bed = Bed::new().await;
     bed.start().await;
-    bed.create_md("team-a", "chat", json!({})).await;
-    bed.wait_ready("team-a", "chat").await;
+    bed.create_md(&bed.team_a, "chat", json!({})).await;
+    bed.wait_ready(&bed.team_a, "chat").await;
     let accounts: Api<AIAccount> = Api::all(bed.client.clone());
     accounts
         .delete(ACCOUNT, &DeleteParams::default())
@@ -719,7 +740,7 @@ async fn account_deletion_is_held_while_deployments_use_it() {
             assert!(
                 a.status.unwrap().conditions[0]
                     .message
-                    .contains("team-a/chat")
+                    .contains(&format!("{}/chat", bed.team_a))
             );
             break;
         }
@@ -729,8 +750,8 @@ async fn account_deletion_is_held_while_deployments_use_it() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bed.delete_md("team-a", "chat").await;
-    bed.wait_gone("team-a", "chat").await;
+    bed.delete_md(&bed.team_a, "chat").await;
+    bed.wait_gone(&bed.team_a, "chat").await;
     let start = std::time::Instant::now();
     while accounts.get_opt(ACCOUNT).await.unwrap().is_some() {
         assert!(
@@ -739,7 +760,10 @@ async fn account_deletion_is_held_while_deployments_use_it() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(bed.azure_deployment(&name_of("team-a", "chat")).is_none());
+    assert!(
+        bed.azure_deployment(&name_of(&bed.team_a, "chat"))
+            .is_none()
+    );
     bed.stop().await;
 }
 
@@ -747,13 +771,13 @@ async fn account_deletion_is_held_while_deployments_use_it() {
 async fn pause_and_resume() {
     let mut bed = Bed::new().await;
     bed.start().await;
-    bed.create_md("team-a", "chat", json!({"sku": {"name": "Standard"}}))
+    bed.create_md(&bed.team_a, "chat", json!({"sku": {"name": "Standard"}}))
         .await;
-    bed.wait_ready("team-a", "chat").await;
-    let name = name_of("team-a", "chat");
-    bed.patch_spec("team-a", "chat", json!({"paused": true}))
+    bed.wait_ready(&bed.team_a, "chat").await;
+    let name = name_of(&bed.team_a, "chat");
+    bed.patch_spec(&bed.team_a, "chat", json!({"paused": true}))
         .await;
-    let md = bed.wait_ready("team-a", "chat").await;
+    let md = bed.wait_ready(&bed.team_a, "chat").await;
     assert_eq!(
         md.status.unwrap().deployment_state.as_deref(),
         Some("Paused")
@@ -762,9 +786,9 @@ async fn pause_and_resume() {
         bed.azure_deployment(&name).unwrap()["properties"]["deploymentState"],
         "Paused"
     );
-    bed.patch_spec("team-a", "chat", json!({"paused": false}))
+    bed.patch_spec(&bed.team_a, "chat", json!({"paused": false}))
         .await;
-    bed.wait_ready("team-a", "chat").await;
+    bed.wait_ready(&bed.team_a, "chat").await;
     assert_eq!(
         bed.azure_deployment(&name).unwrap()["properties"]["deploymentState"],
         "Running"
@@ -784,8 +808,8 @@ async fn pause_and_resume() {
 async fn metrics_health_and_readiness_endpoints() {
     let mut bed = Bed::new().await;
     bed.start().await;
-    bed.create_md("team-a", "chat", json!({})).await;
-    bed.wait_ready("team-a", "chat").await;
+    bed.create_md(&bed.team_a, "chat", json!({})).await;
+    bed.wait_ready(&bed.team_a, "chat").await;
     let addr = bed.op.as_ref().unwrap().metrics_addr.unwrap();
     let http = reqwest::Client::new();
     let get = |p: &'static str| {
@@ -813,7 +837,7 @@ async fn leader_election_only_one_replica_writes() {
     let mut bed = Bed::new().await;
     let lease = |id: &str| LeaderSettings {
         lease_name: "aoai-operator".into(),
-        namespace: "default".into(),
+        namespace: bed.operator_ns.clone(),
         identity: id.into(),
         lease_duration: Duration::from_secs(15),
         grace: Duration::from_secs(5),
@@ -825,8 +849,8 @@ async fn leader_election_only_one_replica_writes() {
     let r1 = aoai_operator::start(c1).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r2 = aoai_operator::start(c2).await.unwrap();
-    bed.create_md("team-a", "chat", json!({})).await;
-    bed.wait_ready("team-a", "chat").await;
+    bed.create_md(&bed.team_a, "chat", json!({})).await;
+    bed.wait_ready(&bed.team_a, "chat").await;
     let writes =
         |op: &aoai_operator::Operator| op.metrics.azure_request_count(|o| o == "deployments.put");
     assert_eq!(writes(&r1) + writes(&r2), 1);
@@ -855,10 +879,10 @@ async fn failed_operations_transient_retried_terminal_held() {
     bed.wait_account_ready().await;
     bed.azure
         .fail_next_operations(1, "InternalServerError", "transient backend failure");
-    bed.create_md("team-a", "flaky", json!({})).await;
-    bed.wait_ready("team-a", "flaky").await;
+    bed.create_md(&bed.team_a, "flaky", json!({})).await;
+    bed.wait_ready(&bed.team_a, "flaky").await;
     assert_eq!(
-        bed.puts(&name_of("team-a", "flaky")).len(),
+        bed.puts(&name_of(&bed.team_a, "flaky")).len(),
         2,
         "a transiently failed operation is retried"
     );
@@ -867,9 +891,9 @@ async fn failed_operations_transient_retried_terminal_held() {
         "ModelCapacityExhausted",
         "no capacity for this model in the region",
     );
-    bed.create_md("team-a", "stuck", json!({})).await;
+    bed.create_md(&bed.team_a, "stuck", json!({})).await;
     let md = bed
-        .wait_reason("team-a", "stuck", "ModelCapacityExhausted")
+        .wait_reason(&bed.team_a, "stuck", "ModelCapacityExhausted")
         .await;
     assert!(
         md.status.unwrap().conditions[0]
@@ -878,7 +902,7 @@ async fn failed_operations_transient_retried_terminal_held() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        bed.puts(&name_of("team-a", "stuck")).len(),
+        bed.puts(&name_of(&bed.team_a, "stuck")).len(),
         1,
         "a terminally failed operation is not retried in a loop"
     );
@@ -889,19 +913,19 @@ async fn failed_operations_transient_retried_terminal_held() {
 async fn invalid_model_or_sku_is_refused_without_a_write() {
     let mut bed = Bed::new().await;
     bed.start().await;
-    bed.create_md("team-a", "nomodel", json!({"model": {"name": "gpt-9"}}))
+    bed.create_md(&bed.team_a, "nomodel", json!({"model": {"name": "gpt-9"}}))
         .await;
     bed.create_md(
-        "team-a",
+        &bed.team_a,
         "noversion",
         json!({"model": {"version": "1999-01-01"}}),
     )
     .await;
-    bed.create_md("team-a", "nosku", json!({"model": {"name": "Phi-4", "format": "Microsoft", "version": "7"}, "sku": {"name": "Standard", "capacity": 1}})).await;
-    bed.wait_reason("team-a", "nomodel", "DeploymentModelNotSupported")
+    bed.create_md(&bed.team_a, "nosku", json!({"model": {"name": "Phi-4", "format": "Microsoft", "version": "7"}, "sku": {"name": "Standard", "capacity": 1}})).await;
+    bed.wait_reason(&bed.team_a, "nomodel", "DeploymentModelNotSupported")
         .await;
     let md = bed
-        .wait_reason("team-a", "noversion", "DeploymentModelNotSupported")
+        .wait_reason(&bed.team_a, "noversion", "DeploymentModelNotSupported")
         .await;
     assert!(
         md.status.unwrap().conditions[0]
@@ -909,7 +933,7 @@ async fn invalid_model_or_sku_is_refused_without_a_write() {
             .contains("2024-07-18"),
         "lists the available versions"
     );
-    bed.wait_reason("team-a", "nosku", "InvalidResourceProperties")
+    bed.wait_reason(&bed.team_a, "nosku", "InvalidResourceProperties")
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let writes: Vec<_> = bed
@@ -940,8 +964,10 @@ async fn azure_quota_error_on_put_is_terminal_too() {
             retry_after: None,
         },
     });
-    bed.create_md("team-a", "chat", json!({})).await;
-    let md = bed.wait_reason("team-a", "chat", "InsufficientQuota").await;
+    bed.create_md(&bed.team_a, "chat", json!({})).await;
+    let md = bed
+        .wait_reason(&bed.team_a, "chat", "InsufficientQuota")
+        .await;
     assert!(
         md.status.unwrap().conditions[0]
             .message
@@ -949,7 +975,7 @@ async fn azure_quota_error_on_put_is_terminal_too() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        bed.puts(&name_of("team-a", "chat")).len(),
+        bed.puts(&name_of(&bed.team_a, "chat")).len(),
         1,
         "no retry loop"
     );
@@ -968,20 +994,20 @@ async fn namespace_label_change_allows_it_and_bad_credentials_are_reported() {
     )
     .await;
     bed.start().await;
-    bed.create_md("team-b", "late", json!({})).await;
-    bed.wait_reason("team-b", "late", "NamespaceNotAllowed")
+    bed.create_md(&bed.team_b, "late", json!({})).await;
+    bed.wait_reason(&bed.team_b, "late", "NamespaceNotAllowed")
         .await;
     // The platform team labels the namespace: the selector now matches, no resync wait needed.
     Api::<Namespace>::all(bed.client.clone())
         .patch(
-            "team-b",
+            &bed.team_b,
             &PatchParams::default(),
             &Patch::Merge(&json!({"metadata": {"labels": {"ai-access": "true"}}})),
         )
         .await
         .unwrap();
     bed.wait_md(
-        "team-b",
+        &bed.team_b,
         "late",
         Duration::from_secs(5),
         "Ready soon after the label",
@@ -1017,12 +1043,12 @@ async fn short_lived_tokens_are_refreshed_before_expiry() {
     use testbed::azure::Surface;
     let mut bed = Bed::with(|c| c.token_lifetime = Duration::from_secs(4)).await;
     bed.start().await;
-    bed.create_md("team-a", "chat", json!({})).await;
-    bed.wait_ready("team-a", "chat").await;
+    bed.create_md(&bed.team_a, "chat", json!({})).await;
+    bed.wait_ready(&bed.team_a, "chat").await;
     tokio::time::sleep(Duration::from_secs(5)).await; // resyncs keep calling ARM past the first token's expiry
-    bed.patch_spec("team-a", "chat", json!({"sku": {"capacity": 12}}))
+    bed.patch_spec(&bed.team_a, "chat", json!({"sku": {"capacity": 12}}))
         .await;
-    bed.wait_ready("team-a", "chat").await;
+    bed.wait_ready(&bed.team_a, "chat").await;
     let log = bed.azure.request_log();
     let unauthorized: Vec<_> = log.iter().filter(|r| r.status == 401).collect();
     assert!(
@@ -1063,18 +1089,19 @@ async fn a_write_keeps_every_property_azure_holds() {
                "tags": {"cost-center": "42"},
                "properties": held.clone()}),
     );
+    let ns = bed.team_a.clone();
     bed.create_md(
-        "team-a",
+        &ns,
         "rich",
         json!({"deploymentName": "rich-chat", "adoptExisting": true, "sku": {"capacity": 20}}),
     )
     .await;
-    bed.wait_ready("team-a", "rich").await;
+    bed.wait_ready(&ns, "rich").await;
     assert_eq!(bed.puts("rich-chat").len(), 1, "one write: adopt with the capacity change");
     let d = bed.azure_deployment("rich-chat").unwrap();
     assert_eq!(d["sku"]["capacity"], 20, "the spec's change reached Azure");
     assert_eq!(d["tags"]["cost-center"], "42");
-    assert_eq!(d["tags"]["aoai.dev-owner"], "team-a/rich");
+    assert_eq!(d["tags"]["aoai.dev-owner"], format!("{ns}/rich"));
     for (key, want) in held.as_object().unwrap() {
         assert_eq!(&d["properties"][key], want, "properties.{key} kept: {d:#}");
     }

@@ -30,7 +30,7 @@ async fn bed_with_all_credentials() -> Bed {
     .await;
     bed.azure.add_client(EXTRA_CLIENT, EXTRA_SECRET);
     bed.extra_secrets.lock().push(EXTRA_SECRET.to_string());
-    let secrets: Api<Secret> = Api::namespaced(bed.client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(bed.client.clone(), &bed.operator_ns);
     secrets
         .create(
             &PostParams::default(),
@@ -82,7 +82,7 @@ async fn bed_with_all_credentials() -> Bed {
 async fn deploy_everywhere(bed: &Bed) {
     for (i, a) in bed.accounts.iter().enumerate() {
         let mut m = md(
-            "team-a",
+            &bed.namespaces[0],
             &format!("leak-{i}"),
             &a.cr_name,
             "gpt-4o-mini",
@@ -191,12 +191,17 @@ async fn in_process_debug_logs_events_status_configmaps_and_metrics_hold_no_secr
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     // A capacity change (more events and status writes) and an out-of-band drift.
-    bed.patch_md_spec("team-a", "leak-0", json!({"sku": {"capacity": 2}}))
-        .await;
-    bed.azure
-        .patch_deployment_out_of_band(&bed.accounts[1].arm_id, "team-a.leak-1", |d| {
-            d["sku"]["capacity"] = json!(4)
-        });
+    bed.patch_md_spec(
+        &bed.namespaces[0],
+        "leak-0",
+        json!({"sku": {"capacity": 2}}),
+    )
+    .await;
+    bed.azure.patch_deployment_out_of_band(
+        &bed.accounts[1].arm_id,
+        &format!("{}.leak-1", bed.namespaces[0]),
+        |d| d["sku"]["capacity"] = json!(4),
+    );
     tokio::time::sleep(Duration::from_secs(4)).await;
     wait_all_ready(&bed).await;
     bed.azure.clear_faults();
@@ -214,18 +219,14 @@ async fn in_process_debug_logs_events_status_configmaps_and_metrics_hold_no_secr
 }
 
 /// The real binary, as deployed: `aoai-operator run` with RUST_LOG=debug, text logs then JSON
-/// logs (a restart in between), against the loopback servers.
+/// logs (a restart in between), against the real apiserver and the Azure emulator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_debug_output_text_and_json_holds_no_secret() {
     let bed = bed_with_all_credentials().await;
-    let server = bed
-        .kube
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
+    // The operator's own ServiceAccount token (its leak is looked for too).
+    std::fs::write(&kubeconfig, bed.operator_kubeconfig()).unwrap();
     let mut extra = Vec::new();
     for (round, json_logs) in [(0, false), (1, true)] {
         let out_path = dir.path().join(format!("operator-{round}.log"));
@@ -237,7 +238,7 @@ async fn binary_debug_output_text_and_json_holds_no_secret() {
                 "127.0.0.1:0",
                 "--leader-election=false",
                 "--namespace",
-                "default",
+                &bed.operator_ns,
             ])
             .args([
                 "--resync",
@@ -274,8 +275,12 @@ async fn binary_debug_output_text_and_json_holds_no_secret() {
         } else {
             bed.azure.regenerate_key(&bed.accounts[0].arm_id, true);
             poke_account(&bed, "acct-0", 1).await;
-            bed.patch_md_spec("team-a", "leak-2", json!({"sku": {"capacity": 3}}))
-                .await;
+            bed.patch_md_spec(
+                &bed.namespaces[0],
+                "leak-2",
+                json!({"sku": {"capacity": 3}}),
+            )
+            .await;
             let (k, _) = bed.azure.account_keys(&bed.accounts[0].arm_id);
             let a0 = bed.accounts[0].clone();
             wait_for(Duration::from_secs(60), "rotated key stored", || async {
@@ -319,5 +324,4 @@ async fn binary_debug_output_text_and_json_holds_no_secret() {
         });
     }
     support_chaos::leaks::assert_no_leaks(&bed, extra).await;
-    server.shutdown().await;
 }

@@ -1,5 +1,6 @@
-//! `aoai-bench` (issue 6): the operator binary, as a child process, against the in-process
-//! emulators (Kubernetes API on loopback HTTP, Azure on loopback HTTPS). N ModelDeployments over
+//! `aoai-bench` (issue 6): the operator binary, as a child process, against a real Kubernetes
+//! control plane of its own (etcd, kube-apiserver, kube-controller-manager from the test bed) and
+//! the in-process Azure emulator (loopback HTTPS). N ModelDeployments over
 //! A accounts, each Azure write taking D. Prints one `name: value` per line:
 //!
 //! * time to converge all vs the per-account serialization bound (max over accounts of
@@ -8,7 +9,8 @@
 //!   deployment, no token request once cached), and in steady state against the minimum of one
 //!   GET per deployment per resync (`azure_calls_ratio`);
 //! * over K steady-state resyncs: writes (must be 0), reads per deployment per resync, and the
-//!   Kubernetes writes the operator makes meanwhile;
+//!   Kubernetes writes the operator makes meanwhile (counted from the apiserver's audit log by
+//!   the operator's own ServiceAccount: the control plane writes leases and more of its own);
 //! * peak (VmHWM) and steady (VmRSS) RSS of the operator process — only the operator: the
 //!   emulators run in this process, the operator in its own — at N and at the large size;
 //! * latency from a resource's creation to the first Azure call about it, p50 and p99.
@@ -21,7 +23,6 @@ use aoai_operator::crd::{AIAccount, ModelDeployment};
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::watcher;
 use kube::{CustomResourceExt, ResourceExt};
@@ -31,7 +32,38 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use testbed::azure::{AccountSeed, AzureConfig, AzureEmulator, RequestRecord, Surface};
-use testbed::kube::KubeEmulator;
+use testbed::controlplane::Options;
+use testbed::harness::Cluster;
+
+/// The operator's Kubernetes writes (create/update/patch/delete by its ServiceAccount), read
+/// from the apiserver's audit log between two marks (byte offsets of the log).
+struct KubeWrites {
+    path: PathBuf,
+    user: String,
+}
+
+impl KubeWrites {
+    fn mark(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    fn between(&self, from: u64, to: u64) -> usize {
+        let bytes = std::fs::read(&self.path).unwrap_or_default();
+        let (from, to) = (from as usize, (to as usize).min(bytes.len()));
+        String::from_utf8_lossy(&bytes[from.min(to)..to])
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| {
+                e["stage"] == "ResponseComplete"
+                    && e["user"]["username"] == self.user.as_str()
+                    && matches!(
+                        e["verb"].as_str(),
+                        Some("create" | "update" | "patch" | "delete" | "deletecollection")
+                    )
+            })
+            .count()
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -429,16 +461,38 @@ async fn main() -> Result<()> {
         ..AzureConfig::default()
     })
     .await?;
-    let kube = KubeEmulator::new();
-    let client = kube.client();
-    let server = kube.serve("127.0.0.1:0".parse()?).await?;
+    let cluster = Cluster::owned(Options {
+        audit_log: true,
+        ..Options::default()
+    })
+    .await
+    .context("start the Kubernetes control plane")?;
+    let client = cluster.client().await?;
     let dir = tempfile::tempdir()?;
-    server.write_kubeconfig(&dir.path().join("kubeconfig"))?;
     azure.write_files(dir.path())?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [AIAccount::crd(), ModelDeployment::crd()] {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
+    cluster
+        .apply_crds(&[AIAccount::crd(), ModelDeployment::crd()])
+        .await?;
+    // The operator runs as a ServiceAccount of its own (cluster-admin), so the audit log tells
+    // its writes apart from the control plane's.
+    let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "aoai-bench-operator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "aoai-operator", "namespace": "default"}],
+    }))?;
+    Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await?;
+    std::fs::write(
+        dir.path().join("kubeconfig"),
+        cluster
+            .service_account_kubeconfig("default", "aoai-operator")
+            .await?,
+    )?;
+    let kube = KubeWrites {
+        path: cluster.audit_log().context("audit log")?.to_path_buf(),
+        user: "system:serviceaccount:default:aoai-operator".into(),
+    };
     let namespaces = 10usize;
     let ns_api: Api<Namespace> = Api::all(client.clone());
     for i in 0..namespaces {
@@ -547,7 +601,7 @@ async fn main() -> Result<()> {
     }
     println!("---- aoai-bench results ----");
     out.print();
-    drop(server);
+    drop(cluster);
     result
 }
 
@@ -556,7 +610,7 @@ async fn run(
     args: &Args,
     out: &mut Out,
     azure: &AzureEmulator,
-    kube: &KubeEmulator,
+    kube: &KubeWrites,
     client: &kube::Client,
     child: &mut tokio::process::Child,
     pid: u32,
@@ -712,10 +766,10 @@ async fn run(
     tokio::time::sleep(resync + Duration::from_secs(1)).await;
     let k = args.resyncs.max(1);
     let s0 = Instant::now();
-    let rv0 = kube.resource_version();
+    let rv0 = kube.mark();
     tokio::time::sleep(resync * k).await;
     let s1 = Instant::now();
-    let rv1 = kube.resource_version();
+    let rv1 = kube.mark();
     let log = azure.request_log();
     let steady: Vec<&RequestRecord> = log
         .iter()
@@ -753,7 +807,7 @@ async fn run(
     out.f("azure_calls_ratio", steady.len() as f64 / min_calls);
     out.f(
         "steady_kube_writes_per_deployment_per_resync",
-        (rv1 - rv0) as f64 / n as f64 / resyncs_in_window,
+        kube.between(rv0, rv1) as f64 / n as f64 / resyncs_in_window,
     );
     let (hwm, cur) = rss(pid).context("read the operator's /proc status")?;
     out.f("rss_peak_mib", hwm);

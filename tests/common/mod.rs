@@ -1,24 +1,26 @@
-//! In-process test bed for the operator's end-to-end tests: the Kubernetes and Azure emulators,
-//! the CRDs, two namespaces, an AIAccount, and the controller running in-process.
+//! Test bed for the operator's end-to-end tests: this binary's real Kubernetes control plane
+//! (see `cluster`), the Azure emulator in-process, the CRDs, three namespaces of the test's own
+//! (`team_a`, `team_b`, `team_c` — unique names; team-c carries the `ai-access` label), an
+//! operator namespace, an AIAccount, and the controller running in-process.
 #![allow(dead_code)]
+
+pub mod cluster;
 
 use aoai_operator::crd::{AIAccount, ModelDeployment};
 use aoai_operator::{Config, Operator};
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{CustomResourceExt, ResourceExt};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use testbed::azure::{AzureConfig, AzureEmulator, RequestRecord};
-use testbed::kube::KubeEmulator;
+use testbed::harness::{Cluster, Exclusive};
 
 pub const ACCOUNT: &str = "shared";
 pub const SECRET_NAME: &str = "shared-key";
 
 pub struct Bed {
-    pub kube: KubeEmulator,
+    pub cluster: Cluster,
     pub azure: AzureEmulator,
     pub client: kube::Client,
     pub dir: tempfile::TempDir,
@@ -26,6 +28,14 @@ pub struct Bed {
     pub account_id: String,
     pub vault: String,
     pub op: Option<Operator>,
+    /// This test's namespaces (unique names): team-a is allowed by name, team-c by label,
+    /// team-b not at all.
+    pub team_a: String,
+    pub team_b: String,
+    pub team_c: String,
+    /// The operator's own namespace (client-secret Secrets, Leases).
+    pub operator_ns: String,
+    _exclusive: Exclusive,
 }
 
 pub fn specs_dir() -> Option<std::path::PathBuf> {
@@ -58,31 +68,25 @@ impl Bed {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-        let kube = KubeEmulator::new();
-        let client = kube.client();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in [AIAccount::crd(), ModelDeployment::crd()] {
-            crds.create(&PostParams::default(), &crd)
-                .await
-                .expect("install CRD");
-        }
-        let nss: Api<Namespace> = Api::all(client.clone());
-        for (ns, labels) in [
-            ("team-a", json!({})),
-            ("team-b", json!({})),
-            ("team-c", json!({"ai-access": "true"})),
-        ] {
-            let n: Namespace =
-                serde_json::from_value(json!({"metadata": {"name": ns, "labels": labels}}))
-                    .unwrap();
-            nss.create(&PostParams::default(), &n)
-                .await
-                .expect("namespace");
-        }
+        let cluster::Prepared {
+            cluster,
+            client,
+            exclusive,
+        } = cluster::prepare(cluster::Options::default(), false).await;
+        let team_a = cluster.namespace("team-a", &[]).await.expect("namespace");
+        let team_b = cluster.namespace("team-b", &[]).await.expect("namespace");
+        let team_c = cluster
+            .namespace("team-c", &[("ai-access", "true")])
+            .await
+            .expect("namespace");
+        let operator_ns = cluster
+            .namespace("aoai-system", &[])
+            .await
+            .expect("namespace");
         let account_id = azure.default_account_id();
         let vault = azure.default_vault_uri();
         let bed = Bed {
-            kube,
+            cluster,
             azure,
             client,
             dir,
@@ -90,6 +94,11 @@ impl Bed {
             account_id,
             vault,
             op: None,
+            team_a,
+            team_b,
+            team_c,
+            operator_ns,
+            _exclusive: exclusive,
         };
         bed.create_account(ACCOUNT, json!({})).await;
         bed
@@ -101,7 +110,7 @@ impl Bed {
             "resourceGroup": self.env["AZURE_RESOURCE_GROUP"],
             "accountName": self.env["AZURE_OPENAI_ACCOUNT"],
             "keyVault": {"vaultUri": self.vault, "secretName": SECRET_NAME},
-            "allowedNamespaces": {"names": ["team-a"], "selector": {"matchLabels": {"ai-access": "true"}}},
+            "allowedNamespaces": {"names": [self.team_a], "selector": {"matchLabels": {"ai-access": "true"}}},
         });
         if let (Some(s), Some(e)) = (spec.as_object_mut(), extra_spec.as_object()) {
             for (k, v) in e {
@@ -120,7 +129,9 @@ impl Bed {
     }
 
     pub fn config(&self) -> Config {
-        Config::for_tests(self.client.clone(), &self.env)
+        let mut c = Config::for_tests(self.client.clone(), &self.env);
+        c.operator_namespace = self.operator_ns.clone();
+        c
     }
 
     pub async fn start(&mut self) {

@@ -1,5 +1,5 @@
-"""Shared pytest fixtures: start the project's test bed (`testbed up --dir DIR`) as a
-subprocess and hand its files (kubeconfig, ca.pem, azure.env) to the tests."""
+"""Shared pytest fixtures: start the project's test bed (`testbed up --dir DIR`: a real Kubernetes control
+plane and the Azure emulator) as a subprocess and hand its files (kubeconfig, ca.pem, azure.env) to the tests."""
 import os
 import pathlib
 import subprocess
@@ -35,7 +35,8 @@ class Testbed:
         self.dir = directory
         self.kubeconfig = directory / "kubeconfig"
         self.ca = directory / "ca.pem"
-        self.azure_env = read_env_file(directory / "azure.env")
+        env_file = directory / "azure.env"
+        self.azure_env = read_env_file(env_file) if env_file.exists() else {}
 
     def env(self, **extra) -> dict:
         """The process environment a client gets after `set -a; . DIR/azure.env`."""
@@ -57,7 +58,8 @@ def start_testbed(subcommand: str = "up"):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.time() + 60
+    # Starting takes seconds; building the control plane first (when `cargo xtask test` has not) minutes.
+    deadline = time.time() + 1200
     seen = []
     while time.time() < deadline:
         line = proc.stdout.readline()
@@ -73,7 +75,7 @@ def start_testbed(subcommand: str = "up"):
 def stop(tb: Testbed):
     tb.proc.terminate()
     try:
-        tb.proc.wait(timeout=10)
+        tb.proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         tb.proc.kill()
 

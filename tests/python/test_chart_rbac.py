@@ -1,7 +1,8 @@
-"""The chart's RBAC is sufficient and minimal: install the chart with Helm into the Kubernetes emulator with
-RBAC enforcement on (xtask/examples/rbac_testbed.rs), run the operator binary with the token of the chart's ServiceAccount (and the chart's
-own arguments), take a ModelDeployment through create -> Ready -> delete, and check that requests outside
-the granted RBAC are denied."""
+"""The chart's RBAC is sufficient and minimal: install the chart with Helm into the real control plane of
+`testbed up` (RBAC authorization), run the operator binary with a TokenRequest token of the chart's ServiceAccount
+(and the chart's own arguments), take a ModelDeployment through create -> Ready -> delete, and check that requests
+outside the granted RBAC are denied by the real apiserver."""
+import base64
 import json
 import os
 import pathlib
@@ -14,7 +15,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from conftest import read_env_file
+from conftest import start_testbed, stop
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "aoai-operator"
@@ -23,49 +24,29 @@ RELEASE = "aoai-operator"
 APP_NAMESPACE = "team-rbac"
 
 
-def _rbac_testbed_bin() -> pathlib.Path:
-    """xtask/examples/rbac_testbed.rs (built by `cargo xtask test`; built here if missing)."""
-    explicit = os.environ.get("RBAC_TESTBED_BIN")
-    if explicit:
-        return pathlib.Path(explicit)
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    binary = target / "debug" / "examples" / "rbac_testbed"
-    if not binary.exists():
-        subprocess.run(["cargo", "build", "-p", "xtask", "--example", "rbac_testbed"], cwd=ROOT, check=True, timeout=1200)
-    return binary
-
-
 class RbacTestbed:
-    """The test bed with RBAC enforcement switched on: the admin kubeconfig still works, every other identity
-    is authorized against the stored Roles/ClusterRoles and bindings. The chart's ServiceAccount token is
-    minted by the emulator (DIR/token-NS-NAME), as kubelet would mount it into the operator's pod."""
+    """`testbed up --dir DIR` of its own: the real control plane (RBAC always on) and the Azure emulator. The
+    admin kubeconfig is DIR/kubeconfig; the chart ServiceAccount's token comes from the TokenRequest API
+    (`kubectl create token`), as kubelet would mount it into the operator's pod."""
 
     def __init__(self):
-        binary = _rbac_testbed_bin()
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="testbed-rbac-"))
-        self.log = open(self.dir / "testbed.log", "w")
-        self.proc = subprocess.Popen(
-            [str(binary), "--dir", str(self.dir), "--token", f"{NAMESPACE}/{RELEASE}"],
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            if "ready" in line:
-                break
-        else:
-            self.stop()
-            pytest.fail("rbac test bed did not become ready")
-        assert (self.dir / "kubeconfig").exists(), "test bed exited early; see " + str(self.dir / "testbed.log")
-        self.kubeconfig = self.dir / "kubeconfig"
-        self.azure_env = read_env_file(self.dir / "azure.env")
+        self.tb = start_testbed("up")
+        self.dir = self.tb.dir
+        self.kubeconfig = self.tb.kubeconfig
+        self.azure_env = self.tb.azure_env
 
     def token(self, namespace, name) -> str:
-        return (self.dir / f"token-{namespace}-{name}").read_text().strip()
+        return self.kubectl("-n", namespace, "create", "token", name, "--duration=1h").stdout.strip()
+
+    def token_kubeconfig(self, namespace, name, token) -> pathlib.Path:
+        """The admin kubeconfig with its user replaced by the ServiceAccount's bearer token."""
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        user = f"system:serviceaccount:{namespace}:{name}"
+        config["users"] = [{"name": user, "user": {"token": token}}]
+        config["contexts"][0]["context"]["user"] = user
+        path = self.dir / f"kubeconfig-{namespace}-{name}"
+        path.write_text(yaml.safe_dump(config))
+        return path
 
     def kubectl(self, *args, kubeconfig=None, check=True, timeout=60):
         proc = subprocess.run(
@@ -79,12 +60,12 @@ class RbacTestbed:
         return proc
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        stop(self.tb)
+
+
+def jwt_claims(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
 def chart_args(values) -> list:
@@ -127,9 +108,10 @@ def test_operator_runs_under_the_chart_rbac(rbac_testbed, operator_bin):
     sa = json.loads(tb.kubectl("-n", NAMESPACE, "get", "serviceaccount", RELEASE, "-o", "json").stdout)
     assert sa["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
     token = tb.token(NAMESPACE, RELEASE)
-    assert token.startswith(f"sa.{NAMESPACE}.{RELEASE}.")
-    sa_kubeconfig = tb.dir / f"kubeconfig-{NAMESPACE}-{RELEASE}"
-    assert token in sa_kubeconfig.read_text()
+    claims = jwt_claims(token)
+    assert claims["sub"] == f"system:serviceaccount:{NAMESPACE}:{RELEASE}", claims
+    assert claims["kubernetes.io"]["serviceaccount"]["uid"] == sa["metadata"]["uid"], claims
+    sa_kubeconfig = tb.token_kubeconfig(NAMESPACE, RELEASE, token)
     whoami = tb.kubectl("auth", "whoami", "-o", "json", kubeconfig=sa_kubeconfig)
     assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == f"system:serviceaccount:{NAMESPACE}:{RELEASE}"
 

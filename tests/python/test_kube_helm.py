@@ -1,4 +1,4 @@
-"""Helm (the Go SDK via helm-python-sdk) against the kube emulator: install, upgrade and
+"""Helm (the Go SDK via helm-python-sdk) against the real control plane: install, upgrade and
 uninstall a small chart with a CRD, a namespaced custom resource, a ServiceAccount, RBAC
 and a Deployment, through the kubeconfig that `testbed kube --dir DIR` writes."""
 import json
@@ -12,7 +12,7 @@ import pytest
 
 helm = pytest.importorskip("helm_python")
 
-from conftest import _bin  # noqa: E402
+from conftest import start_testbed, stop  # noqa: E402
 
 CHART = {
     "Chart.yaml": """
@@ -106,29 +106,9 @@ CHART = {
 
 @pytest.fixture(scope="module")
 def kube_dir():
-    binary = _bin("testbed", "TESTBED_BIN")
-    if not binary.exists():
-        pytest.fail(f"{binary} not found: build it with `cargo build -p testbed`")
-    directory = pathlib.Path(tempfile.mkdtemp(prefix="testbed-kube-"))
-    proc = subprocess.Popen([str(binary), "kube", "--dir", str(directory)], stdout=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    ready = False
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if "ready" in line:
-            ready = True
-            break
-    if not ready:
-        proc.kill()
-        pytest.fail("testbed kube did not become ready")
-    yield directory
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    tb = start_testbed("kube")
+    yield tb.dir
+    stop(tb)
 
 
 def kubectl(directory: pathlib.Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -1,8 +1,13 @@
-//! Shared harness of the issue-6 suites (chaos, bad-input catalogue, secret-leak scan):
-//! both emulators in-process, the CRDs, accounts, the operator started in-process, a debug
-//! log capture, the end-of-scenario invariants (checked from the emulators' state and request
-//! logs) and the secret-leak scan.
+//! Shared harness of the issue-6 suites (chaos, bad-input catalogue, secret-leak scan): this
+//! binary's real Kubernetes control plane (tests/common/cluster.rs), the Azure emulator
+//! in-process, the CRDs, three namespaces and an operator namespace of the test's own (unique
+//! names), accounts, the operator started in-process, a debug log capture, the end-of-scenario
+//! invariants (checked from Kubernetes, the emulator's state and its request log) and the
+//! secret-leak scan.
 #![allow(dead_code)]
+
+#[path = "../common/cluster.rs"]
+pub mod cluster;
 
 pub mod capture;
 pub mod invariants;
@@ -10,20 +15,19 @@ pub mod leaks;
 
 use aoai_operator::crd::{AIAccount, ModelDeployment};
 use aoai_operator::{Config, Operator, Timing};
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{CustomResourceExt, ResourceExt};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use testbed::azure::{AccountSeed, AzureConfig, AzureEmulator};
-use testbed::kube::KubeEmulator;
+use testbed::harness::{Cluster, Exclusive};
 
 pub const SUB: &str = "00000000-0000-0000-0000-000000000000";
 pub const RG: &str = "rg-ai";
-pub const NAMESPACES: [&str; 3] = ["team-a", "team-b", "team-c"];
+/// Base names of the test's namespaces (each gets a unique suffix).
+pub const NAMESPACE_BASES: [&str; 3] = ["team-a", "team-b", "team-c"];
 
 /// One Azure account known to the test bed, with its AIAccount resource.
 #[derive(Clone, Debug)]
@@ -44,6 +48,10 @@ pub struct BedOptions {
     pub accounts: usize,
     pub provisioning_delay: Duration,
     pub token_lifetime: Duration,
+    /// Control-plane options (e.g. no watch cache, so etcd compaction expires watches).
+    pub kube: cluster::Options,
+    /// A control plane of this test's own (to kill and restart its apiserver).
+    pub own_control_plane: bool,
 }
 
 impl Default for BedOptions {
@@ -52,13 +60,16 @@ impl Default for BedOptions {
             accounts: 3,
             provisioning_delay: Duration::from_millis(60),
             token_lifetime: Duration::from_secs(3600),
+            kube: cluster::Options::default(),
+            own_control_plane: false,
         }
     }
 }
 
-/// Both emulators, the CRDs, namespaces team-a..c and `accounts` Ready-able AIAccounts.
+/// The control plane, the Azure emulator, the CRDs, the test's namespaces and `accounts`
+/// Ready-able AIAccounts.
 pub struct Bed {
-    pub kube: KubeEmulator,
+    pub cluster: Cluster,
     pub azure: AzureEmulator,
     pub client: kube::Client,
     pub accounts: Vec<AccountInfo>,
@@ -69,7 +80,22 @@ pub struct Bed {
     pub extra_secrets: parking_lot::Mutex<Vec<String>>,
     /// Metrics addresses of operators started on this bed (scanned for leaks).
     pub metrics_addrs: parking_lot::Mutex<Vec<std::net::SocketAddr>>,
+    /// The test's namespaces (unique names for team-a, team-b, team-c; all allowed).
+    pub namespaces: Vec<String>,
+    /// The operator's namespace (client-secret Secrets, Leases).
+    pub operator_ns: String,
+    /// Between the operator and the apiserver: cut or stall its connections.
+    pub proxy: std::sync::Arc<testbed::proxy::Proxy>,
+    /// The operator's client: ServiceAccount `operator_ns/aoai-operator` (bound to cluster-admin)
+    /// through `proxy`; its requests are told apart in the audit log by that user.
+    pub operator_client: kube::Client,
+    /// Kubeconfig of the operator's ServiceAccount (direct to the apiserver, token inline).
+    operator_kubeconfig: String,
+    _exclusive: Exclusive,
 }
+
+/// The ServiceAccount the operator runs as.
+pub const OPERATOR_SA: &str = "aoai-operator";
 
 impl Bed {
     pub async fn new(opts: BedOptions) -> Bed {
@@ -83,21 +109,27 @@ impl Bed {
         })
         .await
         .expect("start the Azure emulator");
-        let kube = KubeEmulator::new();
-        let client = kube.client();
-        install_crds(&client).await;
-        let nsapi: Api<Namespace> = Api::all(client.clone());
-        for ns in NAMESPACES {
-            let n: Namespace = serde_json::from_value(json!({
-                "apiVersion": "v1", "kind": "Namespace",
-                "metadata": {"name": ns, "labels": {"ai-access": "true"}}
-            }))
-            .unwrap();
-            nsapi
-                .create(&PostParams::default(), &n)
-                .await
-                .expect("create namespace");
+        let cluster::Prepared {
+            cluster,
+            client,
+            exclusive,
+        } = cluster::prepare(opts.kube.clone(), opts.own_control_plane).await;
+        let mut namespaces = Vec::new();
+        for base in NAMESPACE_BASES {
+            namespaces.push(
+                cluster
+                    .namespace(base, &[("ai-access", "true")])
+                    .await
+                    .expect("create namespace"),
+            );
         }
+        let operator_ns = cluster
+            .namespace("aoai-system", &[])
+            .await
+            .expect("create namespace");
+        let proxy = std::sync::Arc::new(cluster.proxy().await.expect("proxy"));
+        let (operator_client, operator_kubeconfig) =
+            operator_client(&cluster, &client, &operator_ns, &proxy).await;
         let vault_uri = azure.default_vault_uri();
         let mut accounts = Vec::new();
         for i in 0..opts.accounts {
@@ -124,7 +156,7 @@ impl Bed {
             .map(|(k, v)| (k.to_string(), v))
             .collect();
         let bed = Bed {
-            kube,
+            cluster,
             azure,
             client,
             accounts,
@@ -132,6 +164,12 @@ impl Bed {
             logs,
             extra_secrets: Default::default(),
             metrics_addrs: Default::default(),
+            namespaces,
+            operator_ns,
+            proxy,
+            operator_client,
+            operator_kubeconfig,
+            _exclusive: exclusive,
         };
         for a in bed.accounts.clone() {
             bed.create_account_cr(&a, None).await;
@@ -140,14 +178,14 @@ impl Bed {
     }
 
     /// Create the AIAccount resource for `a` (ambient identity unless `credential` is given),
-    /// allowing namespaces team-a..c.
+    /// allowing the test's namespaces.
     pub async fn create_account_cr(&self, a: &AccountInfo, credential: Option<Value>) {
         let mut spec = json!({
             "subscriptionId": SUB,
             "resourceGroup": RG,
             "accountName": a.account_name,
             "keyVault": {"vaultUri": a.vault_uri, "secretName": a.secret_name},
-            "allowedNamespaces": {"names": NAMESPACES},
+            "allowedNamespaces": {"names": self.namespaces},
         });
         if let Some(c) = credential {
             spec["credential"] = c;
@@ -169,7 +207,8 @@ impl Bed {
     }
 
     pub fn config_with(&self, vars: &HashMap<String, String>) -> Config {
-        let mut c = Config::for_tests(self.client.clone(), vars);
+        let mut c = Config::for_tests(self.operator_client.clone(), vars);
+        c.operator_namespace = self.operator_ns.clone();
         // Timing::fast() with a resync long enough that 50 deployments' drift GETs (one subscription,
         // one principal) stay well inside ARM's read budget (250 + 25/s), and a short HTTP timeout.
         let mut t = Timing::fast();
@@ -195,6 +234,11 @@ impl Bed {
             self.metrics_addrs.lock().push(a);
         }
         op
+    }
+
+    /// [`population_md`] over this bed's namespaces.
+    pub fn population_md(&self, i: usize, accounts: usize) -> ModelDeployment {
+        population_md(&self.namespaces, i, accounts)
     }
 
     pub fn account(&self, cr_name: &str) -> Option<&AccountInfo> {
@@ -293,8 +337,82 @@ impl Bed {
                 ));
             }
         }
+        // The operator's Kubernetes bearer token (a JWT: its signature is unique to it).
+        if let Some(sig) = self.operator_token().rsplit('.').next() {
+            out.push((
+                "signature of the operator's ServiceAccount token".into(),
+                sig.to_string(),
+            ));
+        }
         out.retain(|(_, v)| v.len() >= 8);
         out
+    }
+}
+
+/// A client for ServiceAccount `ns/aoai-operator`, bound to cluster-admin, through `proxy`,
+/// and its kubeconfig (direct).
+async fn operator_client(
+    cluster: &Cluster,
+    admin: &kube::Client,
+    ns: &str,
+    proxy: &testbed::proxy::Proxy,
+) -> (kube::Client, String) {
+    use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": cluster.unique("aoai-operator-chaos"), "labels": {"testbed.aoai.dev/test": "true"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": ns}],
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("bind the operator's ServiceAccount");
+    let yaml = cluster
+        .service_account_kubeconfig(ns, OPERATOR_SA)
+        .await
+        .expect("token for the operator's ServiceAccount");
+    let client = testbed::harness::client_from_yaml(&cluster.through(&yaml, proxy))
+        .await
+        .expect("operator client");
+    (client, yaml)
+}
+
+impl Bed {
+    /// Kubeconfig YAML of the operator's ServiceAccount (for the operator binary).
+    pub fn operator_kubeconfig(&self) -> &str {
+        &self.operator_kubeconfig
+    }
+
+    /// The operator's ServiceAccount token (from its kubeconfig).
+    pub fn operator_token(&self) -> String {
+        let kc: Value = serde_yaml::from_str(&self.operator_kubeconfig).unwrap_or(Value::Null);
+        kc["users"][0]["user"]["token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Requests the operator made (audit log, needs `kube.audit_log`) with this verb on this
+    /// resource (plural), e.g. `("list", "modeldeployments")`: each list after the first is a
+    /// re-list, which kube-runtime's watcher does only after `410 Expired`.
+    pub fn operator_requests(&self, verb: &str, resource: &str) -> usize {
+        let path = self
+            .cluster
+            .audit_log()
+            .expect("the bed was started with kube.audit_log");
+        let user = format!("system:serviceaccount:{}:{OPERATOR_SA}", self.operator_ns);
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| {
+                e["stage"] == "ResponseComplete"
+                    && e["verb"] == verb
+                    && e["user"]["username"] == user.as_str()
+                    && e["objectRef"]["resource"] == resource
+            })
+            .count()
     }
 }
 
@@ -307,22 +425,6 @@ pub fn vars_for_principal(bed: &Bed, client_id: &str, secret: &str) -> HashMap<S
     v.insert("AZURE_CLIENT_ID".into(), client_id.into());
     v.insert("AZURE_CLIENT_SECRET".into(), secret.into());
     v
-}
-
-pub async fn install_crds(client: &kube::Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [AIAccount::crd(), ModelDeployment::crd()] {
-        api.create(&PostParams::default(), &crd)
-            .await
-            .expect("create CRD");
-    }
-    // The emulator serves a CRD as soon as it is created; make sure discovery agrees.
-    let mds: Api<ModelDeployment> = Api::all(client.clone());
-    wait_for(Duration::from_secs(10), "CRDs served", || async {
-        mds.list(&ListParams::default()).await.is_ok()
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A ModelDeployment from its parts (version None = Azure's default).
@@ -347,10 +449,10 @@ pub fn md(
     .expect("ModelDeployment")
 }
 
-/// The i-th deployment of a chaos population: spread over namespaces and accounts, a mix of
+/// The i-th deployment of a chaos population: spread over `namespaces` and accounts, a mix of
 /// models, SKUs, explicit and default versions.
-pub fn population_md(i: usize, accounts: usize) -> ModelDeployment {
-    let ns = NAMESPACES[i % NAMESPACES.len()];
+pub fn population_md(namespaces: &[String], i: usize, accounts: usize) -> ModelDeployment {
+    let ns = namespaces[i % namespaces.len()].as_str();
     let account = format!("acct-{}", i % accounts);
     let name = format!("md-{i:03}");
     match i % 4 {

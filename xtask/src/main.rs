@@ -1,11 +1,10 @@
 //! `cargo xtask …` — the project's automation, in Rust so it needs nothing but cargo.
 //!
 //! * `cargo xtask test`    — the single test command (Rust + Python suites, one summary line).
-//! * `cargo xtask sandbox` — emulated cluster + Azure, the operator, and `examples/` converging.
+//! * `cargo xtask sandbox` — a real Kubernetes control plane (or `--kubeconfig FILE`) + the Azure
+//!   emulator, the operator, and `examples/` converging.
 //! * `cargo xtask crds`    — regenerate `crds/` and the Helm chart's copy from the Rust types.
 //! * `cargo xtask bench`   — the benchmarks (issue 6, xtask/src/bench.rs).
-//!
-//! `examples/rbac_testbed.rs` is a test helper (the test bed with RBAC enforcement on) for the chart's RBAC test.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -44,11 +43,16 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Start the emulators, the operator and the examples; watch them converge.
+    /// Start the test bed (a real control plane + the Azure emulator), the operator and the
+    /// examples; watch them converge.
     Sandbox {
-        /// Working directory for the emulators' files (kubeconfig, azure.env, logs).
+        /// Working directory for the test bed's files (kubeconfig, azure.env, logs).
         #[arg(long, default_value = ".sandbox")]
         dir: PathBuf,
+        /// Run against this existing cluster (kind, k3d, AKS…) instead of the built control plane;
+        /// only the Azure emulator is started.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
         /// Exit 0 once every example is Ready, non-zero (with reasons) otherwise.
         #[arg(long)]
         until_ready: bool,
@@ -81,11 +85,13 @@ fn main() -> ExitCode {
         Command::Crds { check } => crds::run(check),
         Command::Sandbox {
             dir,
+            kubeconfig,
             until_ready,
             timeout,
             examples,
         } => sandbox::run(sandbox::Options {
             dir,
+            kubeconfig,
             until_ready,
             timeout: std::time::Duration::from_secs(timeout),
             examples,

@@ -1,6 +1,8 @@
 //! `cargo xtask sandbox`: a newcomer's whole world in one command.
 //!
-//! Builds the binaries, starts `testbed up --dir DIR` (emulated Kubernetes API + Azure), installs the
+//! Builds the binaries, starts `testbed up --dir DIR` (a real Kubernetes control plane — etcd,
+//! kube-apiserver, kube-controller-manager, built from Go modules on first use — and the Azure
+//! emulator; with `--kubeconfig FILE`, an existing cluster and `testbed azure --dir DIR`), installs the
 //! CRDs with kubectl, runs `aoai-operator run` against it (KUBECONFIG + the variables of DIR/azure.env),
 //! applies `examples/` (the AIAccount is pointed at the emulator's seeded subscription, resource group,
 //! account and Key Vault), and shows the resources converging. Ctrl-C stops everything.
@@ -21,6 +23,8 @@ use crate::util::{self, step};
 
 pub struct Options {
     pub dir: PathBuf,
+    /// An existing cluster (kind, k3d, AKS…) instead of the built control plane.
+    pub kubeconfig: Option<PathBuf>,
     pub until_ready: bool,
     pub timeout: Duration,
     pub examples: Option<PathBuf>,
@@ -154,11 +158,20 @@ pub fn run(options: Options) -> Result<ExitCode> {
         children: Vec::new(),
     };
 
-    step(&format!("testbed up --dir {}", dir.display()));
-    let testbed = start_testbed(&dir)?;
+    let subcommand = if options.kubeconfig.is_some() {
+        "azure"
+    } else {
+        "up"
+    };
+    step(&format!("testbed {subcommand} --dir {}", dir.display()));
+    let testbed = start_testbed(&dir, subcommand)?;
     processes.children.push(("testbed".into(), testbed));
     let azure_env = util::read_env_file(&dir.join("azure.env"))?;
-    let kubeconfig = dir.join("kubeconfig");
+    let kubeconfig = match &options.kubeconfig {
+        Some(file) => std::fs::canonicalize(file)
+            .with_context(|| format!("--kubeconfig {}: no such file", file.display()))?,
+        None => dir.join("kubeconfig"),
+    };
     let kubectl = Kubectl {
         kubeconfig: kubeconfig.clone(),
         cache_dir: dir.join("kube-cache"),
@@ -290,10 +303,10 @@ pub fn run(options: Options) -> Result<ExitCode> {
     }
 }
 
-fn start_testbed(dir: &Path) -> Result<Child> {
+fn start_testbed(dir: &Path, subcommand: &str) -> Result<Child> {
     let log = File::create(dir.join("testbed.log"))?;
     let mut child = Command::new(util::debug_bin("testbed"))
-        .arg("up")
+        .arg(subcommand)
         .arg("--dir")
         .arg(dir)
         .stdin(Stdio::null())
@@ -308,9 +321,20 @@ fn start_testbed(dir: &Path) -> Result<Child> {
             let _ = sender.send(line);
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Seconds to start; the first run also builds the control plane (minutes; progress in testbed.log).
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let mut announced = false;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        if !announced && std::fs::metadata(dir.join("testbed.log")).is_ok_and(|m| m.len() > 0) {
+            announced = true;
+            println!(
+                "(building the Kubernetes control plane on first use: progress in {})",
+                dir.join("testbed.log").display()
+            );
+        }
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_secs(5));
         match receiver.recv_timeout(left) {
             Ok(line) => {
                 println!("{line}");
@@ -320,11 +344,12 @@ fn start_testbed(dir: &Path) -> Result<Child> {
                     return Ok(child);
                 }
             }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 print_tail(&dir.join("testbed.log"));
-                bail!("testbed did not report ready within 60s");
+                bail!("testbed did not report ready (see the log above)");
             }
         }
     }

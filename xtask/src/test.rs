@@ -5,8 +5,11 @@
 //! 2. `AZURE_SPECS_DIR` set to `../shared/azure-specs` when that folder exists beside the checkout
 //!    (with `REQUIRE_AZURE_SPECS=1` its absence is a failure);
 //! 3. Lua 5.1 (for the ArgoCD health-check tests), installed with apt-get when missing and root;
-//! 4. `cargo build --workspace --bins`, `cargo nextest run --workspace` (or `cargo test`), then
-//!    `pytest tests/python`;
+//! 4. `cargo build --workspace --bins --examples`; the Kubernetes control plane (`testbed build`:
+//!    etcd, kube-apiserver and kube-controller-manager with `go build`, cached under
+//!    `target/controlplane/`; its Go modules are downloaded in the background from the start);
+//!    cargo-nextest installed with `cargo install --locked cargo-nextest` when missing;
+//!    `cargo nextest run --workspace`, then `pytest tests/python`;
 //! 5. one final line `N passed, N failed, N skipped`; the exit status is non-zero if anything failed.
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -51,6 +54,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
     let mut total = Counts::default();
     // Failures that are not tests (a build that breaks, a missing prerequisite): each counts as one failure.
     let mut problems: Vec<String> = Vec::new();
+    // Network-bound, so it overlaps with the CPU-bound steps before the control-plane build.
+    let go_download = start_go_download(&root);
 
     // 1. Python environment.
     let venv = root.join(".venv");
@@ -117,20 +122,40 @@ pub fn run(options: Options) -> Result<ExitCode> {
         problems.push("cargo build --workspace --bins --examples failed".into());
     }
 
-    // 4b. Rust tests.
+    // 4b. The Kubernetes control plane every Kubernetes test runs on.
+    step("Kubernetes control plane (testbed build: etcd, kube-apiserver, kube-controller-manager)");
+    if let Some(mut child) = go_download {
+        let _ = child.wait();
+    }
+    let status = Command::new(util::debug_bin("testbed"))
+        .arg("build")
+        .envs(env.clone())
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        problems.push(
+            "testbed build (the Kubernetes control plane) failed: the Kubernetes tests cannot run"
+                .into(),
+        );
+    }
+
+    // 4c. Rust tests.
     if options.rust {
-        let counts = if util::which("cargo-nextest").is_some() {
+        let counts = if ensure_nextest() {
             step("cargo nextest run --workspace");
             run_nextest(&env, &mut problems)?
         } else {
-            step("cargo test --workspace (cargo-nextest not installed)");
+            problems.push(
+                "cargo-nextest is not installed and `cargo install --locked cargo-nextest` failed"
+                    .into(),
+            );
+            step("cargo test --workspace (cargo-nextest could not be installed)");
             run_cargo_test(&env, &mut problems)?
         };
         println!("Rust: {counts}");
         total.add(counts);
     }
 
-    // 4c. Python tests.
+    // 4d. Python tests.
     if options.python && venv_ok {
         step("pytest tests/python");
         let counts = run_pytest(&root, &venv, &env, &options.pytest_args, &mut problems)?;
@@ -153,6 +178,38 @@ pub fn run(options: Options) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `go mod download` of the control plane's Go modules, in the background (None without Go).
+fn start_go_download(root: &Path) -> Option<std::process::Child> {
+    util::which("go")?;
+    let script =
+        "cd testbed/controlplane/kubernetes && go mod download && cd ../etcd && go mod download";
+    println!("downloading the control plane's Go modules in the background");
+    Command::new("sh")
+        .args(["-c", script])
+        .current_dir(root)
+        .env("GOTOOLCHAIN", "local")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .ok()
+}
+
+/// cargo-nextest on PATH, installed from crates.io (`cargo install --locked`) when missing.
+fn ensure_nextest() -> bool {
+    if util::which("cargo-nextest").is_some() {
+        return true;
+    }
+    step("cargo install --locked cargo-nextest (missing; built once from crates.io)");
+    let ok = util::cargo()
+        .args(["install", "--locked", "cargo-nextest"])
+        .status()
+        .is_ok_and(|s| s.success());
+    ok && (util::which("cargo-nextest").is_some()
+        || std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+            .is_some_and(|home| home.join("bin/cargo-nextest").is_file()))
 }
 
 fn python_interpreter() -> String {

@@ -251,7 +251,7 @@ impl AzureEmulator {
     /// Key Vault `contoso-kv`.
     pub async fn start(config: AzureConfig) -> anyhow::Result<AzureEmulator> {
         // The process's rustls provider, for every HTTPS client in it (tests build reqwest ones).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_crypto_provider();
         let tls = tls::generate()?;
         let specs_dir = config
             .specs_dir
