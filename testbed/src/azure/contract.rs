@@ -764,9 +764,19 @@ fn spec_kind(surface: Surface) -> Option<SpecKind> {
 }
 
 impl Inner {
+    /// The contract a request is checked against: the Machine Learning tree for
+    /// `Microsoft.MachineLearningServices` paths, the main one otherwise.
+    fn contract_for(&self, req: &Req) -> Option<&Arc<Contract>> {
+        if super::ml::owns(&req.path) {
+            self.ml.contract.as_ref()
+        } else {
+            self.contract.as_ref()
+        }
+    }
+
     /// Validates the request body against the spec; Some(400) when it does not validate.
     pub(crate) fn check_request(&self, surface: Surface, req: &Req) -> Option<Resp> {
-        let contract = self.contract.as_ref()?;
+        let contract = self.contract_for(req)?;
         let kind = spec_kind(surface)?;
         let at = contract.find(kind, &req.query("api-version")?, &req.method, &req.path)?;
         let body = req.json().ok()?;
@@ -791,7 +801,7 @@ impl Inner {
 
     /// Validates a produced response; violations are recorded, never hidden.
     pub(crate) fn check_response(&self, surface: Surface, req: &Req, resp: &Resp) {
-        let Some(contract) = self.contract.as_ref() else {
+        let Some(contract) = self.contract_for(req) else {
             return;
         };
         let Some(kind) = spec_kind(surface) else {
