@@ -269,6 +269,20 @@ impl AzureEmulator {
         self.inner.ml.world.lock().max_concurrent
     }
 
+    /// Ends every running ML operation now (its planned outcome applies), so tests can hold
+    /// operations open with a long `provisioning_delay` and finish them at a chosen point.
+    pub fn complete_ml_operations(&self) {
+        let mut w = self.inner.ml.world.lock();
+        let now = Instant::now();
+        let pending: Vec<String> = w.pending.iter().cloned().collect();
+        for id in pending {
+            if let Some(op) = w.operations.get_mut(&id) {
+                op.done_at = now;
+            }
+        }
+        w.settle();
+    }
+
     /// Whether the ML spec contract is loaded (`AZURE_SPECS_ML_DIR`, or beside the specs dir).
     pub fn ml_contract_loaded(&self) -> bool {
         self.inner.ml.contract.is_some()

@@ -318,7 +318,8 @@ pub(crate) fn put(ctx: &Ctx, scope: &Scope, endpoint: &str, name: &str, patch: b
     });
     copy_tags(&request, &mut body);
     if let Some(identity) = request.get("identity").filter(|i| i.is_object()) {
-        body["identity"] = identity.clone();
+        let old = existing_body.as_ref().map(|b| &b["identity"]);
+        body["identity"] = resource::identity(Some(identity), old, &ctx.inner.tenant_id);
     }
     w.endpoints
         .get_mut(&ekey)

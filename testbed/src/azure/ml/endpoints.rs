@@ -191,8 +191,10 @@ pub(crate) fn put(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
         body["tags"] = old["tags"].clone();
     }
     copy_tags(&request, &mut body);
-    if let Some(kind) = request.get("kind").filter(|k| k.is_string()) {
-        body["kind"] = kind.clone();
+    for field in ["kind", "sku"] {
+        if let Some(v) = request.get(field).or_else(|| old_body.as_ref().and_then(|o| o.get(field))) {
+            body[field] = v.clone();
+        }
     }
     match w.endpoints.get_mut(&key) {
         Some(e) => e.body = body.clone(),

@@ -60,9 +60,11 @@ pub(crate) fn system_data(existing: Option<&Value>, actor: &str) -> Value {
 }
 
 /// The request's identity with server fields filled (Azure gives online endpoints a
-/// system-assigned identity when none is asked for).
+/// system-assigned identity when none is asked for); an existing identity of the same type
+/// is kept as it is (same principal).
 pub(crate) fn identity(requested: Option<&Value>, existing: Option<&Value>, tenant: &str) -> Value {
-    if let Some(old) = existing.filter(|_| requested.is_none()) {
+    let same_type = |old: &&Value| requested.is_none_or(|r| r["type"] == old["type"]);
+    if let Some(old) = existing.filter(|o| o.is_object()).filter(same_type) {
         return old.clone();
     }
     let mut identity = requested
