@@ -504,8 +504,12 @@ impl Contract {
                 }
                 Some("query") if name != "api-version" => {
                     if let Some(v) = value {
-                        let s = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-                        let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+                        let s = v
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string());
+                        let encoded: String =
+                            url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
                         query.push(format!("{name}={encoded}"));
                     }
                 }
@@ -532,7 +536,10 @@ impl Contract {
         has_header: impl Fn(&str) -> bool,
     ) -> Vec<String> {
         let (_, op) = self.operation(at);
-        let responses = example["responses"].as_object().cloned().unwrap_or_default();
+        let responses = example["responses"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         let Some(documented) = responses.get(&status.to_string()) else {
             return vec![format!(
                 "{}: status {status} not in the example's responses {:?}: {body:?}",
@@ -548,10 +555,17 @@ impl Contract {
         if let Some(expected) = documented.get("body") {
             let missing = self.missing_fields(at, status, expected, body);
             if !missing.is_empty() {
-                problems.push(format!("{}: response lacks fields of the example: {missing:?}", op.id));
+                problems.push(format!(
+                    "{}: response lacks fields of the example: {missing:?}",
+                    op.id
+                ));
             }
         }
-        for h in documented["headers"].as_object().into_iter().flat_map(|h| h.keys()) {
+        for h in documented["headers"]
+            .as_object()
+            .into_iter()
+            .flat_map(|h| h.keys())
+        {
             if !has_header(&h.to_ascii_lowercase()) {
                 problems.push(format!("{}: response lacks header {h}", op.id));
             }

@@ -18,7 +18,11 @@ pub const A100_FAMILY: &str = "standardNCADSA100v4Family";
 
 /// ARM path (no leading slash) of the seeded project workspace.
 pub fn ws_path(az: &Az) -> String {
-    az.emu.ml_env().workspace_id().trim_start_matches('/').to_string()
+    az.emu
+        .ml_env()
+        .workspace_id()
+        .trim_start_matches('/')
+        .to_string()
 }
 
 pub fn endpoint_path(az: &Az, name: &str) -> String {
@@ -85,6 +89,60 @@ pub async fn write_ok(az: &Az, method: &str, path: &str, body: Option<&Value>) -
     r
 }
 
+/// PUT of an online endpoint (not waited for).
+pub async fn put_endpoint(az: &Az, name: &str, auth_mode: &str, traffic: Value) -> Reply {
+    az.arm(
+        "PUT",
+        &endpoint_path(az, name),
+        Some(&endpoint_body(auth_mode, traffic)),
+    )
+    .await
+}
+
+/// PUT of an online deployment (not waited for).
+pub async fn put_deployment(
+    az: &Az,
+    endpoint: &str,
+    name: &str,
+    model: &str,
+    instance_type: &str,
+    count: u32,
+) -> Reply {
+    let body = online_deployment_body(model, instance_type, count);
+    az.arm("PUT", &deployment_path(az, endpoint, name), Some(&body))
+        .await
+}
+
+/// Creates (or updates) an online endpoint and waits for it.
+pub async fn create_endpoint(az: &Az, name: &str, auth_mode: &str, traffic: Value) -> Reply {
+    let r = put_endpoint(az, name, auth_mode, traffic).await;
+    assert_eq!(settle(az, &r).await, "Succeeded", "endpoint {name}");
+    r
+}
+
+/// Creates (or updates) an online deployment and waits for it.
+pub async fn create_deployment(
+    az: &Az,
+    endpoint: &str,
+    name: &str,
+    model: &str,
+    instance_type: &str,
+    count: u32,
+) -> Reply {
+    let r = put_deployment(az, endpoint, name, model, instance_type, count).await;
+    assert_eq!(
+        settle(az, &r).await,
+        "Succeeded",
+        "deployment {endpoint}/{name}"
+    );
+    r
+}
+
+/// The status of an ARM call without a body.
+pub async fn status(az: &Az, method: &str, path: &str) -> u16 {
+    az.arm(method, path, None).await.status
+}
+
 /// Creates endpoint `name` (authMode Key) and deployment `deployment` of `model` on
 /// `instance_type` x `count` with 100 % of the traffic; returns the scoring URI.
 pub async fn endpoint_with_deployment(
@@ -95,21 +153,9 @@ pub async fn endpoint_with_deployment(
     instance_type: &str,
     count: u32,
 ) -> String {
-    write_ok(az, "PUT", &endpoint_path(az, name), Some(&endpoint_body("Key", json!({})))).await;
-    write_ok(
-        az,
-        "PUT",
-        &deployment_path(az, name, deployment),
-        Some(&online_deployment_body(model, instance_type, count)),
-    )
-    .await;
-    let r = write_ok(
-        az,
-        "PUT",
-        &endpoint_path(az, name),
-        Some(&endpoint_body("Key", json!({ deployment: 100 }))),
-    )
-    .await;
+    create_endpoint(az, name, "Key", json!({})).await;
+    create_deployment(az, name, deployment, model, instance_type, count).await;
+    let r = create_endpoint(az, name, "Key", json!({ deployment: 100 })).await;
     r.body["properties"]["scoringUri"]
         .as_str()
         .expect("scoringUri")
@@ -117,7 +163,13 @@ pub async fn endpoint_with_deployment(
 }
 
 /// POST to a data-plane URL with `Authorization: Bearer <credential>` and optional headers.
-pub async fn post(az: &Az, url: &str, credential: Option<&str>, headers: &[(&str, &str)], body: &Value) -> Reply {
+pub async fn post(
+    az: &Az,
+    url: &str,
+    credential: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> Reply {
     let mut req = az.http.post(url).json(body);
     if let Some(c) = credential {
         req = req.bearer_auth(c);

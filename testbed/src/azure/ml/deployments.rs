@@ -5,10 +5,11 @@
 //! place (create-only in the spec), and the VM family's vCPU quota must hold the deployment
 //! (`sku.capacity` instances plus Azure's 20 % upgrade reserve). A deployment that takes
 //! traffic cannot be deleted.
+use parking_lot::MutexGuard;
 use serde_json::{Map, Value, json};
 
-use super::errors::{busy, not_found, user_error};
-use super::operations;
+use super::errors::{busy, user_error};
+use super::operations::{self, Poll};
 use super::quota;
 use super::registry::{self, parse_model_ref};
 use super::resource::{self, copy_tags, system_data};
@@ -23,38 +24,51 @@ pub(crate) const TYPE: &str =
 const DEFAULT_INSTANCE_TYPE: &str = "Standard_F4s_v2";
 
 fn missing(scope: &Scope, endpoint: &str, name: Option<&str>) -> Resp {
-    let mut path = format!("workspaces/{}/onlineEndpoints/{endpoint}", scope.workspace);
+    let mut path = format!("onlineEndpoints/{endpoint}");
     if let Some(n) = name {
         path.push_str(&format!("/deployments/{n}"));
     }
-    not_found(&scope.resource_group, &path)
+    resource::missing_at(scope, &path)
+}
+
+/// The ML world, settled and locked, and the key of the endpoint a deployment request names;
+/// Err = ARM's 404 when there is no such endpoint.
+fn locked<'a>(
+    ctx: &'a Ctx,
+    scope: &Scope,
+    endpoint: &str,
+) -> Result<(MutexGuard<'a, MlWorld>, String), Resp> {
+    let mut w = ctx.inner.ml.world.lock();
+    w.settle();
+    let key = child_key(scope, "onlineEndpoints", endpoint);
+    if !w.endpoints.contains_key(&key) {
+        return Err(missing(scope, endpoint, None));
+    }
+    Ok((w, key))
 }
 
 pub(crate) fn list(ctx: &Ctx, scope: &Scope, endpoint: &str) -> Resp {
-    let mut w = ctx.inner.ml.world.lock();
-    w.settle();
-    match w
-        .endpoints
-        .get(&child_key(scope, "onlineEndpoints", endpoint))
-    {
-        Some(e) => {
-            let value: Vec<Value> = e.deployments.values().map(|d| d.body.clone()).collect();
-            json_response(200, json!({"value": value}))
-        }
-        None => missing(scope, endpoint, None),
-    }
+    let (w, key) = match locked(ctx, scope, endpoint) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let value: Vec<Value> = w.endpoints[&key]
+        .deployments
+        .values()
+        .map(|d| d.body.clone())
+        .collect();
+    json_response(200, json!({"value": value}))
 }
 
 pub(crate) fn get(ctx: &Ctx, scope: &Scope, endpoint: &str, name: &str) -> Resp {
-    let mut w = ctx.inner.ml.world.lock();
-    w.settle();
-    let Some(e) = w
-        .endpoints
-        .get(&child_key(scope, "onlineEndpoints", endpoint))
-    else {
-        return missing(scope, endpoint, None);
+    let (w, key) = match locked(ctx, scope, endpoint) {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    match e.deployments.get(&name.to_ascii_lowercase()) {
+    match w.endpoints[&key]
+        .deployments
+        .get(&name.to_ascii_lowercase())
+    {
         Some(d) => json_response(200, d.body.clone()),
         None => missing(scope, endpoint, Some(name)),
     }
@@ -62,13 +76,14 @@ pub(crate) fn get(ctx: &Ctx, scope: &Scope, endpoint: &str, name: &str) -> Resp 
 
 /// `deployments/{d}/skus`: the instance counts the deployment can scale to.
 pub(crate) fn skus(ctx: &Ctx, scope: &Scope, endpoint: &str, name: &str) -> Resp {
-    let mut w = ctx.inner.ml.world.lock();
-    w.settle();
-    let found = w
-        .endpoints
-        .get(&child_key(scope, "onlineEndpoints", endpoint))
-        .and_then(|e| e.deployments.get(&name.to_ascii_lowercase()));
-    if found.is_none() {
+    let (w, key) = match locked(ctx, scope, endpoint) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !w.endpoints[&key]
+        .deployments
+        .contains_key(&name.to_ascii_lowercase())
+    {
         return missing(scope, endpoint, Some(name));
     }
     json_response(
@@ -254,13 +269,12 @@ pub(crate) fn put(ctx: &Ctx, scope: &Scope, endpoint: &str, name: &str, patch: b
         Ok(b) => b,
         Err(r) => return r,
     };
-    let ekey = child_key(scope, "onlineEndpoints", endpoint);
     let lname = name.to_ascii_lowercase();
-    let mut w = ctx.inner.ml.world.lock();
-    w.settle();
-    let Some(e) = w.endpoints.get(&ekey) else {
-        return missing(scope, endpoint, None);
+    let (mut w, ekey) = match locked(ctx, scope, endpoint) {
+        Ok(x) => x,
+        Err(r) => return r,
     };
+    let e = &w.endpoints[&ekey];
     let endpoint_scope = e.scope.clone();
     let existing_body = e.deployments.get(&lname).map(|d| d.body.clone());
     if let Some(running) = w.note_write(&ekey) {
@@ -331,41 +345,30 @@ pub(crate) fn put(ctx: &Ctx, scope: &Scope, endpoint: &str, name: &str, patch: b
         name: lname,
         delete: false,
     };
-    let op = operations::start(
+    let (status, poll) = match (patch, existing_body.is_some()) {
+        (true, _) => (202, Poll::Location),
+        (false, true) => (200, Poll::AsyncOperation),
+        (false, false) => (201, Poll::AsyncOperation),
+    };
+    let resp = json_response(status, body);
+    operations::begin(
         ctx,
         &mut w,
         &scope.subscription,
         &endpoint_scope.location,
         target,
-    );
-    let sub = &scope.subscription;
-    if patch {
-        return operations::location(
-            ctx,
-            json_response(202, body),
-            sub,
-            &endpoint_scope.location,
-            &op,
-        );
-    }
-    let status = if existing_body.is_some() { 200 } else { 201 };
-    operations::async_operation(
-        ctx,
-        json_response(status, body),
-        sub,
-        &endpoint_scope.location,
-        &op,
+        poll,
+        resp,
     )
 }
 
 pub(crate) fn delete(ctx: &Ctx, scope: &Scope, endpoint: &str, name: &str) -> Resp {
-    let ekey = child_key(scope, "onlineEndpoints", endpoint);
     let lname = name.to_ascii_lowercase();
-    let mut w = ctx.inner.ml.world.lock();
-    w.settle();
-    let Some(e) = w.endpoints.get(&ekey) else {
-        return missing(scope, endpoint, None);
+    let (mut w, ekey) = match locked(ctx, scope, endpoint) {
+        Ok(x) => x,
+        Err(r) => return r,
     };
+    let e = &w.endpoints[&ekey];
     if !e.deployments.contains_key(&lname) {
         return empty_response(204);
     }
@@ -398,13 +401,14 @@ pub(crate) fn delete(ctx: &Ctx, scope: &Scope, endpoint: &str, name: &str) -> Re
         name: lname,
         delete: true,
     };
-    let op = operations::start(ctx, &mut w, &scope.subscription, &location, target);
-    operations::location(
+    operations::begin(
         ctx,
-        empty_response(202),
+        &mut w,
         &scope.subscription,
         &location,
-        &op,
+        target,
+        Poll::Location,
+        empty_response(202),
     )
 }
 

@@ -5,8 +5,8 @@
 //! exist and be provisioned; live traffic sums to 100, or 0), and the key and token actions.
 use serde_json::{Map, Value, json};
 
-use super::errors::{busy, not_found, user_error};
-use super::operations;
+use super::errors::{busy, user_error};
+use super::operations::{self, Poll};
 use super::resource::{self, copy_tags, system_data};
 use super::routes::{Ctx, child_key};
 use super::state::{OnlineEndpoint, Scope, Target};
@@ -14,45 +14,6 @@ use crate::azure::entra;
 use crate::azure::server::{Resp, empty_response, json_response};
 
 pub(crate) const TYPE: &str = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints";
-
-fn missing(scope: &Scope, name: &str) -> Resp {
-    not_found(
-        &scope.resource_group,
-        &format!("workspaces/{}/onlineEndpoints/{name}", scope.workspace),
-    )
-}
-
-/// `Key`, `AMLToken` or `AADToken` as Azure spells them; None = not an auth mode.
-fn canonical_auth_mode(mode: &str) -> Option<&'static str> {
-    match mode.to_ascii_lowercase().as_str() {
-        "key" => Some("Key"),
-        "amltoken" => Some("AMLToken"),
-        "aadtoken" => Some("AADToken"),
-        _ => None,
-    }
-}
-
-pub(crate) fn list(ctx: &Ctx, scope: &Scope) -> Resp {
-    let mut w = ctx.inner.ml.world.lock();
-    w.settle();
-    let ws = scope.workspace_key();
-    let value: Vec<Value> = w
-        .endpoints
-        .values()
-        .filter(|e| e.scope.workspace_key() == ws)
-        .map(|e| e.body.clone())
-        .collect();
-    json_response(200, json!({"value": value}))
-}
-
-pub(crate) fn get(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
-    let mut w = ctx.inner.ml.world.lock();
-    w.settle();
-    match w.endpoints.get(&child_key(scope, "onlineEndpoints", name)) {
-        Some(e) => json_response(200, e.body.clone()),
-        None => missing(scope, name),
-    }
-}
 
 /// Checks `traffic` (live) or `mirrorTraffic` against the endpoint's deployments.
 fn check_traffic(
@@ -126,7 +87,7 @@ pub(crate) fn put(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
             "properties.authMode is required: set it to Key, AMLToken or AADToken.",
         );
     };
-    let Some(auth_mode) = canonical_auth_mode(auth_mode) else {
+    let Some(auth_mode) = resource::canonical(auth_mode, &["Key", "AMLToken", "AADToken"]) else {
         return user_error(
             "BadArgument",
             &format!(
@@ -192,7 +153,10 @@ pub(crate) fn put(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
     }
     copy_tags(&request, &mut body);
     for field in ["kind", "sku"] {
-        if let Some(v) = request.get(field).or_else(|| old_body.as_ref().and_then(|o| o.get(field))) {
+        if let Some(v) = request
+            .get(field)
+            .or_else(|| old_body.as_ref().and_then(|o| o.get(field)))
+        {
             body[field] = v.clone();
         }
     }
@@ -223,20 +187,15 @@ pub(crate) fn put(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
             );
         }
     }
-    let op = operations::start(
+    let status = if old_body.is_some() { 200 } else { 201 };
+    operations::begin(
         ctx,
         &mut w,
         &scope.subscription,
         &location,
         Target::Endpoint { key, delete: false },
-    );
-    let status = if old_body.is_some() { 200 } else { 201 };
-    operations::async_operation(
-        ctx,
+        Poll::AsyncOperation,
         json_response(status, body),
-        &scope.subscription,
-        &location,
-        &op,
     )
 }
 
@@ -250,7 +209,7 @@ pub(crate) fn patch(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
     let mut w = ctx.inner.ml.world.lock();
     w.settle();
     let Some(existing) = w.endpoints.get(&key) else {
-        return missing(scope, name);
+        return resource::missing::<OnlineEndpoint>(scope, name);
     };
     let location = existing.scope.location.clone();
     if let Some(running) = w.note_write(&key) {
@@ -275,19 +234,14 @@ pub(crate) fn patch(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
     e.body["properties"]["provisioningState"] = json!("Updating");
     e.body["systemData"] = system_data(Some(&e.body), &ctx.principal);
     let body = e.body.clone();
-    let op = operations::start(
+    operations::begin(
         ctx,
         &mut w,
         &scope.subscription,
         &location,
         Target::Endpoint { key, delete: false },
-    );
-    operations::location(
-        ctx,
+        Poll::Location,
         json_response(202, body),
-        &scope.subscription,
-        &location,
-        &op,
     )
 }
 
@@ -307,19 +261,14 @@ pub(crate) fn delete(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
     for d in e.deployments.values_mut() {
         d.body["properties"]["provisioningState"] = json!("Deleting");
     }
-    let op = operations::start(
+    operations::begin(
         ctx,
         &mut w,
         &scope.subscription,
         &location,
         Target::Endpoint { key, delete: true },
-    );
-    operations::location(
-        ctx,
+        Poll::Location,
         empty_response(202),
-        &scope.subscription,
-        &location,
-        &op,
     )
 }
 
@@ -337,7 +286,7 @@ fn with_mode<T>(
         .endpoints
         .get_mut(&child_key(scope, "onlineEndpoints", name))
     else {
-        return Err(missing(scope, name));
+        return Err(resource::missing::<OnlineEndpoint>(scope, name));
     };
     if e.auth_mode() != mode {
         return Err(user_error(
@@ -365,23 +314,10 @@ pub(crate) fn list_keys(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
 /// `regenerateKeys` (`{"keyType": "Primary"|"Secondary", "keyValue"?}`), an operation on the
 /// endpoint: the new key is in effect at once.
 pub(crate) fn regenerate_keys(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
-    let request = match resource::body(ctx) {
-        Ok(b) => b,
+    let (primary, value) = match resource::key_request(ctx) {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let primary = match request["keyType"]
-        .as_str()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("primary") => true,
-        Some("secondary") => false,
-        _ => return user_error("BadArgument", "keyType must be Primary or Secondary."),
-    };
-    let value = request["keyValue"]
-        .as_str()
-        .filter(|v| !v.is_empty())
-        .map(str::to_string);
     let key = child_key(scope, "onlineEndpoints", name);
     {
         let mut w = ctx.inner.ml.world.lock();
@@ -405,19 +341,14 @@ pub(crate) fn regenerate_keys(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
         Err(r) => return r,
     };
     let mut w = ctx.inner.ml.world.lock();
-    let op = operations::start(
+    operations::begin(
         ctx,
         &mut w,
         &scope.subscription,
         &location,
         Target::EndpointKeys { endpoint: key },
-    );
-    operations::location(
-        ctx,
+        Poll::Location,
         empty_response(202),
-        &scope.subscription,
-        &location,
-        &op,
     )
 }
 

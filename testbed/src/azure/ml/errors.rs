@@ -29,9 +29,7 @@ pub(crate) fn user_error(inner_code: &str, message: &str) -> Resp {
 }
 
 /// ARM's plain error body (authentication, api-version, request content).
-pub(crate) fn arm_error(status: u16, code: &str, message: &str) -> Resp {
-    json_response(status, json!({"error": {"code": code, "message": message}}))
-}
+pub(crate) use crate::azure::arm::arm_error;
 
 /// ARM's 404 for a resource of `type_path` (e.g. `workspaces/w/onlineEndpoints/e`).
 pub(crate) fn not_found(rg: &str, type_path: &str) -> Resp {

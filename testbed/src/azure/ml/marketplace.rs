@@ -2,10 +2,10 @@
 //! as long-running operations; `properties.modelId` must name a catalogue model sold through
 //! the marketplace, and the subscription carries that model's marketplace plan. A serverless
 //! endpoint of such a model needs one (see `serverless`).
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::errors::{not_found, user_error};
-use super::operations;
+use super::errors::user_error;
+use super::operations::{self, Poll};
 use super::registry::{self, parse_model_ref};
 use super::resource::{self, system_data};
 use super::routes::{Ctx, child_key};
@@ -14,41 +14,6 @@ use crate::azure::server::{Resp, empty_response, json_response};
 
 pub(crate) const TYPE: &str =
     "Microsoft.MachineLearningServices/workspaces/marketplaceSubscriptions";
-
-fn missing(scope: &Scope, name: &str) -> Resp {
-    not_found(
-        &scope.resource_group,
-        &format!(
-            "workspaces/{}/marketplaceSubscriptions/{name}",
-            scope.workspace
-        ),
-    )
-}
-
-pub(crate) fn list(ctx: &Ctx, scope: &Scope) -> Resp {
-    let mut w = ctx.inner.ml.world.lock();
-    w.settle();
-    let ws = scope.workspace_key();
-    let value: Vec<Value> = w
-        .subscriptions
-        .values()
-        .filter(|s| s.scope.workspace_key() == ws)
-        .map(|s| s.body.clone())
-        .collect();
-    json_response(200, json!({"value": value}))
-}
-
-pub(crate) fn get(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
-    let mut w = ctx.inner.ml.world.lock();
-    w.settle();
-    match w
-        .subscriptions
-        .get(&child_key(scope, "marketplaceSubscriptions", name))
-    {
-        Some(s) => json_response(200, s.body.clone()),
-        None => missing(scope, name),
-    }
-}
 
 pub(crate) fn put(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
     let request = match resource::body(ctx) {
@@ -120,20 +85,15 @@ pub(crate) fn put(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
             body: body.clone(),
         },
     );
-    let op = operations::start(
+    let status = if existing.is_some() { 200 } else { 201 };
+    operations::begin(
         ctx,
         &mut w,
         &scope.subscription,
         &scope.location,
         Target::Marketplace { key, delete: false },
-    );
-    let status = if existing.is_some() { 200 } else { 201 };
-    operations::async_operation(
-        ctx,
+        Poll::AsyncOperation,
         json_response(status, body),
-        &scope.subscription,
-        &scope.location,
-        &op,
     )
 }
 
@@ -145,18 +105,13 @@ pub(crate) fn delete(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
         return empty_response(204);
     };
     s.body["properties"]["provisioningState"] = json!("Deleting");
-    let op = operations::start(
+    operations::begin(
         ctx,
         &mut w,
         &scope.subscription,
         &scope.location,
         Target::Marketplace { key, delete: true },
-    );
-    operations::location(
-        ctx,
+        Poll::Location,
         empty_response(202),
-        &scope.subscription,
-        &scope.location,
-        &op,
     )
 }

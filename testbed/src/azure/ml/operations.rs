@@ -14,14 +14,33 @@ use super::state::{MlWorld, Operation, Target};
 use crate::azure::server::{Resp, empty_response, json_response, with_header};
 use crate::azure::world::{normalize_location, timestamp};
 
-/// Starts an operation on `target`; returns its id.
-pub(crate) fn start(
+/// How the client follows an operation.
+pub(crate) enum Poll {
+    /// A PUT: `Azure-AsyncOperation`, then the resource's own URL.
+    AsyncOperation,
+    /// A PATCH, DELETE or action: `Location` (final state) and `Azure-AsyncOperation`.
+    Location,
+}
+
+/// Starts an operation on `target` and answers with `resp` and the polling headers of `poll`.
+pub(crate) fn begin(
     ctx: &Ctx,
     w: &mut MlWorld,
     sub: &str,
     location: &str,
     target: Target,
-) -> String {
+    poll: Poll,
+    resp: Resp,
+) -> Resp {
+    let id = start(ctx, w, sub, location, target);
+    match poll {
+        Poll::AsyncOperation => async_operation(ctx, resp, sub, location, &id),
+        Poll::Location => location_headers(ctx, resp, sub, location, &id),
+    }
+}
+
+/// Starts an operation on `target`; returns its id.
+fn start(ctx: &Ctx, w: &mut MlWorld, sub: &str, location: &str, target: Target) -> String {
     let delay = ctx.inner.config.lock().provisioning_delay;
     let failure = ctx.inner.world.lock().fail_next.pop_front();
     let id = uuid::Uuid::new_v4().to_string();
@@ -61,7 +80,7 @@ fn retry_after(ctx: &Ctx, resp: Resp) -> Resp {
 }
 
 /// A PUT's answer: `Azure-AsyncOperation` (the client polls it, then GETs the resource).
-pub(crate) fn async_operation(ctx: &Ctx, resp: Resp, sub: &str, location: &str, id: &str) -> Resp {
+fn async_operation(ctx: &Ctx, resp: Resp, sub: &str, location: &str, id: &str) -> Resp {
     let (status, _) = urls(ctx, sub, location, id);
     let resp = with_header(resp, "azure-asyncoperation", &status);
     let resp = with_header(resp, "x-ms-async-operation-timeout", "PT1H");
@@ -69,7 +88,7 @@ pub(crate) fn async_operation(ctx: &Ctx, resp: Resp, sub: &str, location: &str, 
 }
 
 /// A PATCH / DELETE / action answer: `Location` (final state) and `Azure-AsyncOperation`.
-pub(crate) fn location(ctx: &Ctx, resp: Resp, sub: &str, location: &str, id: &str) -> Resp {
+fn location_headers(ctx: &Ctx, resp: Resp, sub: &str, location: &str, id: &str) -> Resp {
     let (_, result) = urls(ctx, sub, location, id);
     let resp = with_header(resp, "location", &result);
     async_operation(ctx, resp, sub, location, id)

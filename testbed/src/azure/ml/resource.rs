@@ -1,16 +1,103 @@
-//! ARM plumbing the ML handlers share: reading a request body (JSON object, validated against
-//! the spec when its api-version has one), the `location` a tracked resource needs, rendering
-//! `systemData` and a system-assigned identity, keys, and the per-endpoint data-plane listener
-//! (kept for the endpoint's ARM id across delete and re-create, like Azure's DNS name).
+//! ARM plumbing the ML handlers share: GET and list of a workspace's child resources and their
+//! 404, reading a request body (JSON object, validated against the spec when its api-version
+//! has one), the `location` a tracked resource needs, enum spellings, rendering `systemData`
+//! and a system-assigned identity, keys and key-regeneration requests, and the per-endpoint
+//! data-plane listener (kept for the endpoint's ARM id across delete and re-create, like
+//! Azure's DNS name).
+use std::collections::BTreeMap;
+
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::errors::{arm_error, invalid_content};
-use super::routes::Ctx;
-use super::state::MlWorld;
-use crate::azure::server::{Listener, Resp};
+use super::errors::{arm_error, invalid_content, not_found, user_error};
+use super::routes::{Ctx, child_key};
+use super::state::{MlWorld, Scope};
+use crate::azure::server::{Listener, Resp, json_response};
 use crate::azure::world::timestamp;
 use crate::azure::{Surface, random_secret};
+
+/// A resource kept under a workspace (online endpoint, serverless endpoint, marketplace
+/// subscription), in a map of the ML world keyed by lower-case ARM id.
+pub(crate) trait Child {
+    /// Its collection in ARM paths, e.g. `onlineEndpoints`.
+    const COLLECTION: &'static str;
+    fn scope(&self) -> &Scope;
+    fn body(&self) -> &Value;
+}
+
+/// ARM's 404 for `{collection}/{name}` (and deeper) under the workspace of `scope`.
+pub(crate) fn missing_at(scope: &Scope, path: &str) -> Resp {
+    not_found(
+        &scope.resource_group,
+        &format!("workspaces/{}/{path}", scope.workspace),
+    )
+}
+
+pub(crate) fn missing<T: Child>(scope: &Scope, name: &str) -> Resp {
+    missing_at(scope, &format!("{}/{name}", T::COLLECTION))
+}
+
+/// GET of a child resource.
+pub(crate) fn get<T: Child>(
+    ctx: &Ctx,
+    scope: &Scope,
+    name: &str,
+    pick: impl Fn(&MlWorld) -> &BTreeMap<String, T>,
+) -> Resp {
+    let mut w = ctx.inner.ml.world.lock();
+    w.settle();
+    match pick(&w).get(&child_key(scope, T::COLLECTION, name)) {
+        Some(c) => json_response(200, c.body().clone()),
+        None => missing::<T>(scope, name),
+    }
+}
+
+/// List of a workspace's child resources of one kind.
+pub(crate) fn list<T: Child>(
+    ctx: &Ctx,
+    scope: &Scope,
+    pick: impl Fn(&MlWorld) -> &BTreeMap<String, T>,
+) -> Resp {
+    let mut w = ctx.inner.ml.world.lock();
+    w.settle();
+    let ws = scope.workspace_key();
+    let value: Vec<Value> = pick(&w)
+        .values()
+        .filter(|c| c.scope().workspace_key() == ws)
+        .map(|c| c.body().clone())
+        .collect();
+    json_response(200, json!({"value": value}))
+}
+
+/// `value` spelt as Azure spells one of `allowed` (compared case-insensitively).
+pub(crate) fn canonical(value: &str, allowed: &[&'static str]) -> Option<&'static str> {
+    allowed
+        .iter()
+        .copied()
+        .find(|a| a.eq_ignore_ascii_case(value))
+}
+
+/// A `regenerateKeys` body: (primary?, requested `keyValue`).
+pub(crate) fn key_request(ctx: &Ctx) -> Result<(bool, Option<String>), Resp> {
+    let request = body(ctx)?;
+    let primary = match request["keyType"]
+        .as_str()
+        .and_then(|k| canonical(k, &["Primary", "Secondary"]))
+    {
+        Some(k) => k == "Primary",
+        None => {
+            return Err(user_error(
+                "BadArgument",
+                "keyType must be Primary or Secondary.",
+            ));
+        }
+    };
+    let value = request["keyValue"]
+        .as_str()
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    Ok((primary, value))
+}
 
 /// The request body as a JSON object; Err = Azure's 400.
 pub(crate) fn body(ctx: &Ctx) -> Result<Value, Resp> {

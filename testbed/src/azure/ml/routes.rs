@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::errors::{arm_error, not_found};
 use super::state::{Scope, key, workspace_id};
 use super::{
-    deployments, endpoints, marketplace, operations, quota, registry, serverless, workspaces,
+    deployments, endpoints, marketplace, operations, quota, registry, resource, serverless,
+    workspaces,
 };
 use crate::azure::server::{Req, Resp};
 use crate::azure::{Inner, arm};
@@ -260,9 +261,9 @@ fn group_level(ctx: &Ctx, sub: &str, rg: &str, rest: &[&str], raw: &[String]) ->
 fn workspace_level(ctx: &Ctx, scope: &Scope, rest: &[&str], raw: &[String]) -> Resp {
     let m = ctx.req.method.as_str();
     match (m, rest) {
-        ("GET", ["onlineendpoints"]) => endpoints::list(ctx, scope),
+        ("GET", ["onlineendpoints"]) => resource::list(ctx, scope, |w| &w.endpoints),
         (_, ["onlineendpoints", _]) => match m {
-            "GET" => endpoints::get(ctx, scope, &raw[1]),
+            "GET" => resource::get(ctx, scope, &raw[1], |w| &w.endpoints),
             "PUT" => endpoints::put(ctx, scope, &raw[1]),
             "PATCH" => endpoints::patch(ctx, scope, &raw[1]),
             "DELETE" => endpoints::delete(ctx, scope, &raw[1]),
@@ -284,9 +285,9 @@ fn workspace_level(ctx: &Ctx, scope: &Scope, rest: &[&str], raw: &[String]) -> R
         ("GET", ["onlineendpoints", _, "deployments", _, "skus"]) => {
             deployments::skus(ctx, scope, &raw[1], &raw[3])
         }
-        ("GET", ["serverlessendpoints"]) => serverless::list(ctx, scope),
+        ("GET", ["serverlessendpoints"]) => resource::list(ctx, scope, |w| &w.serverless),
         (_, ["serverlessendpoints", _]) => match m {
-            "GET" => serverless::get(ctx, scope, &raw[1]),
+            "GET" => resource::get(ctx, scope, &raw[1], |w| &w.serverless),
             "PUT" => serverless::put(ctx, scope, &raw[1], false),
             "PATCH" => serverless::put(ctx, scope, &raw[1], true),
             "DELETE" => serverless::delete(ctx, scope, &raw[1]),
@@ -298,9 +299,9 @@ fn workspace_level(ctx: &Ctx, scope: &Scope, rest: &[&str], raw: &[String]) -> R
         ("POST", ["serverlessendpoints", _, "regeneratekeys"]) => {
             serverless::regenerate_keys(ctx, scope, &raw[1])
         }
-        ("GET", ["marketplacesubscriptions"]) => marketplace::list(ctx, scope),
+        ("GET", ["marketplacesubscriptions"]) => resource::list(ctx, scope, |w| &w.subscriptions),
         (_, ["marketplacesubscriptions", _]) => match m {
-            "GET" => marketplace::get(ctx, scope, &raw[1]),
+            "GET" => resource::get(ctx, scope, &raw[1], |w| &w.subscriptions),
             "PUT" => marketplace::put(ctx, scope, &raw[1]),
             "DELETE" => marketplace::delete(ctx, scope, &raw[1]),
             _ => method_not_allowed(),

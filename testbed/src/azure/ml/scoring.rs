@@ -12,6 +12,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::endpoints::aml_token_audience;
+use super::errors::arm_error;
 use super::state::{OnlineEndpoint, Served, ServerlessEndpoint};
 use crate::azure::server::{Req, Resp, json_response, with_header};
 use crate::azure::{Inner, LogInfo};
@@ -21,10 +22,6 @@ const AAD_AUDIENCES: &[&str] = &[
     "https://ml.azure.com",
     "https://cognitiveservices.azure.com",
 ];
-
-fn error(status: u16, code: &str, message: &str) -> Resp {
-    json_response(status, json!({"error": {"code": code, "message": message}}))
-}
 
 pub(crate) fn handle(inner: &Arc<Inner>, key: &str, req: &Req) -> Resp {
     let (resp, id) = {
@@ -48,7 +45,10 @@ pub(crate) fn handle(inner: &Arc<Inner>, key: &str, req: &Req) -> Resp {
                 s.body["id"].as_str().map(str::to_string),
             )
         } else {
-            (error(404, "NotFound", "The endpoint does not exist."), None)
+            (
+                arm_error(404, "NotFound", "The endpoint does not exist."),
+                None,
+            )
         }
     };
     let mut resp = resp;
@@ -151,7 +151,7 @@ fn online(inner: &Inner, e: &mut OnlineEndpoint, req: &Req) -> (Resp, Option<Str
     }
     if req.method != "POST" || !(path == "/score" || path == "/v1/chat/completions") {
         return (
-            error(
+            arm_error(
                 404,
                 "NotFound",
                 "Not found: the scoring route is POST /score.",
@@ -172,7 +172,7 @@ fn online(inner: &Inner, e: &mut OnlineEndpoint, req: &Req) -> (Resp, Option<Str
         ),
     };
     if !authorized(inner, req, &keys, &audiences) {
-        let r = error(
+        let r = arm_error(
             401,
             "Unauthorized",
             &format!(
@@ -190,7 +190,7 @@ fn online(inner: &Inner, e: &mut OnlineEndpoint, req: &Req) -> (Resp, Option<Str
         Some(d) => match e.deployments.get(&d.to_ascii_lowercase()) {
             Some(x) if x.serves() => Some(d.to_ascii_lowercase()),
             _ => {
-                let r = error(
+                let r = arm_error(
                     404,
                     "DeploymentNotFound",
                     &format!(
@@ -204,7 +204,7 @@ fn online(inner: &Inner, e: &mut OnlineEndpoint, req: &Req) -> (Resp, Option<Str
         None => route(e),
     };
     let Some(deployment) = target else {
-        let r = error(
+        let r = arm_error(
             404,
             "NoValidDeployments",
             "No valid deployments to route to. Please check that the endpoint has at least one deployment with positive weight values or use a deployment specific header to route.",
@@ -215,7 +215,7 @@ fn online(inner: &Inner, e: &mut OnlineEndpoint, req: &Req) -> (Resp, Option<Str
         Ok(v) if v.is_object() => v,
         _ => {
             return (
-                error(400, "BadRequest", "The request body must be a JSON object."),
+                arm_error(400, "BadRequest", "The request body must be a JSON object."),
                 Some(deployment),
                 id,
             );
@@ -272,14 +272,14 @@ fn serverless(inner: &Inner, s: &ServerlessEndpoint, req: &Req) -> Resp {
             ),
         };
     if !authorized(inner, req, &keys, &audiences) {
-        return error(
+        return arm_error(
             401,
             "Unauthorized",
             "Access denied due to invalid or missing key. Send the endpoint's key as 'Authorization: Bearer <key>' or 'api-key: <key>'.",
         );
     }
     if props["endpointState"] != "Online" {
-        return error(
+        return arm_error(
             404,
             "EndpointNotReady",
             &format!(
@@ -298,10 +298,12 @@ fn serverless(inner: &Inner, s: &ServerlessEndpoint, req: &Req) -> Resp {
         ("POST", "/chat/completions") => {
             let body = match req.json() {
                 Ok(v) if v.is_object() => v,
-                _ => return error(400, "BadRequest", "The request body must be a JSON object."),
+                _ => {
+                    return arm_error(400, "BadRequest", "The request body must be a JSON object.");
+                }
             };
             if body["messages"].as_array().is_none_or(|m| m.is_empty()) {
-                return error(400, "BadRequest", "'messages' is a required property");
+                return arm_error(400, "BadRequest", "'messages' is a required property");
             }
             let content = format!(
                 "Hello from serverless endpoint '{}' ({model}). You said: {}",
@@ -310,7 +312,7 @@ fn serverless(inner: &Inner, s: &ServerlessEndpoint, req: &Req) -> Resp {
             );
             json_response(200, chat_completion(model, &content, &body))
         }
-        _ => error(
+        _ => arm_error(
             404,
             "NotFound",
             "Not found: the inference routes are POST /chat/completions and GET /info.",

@@ -5,8 +5,8 @@
 //! `authMode` Key / AAD / KeyAndAAD, keys, and the inference endpoint URI of its own listener.
 use serde_json::{Map, Value, json};
 
-use super::errors::{not_found, user_error};
-use super::operations;
+use super::errors::user_error;
+use super::operations::{self, Poll};
 use super::registry::{self, parse_model_ref};
 use super::resource::{self, copy_tags, system_data};
 use super::routes::{Ctx, child_key};
@@ -14,47 +14,6 @@ use super::state::{MlWorld, Scope, ServerlessEndpoint, Target};
 use crate::azure::server::{Resp, empty_response, json_response};
 
 pub(crate) const TYPE: &str = "Microsoft.MachineLearningServices/workspaces/serverlessEndpoints";
-
-fn missing(scope: &Scope, name: &str) -> Resp {
-    not_found(
-        &scope.resource_group,
-        &format!("workspaces/{}/serverlessEndpoints/{name}", scope.workspace),
-    )
-}
-
-fn canonical_auth_mode(mode: &str) -> Option<&'static str> {
-    match mode.to_ascii_lowercase().as_str() {
-        "key" => Some("Key"),
-        "aad" => Some("AAD"),
-        "keyandaad" => Some("KeyAndAAD"),
-        _ => None,
-    }
-}
-
-pub(crate) fn list(ctx: &Ctx, scope: &Scope) -> Resp {
-    let mut w = ctx.inner.ml.world.lock();
-    w.settle();
-    let ws = scope.workspace_key();
-    let value: Vec<Value> = w
-        .serverless
-        .values()
-        .filter(|s| s.scope.workspace_key() == ws)
-        .map(|s| s.body.clone())
-        .collect();
-    json_response(200, json!({"value": value}))
-}
-
-pub(crate) fn get(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
-    let mut w = ctx.inner.ml.world.lock();
-    w.settle();
-    match w
-        .serverless
-        .get(&child_key(scope, "serverlessEndpoints", name))
-    {
-        Some(s) => json_response(200, s.body.clone()),
-        None => missing(scope, name),
-    }
-}
 
 /// The catalogue checks of a serverless `modelId`; Ok = the marketplace subscription id it
 /// runs under, if the model needs one.
@@ -115,7 +74,7 @@ pub(crate) fn put(ctx: &Ctx, scope: &Scope, name: &str, patch: bool) -> Resp {
     let existing = w.serverless.get(&key).map(|s| s.body.clone());
     if patch {
         let Some(mut body) = existing else {
-            return missing(scope, name);
+            return resource::missing::<ServerlessEndpoint>(scope, name);
         };
         if let Some(sku) = request["sku"].as_object() {
             for (k, v) in sku {
@@ -131,19 +90,14 @@ pub(crate) fn put(ctx: &Ctx, scope: &Scope, name: &str, patch: bool) -> Resp {
         let s = w.serverless.get_mut(&key).expect("serverless endpoint");
         s.body = body.clone();
         let location = s.scope.location.clone();
-        let op = operations::start(
+        return operations::begin(
             ctx,
             &mut w,
             &scope.subscription,
             &location,
             Target::Serverless { key, delete: false },
-        );
-        return operations::location(
-            ctx,
+            Poll::Location,
             json_response(202, body),
-            &scope.subscription,
-            &location,
-            &op,
         );
     }
     if w.workspaces
@@ -164,7 +118,7 @@ pub(crate) fn put(ctx: &Ctx, scope: &Scope, name: &str, patch: bool) -> Resp {
     };
     let props = &request["properties"];
     let auth = props["authMode"].as_str().unwrap_or("Key");
-    let Some(auth) = canonical_auth_mode(auth) else {
+    let Some(auth) = resource::canonical(auth, &["Key", "AAD", "KeyAndAAD"]) else {
         return user_error(
             "BadArgument",
             &format!(
@@ -268,20 +222,15 @@ pub(crate) fn put(ctx: &Ctx, scope: &Scope, name: &str, patch: bool) -> Resp {
             );
         }
     }
-    let op = operations::start(
+    let status = if existing.is_some() { 200 } else { 201 };
+    operations::begin(
         ctx,
         &mut w,
         &scope.subscription,
         &location,
         Target::Serverless { key, delete: false },
-    );
-    let status = if existing.is_some() { 200 } else { 201 };
-    operations::async_operation(
-        ctx,
+        Poll::AsyncOperation,
         json_response(status, body),
-        &scope.subscription,
-        &location,
-        &op,
     )
 }
 
@@ -295,19 +244,14 @@ pub(crate) fn delete(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
     s.body["properties"]["provisioningState"] = json!("Deleting");
     s.body["properties"]["endpointState"] = json!("Deleting");
     let location = s.scope.location.clone();
-    let op = operations::start(
+    operations::begin(
         ctx,
         &mut w,
         &scope.subscription,
         &location,
         Target::Serverless { key, delete: true },
-    );
-    operations::location(
-        ctx,
+        Poll::Location,
         empty_response(202),
-        &scope.subscription,
-        &location,
-        &op,
     )
 }
 
@@ -323,7 +267,7 @@ fn with_keys(
         .serverless
         .get_mut(&child_key(scope, "serverlessEndpoints", name))
     else {
-        return missing(scope, name);
+        return resource::missing::<ServerlessEndpoint>(scope, name);
     };
     if s.body["properties"]["authMode"] == "AAD" {
         return user_error(
@@ -344,23 +288,10 @@ pub(crate) fn list_keys(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
 
 /// `regenerateKeys`: answered at once with the new keys.
 pub(crate) fn regenerate_keys(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
-    let request = match resource::body(ctx) {
-        Ok(b) => b,
+    let (primary, value) = match resource::key_request(ctx) {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let primary = match request["keyType"]
-        .as_str()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("primary") => true,
-        Some("secondary") => false,
-        _ => return user_error("BadArgument", "keyType must be Primary or Secondary."),
-    };
-    let value = request["keyValue"]
-        .as_str()
-        .filter(|v| !v.is_empty())
-        .map(str::to_string);
     with_keys(ctx, scope, name, |s| {
         let slot = if primary {
             &mut s.primary_key

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::quota::{self, VmSize};
 use super::registry::{self, RegistryModel};
+use super::resource::Child;
 use crate::azure::world::normalize_location;
 
 pub(crate) fn provider_prefix(sub: &str, rg: &str) -> String {
@@ -49,6 +50,13 @@ pub(crate) struct Workspace {
     pub body: Value,
 }
 
+/// `properties.provisioningState` of a stored body.
+fn provisioning_state(body: &Value) -> &str {
+    body["properties"]["provisioningState"]
+        .as_str()
+        .unwrap_or("Succeeded")
+}
+
 #[derive(Debug)]
 pub(crate) struct Deployment {
     pub body: Value,
@@ -56,9 +64,7 @@ pub(crate) struct Deployment {
 
 impl Deployment {
     pub fn state(&self) -> &str {
-        self.body["properties"]["provisioningState"]
-            .as_str()
-            .unwrap_or("Succeeded")
+        provisioning_state(&self.body)
     }
     pub fn instance_type(&self) -> &str {
         self.body["properties"]["instanceType"]
@@ -95,9 +101,7 @@ impl OnlineEndpoint {
             .unwrap_or("Key")
     }
     pub fn state(&self) -> &str {
-        self.body["properties"]["provisioningState"]
-            .as_str()
-            .unwrap_or("Succeeded")
+        provisioning_state(&self.body)
     }
     /// `traffic` as (deployment name, percent).
     pub fn traffic(&self) -> Vec<(String, i64)> {
@@ -126,6 +130,23 @@ pub(crate) struct MarketplaceSubscription {
     pub scope: Scope,
     pub body: Value,
 }
+
+macro_rules! child {
+    ($t:ty, $collection:literal) => {
+        impl Child for $t {
+            const COLLECTION: &'static str = $collection;
+            fn scope(&self) -> &Scope {
+                &self.scope
+            }
+            fn body(&self) -> &Value {
+                &self.body
+            }
+        }
+    };
+}
+child!(OnlineEndpoint, "onlineEndpoints");
+child!(ServerlessEndpoint, "serverlessEndpoints");
+child!(MarketplaceSubscription, "marketplaceSubscriptions");
 
 impl MarketplaceSubscription {
     pub fn model_id(&self) -> &str {
