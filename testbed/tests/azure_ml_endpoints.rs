@@ -166,10 +166,10 @@ async fn one_operation_at_a_time_runs_on_an_endpoint() {
 async fn deployments_are_checked_against_the_catalogue_instance_types_and_quota() {
     let az = &Az::default().await;
     let ml = az.emu.ml_env();
-    create_endpoint(&az, "e1", "Key", json!({})).await;
-    create_endpoint(&az, "e2", "Key", json!({})).await;
+    create_endpoint(az, "e1", "Key", json!({})).await;
+    create_endpoint(az, "e2", "Key", json!({})).await;
     let put = |name: &str, model: &str, it: &str, n: u32| {
-        let path = deployment_path(&az, "e1", name);
+        let path = deployment_path(az, "e1", name);
         let body = online_deployment_body(model, it, n);
         async move { az.arm("PUT", &path, Some(&body)).await }
     };
@@ -227,13 +227,13 @@ async fn deployments_are_checked_against_the_catalogue_instance_types_and_quota(
     // Quota: one NC24ads reserves 2 x 24 vCPUs (20 % upgrade reserve, rounded up).
     az.emu
         .set_vm_quota(&ml.subscription_id, "eastus", A100_FAMILY, 48);
-    create_deployment(&az, "e1", "blue", PHI, NC24, 1).await;
+    create_deployment(az, "e1", "blue", PHI, NC24, 1).await;
     assert_eq!(
         az.emu
             .vm_quota_usage(&ml.subscription_id, "eastus", A100_FAMILY),
         48
     );
-    let over = put_deployment(&az, "e2", "blue", PHI, NC24, 1).await;
+    let over = put_deployment(az, "e2", "blue", PHI, NC24, 1).await;
     assert_eq!((over.status, over.code()), (400, "BadRequest"));
     assert_eq!(inner_code(&over), "InferencingClientCreateDeploymentFailed");
     let detail = over.body["error"]["details"][0]["message"]
@@ -254,13 +254,13 @@ async fn deployments_are_checked_against_the_catalogue_instance_types_and_quota(
     ] {
         assert!(
             az.emu
-                .online_deployment(&endpoint_id(&az, ep), name)
+                .online_deployment(&endpoint_id(az, ep), name)
                 .is_none(),
             "{ep}/{name} was written"
         );
     }
     // An in-place scale-up is charged only the difference.
-    let scale = put_deployment(&az, "e1", "blue", PHI, NC24, 2).await;
+    let scale = put_deployment(az, "e1", "blue", PHI, NC24, 2).await;
     assert!(
         scale.body["error"]["details"][0]["message"]
             .as_str()
@@ -338,11 +338,11 @@ async fn the_instance_count_changes_in_place_and_the_instance_type_does_not() {
 #[tokio::test]
 async fn traffic_names_provisioned_deployments_and_sums_to_100() {
     let az = &Az::default().await;
-    create_endpoint(&az, "t", "Key", json!({})).await;
-    create_deployment(&az, "t", "blue", PHI, NC24, 1).await;
-    create_deployment(&az, "t", "green", PHI, NC24, 1).await;
+    create_endpoint(az, "t", "Key", json!({})).await;
+    create_deployment(az, "t", "blue", PHI, NC24, 1).await;
+    create_deployment(az, "t", "green", PHI, NC24, 1).await;
     let set = |traffic: serde_json::Value| {
-        let path = endpoint_path(&az, "t");
+        let path = endpoint_path(az, "t");
         async move {
             az.arm("PUT", &path, Some(&endpoint_body("Key", traffic)))
                 .await
@@ -364,19 +364,19 @@ async fn traffic_names_provisioned_deployments_and_sums_to_100() {
     let negative = set(json!({"blue": 110, "green": -10})).await;
     assert_eq!(negative.status, 400);
     assert_eq!(
-        settle(&az, &set(json!({"blue": 70, "green": 30})).await).await,
+        settle(az, &set(json!({"blue": 70, "green": 30})).await).await,
         "Succeeded"
     );
     assert_eq!(
-        settle(&az, &set(json!({"blue": 0, "green": 0})).await).await,
+        settle(az, &set(json!({"blue": 0, "green": 0})).await).await,
         "Succeeded"
     );
     assert_eq!(
-        settle(&az, &set(json!({"blue": 100})).await).await,
+        settle(az, &set(json!({"blue": 100})).await).await,
         "Succeeded"
     );
     let routed = az
-        .arm("DELETE", &deployment_path(&az, "t", "blue"), None)
+        .arm("DELETE", &deployment_path(az, "t", "blue"), None)
         .await;
     assert_eq!(routed.status, 400);
     assert!(
@@ -385,17 +385,17 @@ async fn traffic_names_provisioned_deployments_and_sums_to_100() {
         routed.message()
     );
     let deleted = az
-        .arm("DELETE", &deployment_path(&az, "t", "green"), None)
+        .arm("DELETE", &deployment_path(az, "t", "green"), None)
         .await;
     assert_eq!(deleted.status, 202);
     let location = deleted.header("location").unwrap();
-    assert_eq!(status(&az, "GET", &location).await, 204);
+    assert_eq!(status(az, "GET", &location).await, 204);
     assert_eq!(
-        status(&az, "GET", &deployment_path(&az, "t", "green")).await,
+        status(az, "GET", &deployment_path(az, "t", "green")).await,
         404
     );
     assert_eq!(
-        status(&az, "DELETE", &deployment_path(&az, "t", "green")).await,
+        status(az, "DELETE", &deployment_path(az, "t", "green")).await,
         204
     );
 }
