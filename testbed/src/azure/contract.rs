@@ -874,7 +874,7 @@ impl Inner {
     /// `Microsoft.MachineLearningServices` paths, the main one otherwise.
     fn contract_for(&self, req: &Req) -> Option<&Arc<Contract>> {
         if super::ml::owns(&req.path) {
-            self.ml.contract.as_ref()
+            self.ml.contract(&self.violations)
         } else {
             self.contract.as_ref()
         }

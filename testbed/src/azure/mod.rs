@@ -274,7 +274,7 @@ impl AzureEmulator {
             Some(dir) => Some(contract::Contract::load_shared(dir)?),
             None => None,
         };
-        let ml = ml::MlState::new(config.ml_specs_dir.clone(), specs_dir.as_deref())?;
+        let ml = ml::MlState::new(config.ml_specs_dir.clone(), specs_dir.as_deref());
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let main_addr = std_listener.local_addr()?;
         let tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47".to_string();

@@ -65,7 +65,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
                     "endpoints": endpoints,
                     "serverless_endpoints": serverless,
                     "max_concurrent_writes_per_endpoint": w.max_concurrent,
-                    "contract_loaded": inner.ml.contract.is_some(),
+                    "contract_loaded": inner.ml.contract(&inner.violations).is_some(),
                 }),
             )
         }

@@ -285,6 +285,6 @@ impl AzureEmulator {
 
     /// Whether the ML spec contract is loaded (`AZURE_SPECS_ML_DIR`, or beside the specs dir).
     pub fn ml_contract_loaded(&self) -> bool {
-        self.inner.ml.contract.is_some()
+        self.inner.ml.contract(&self.inner.violations).is_some()
     }
 }

@@ -31,7 +31,7 @@ mod state;
 mod workspaces;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
@@ -47,24 +47,46 @@ const SPECS_FOLDER: &str = "azure-specs-ml";
 
 /// The ML emulator's state inside `Inner`: its contract and its world.
 pub(crate) struct MlState {
-    pub contract: Option<Arc<Contract>>,
+    /// The specs folder, if any; its contract is parsed on first use (most emulators of the
+    /// test suite never see an ML request).
+    specs: Option<PathBuf>,
+    contract: OnceLock<Option<Arc<Contract>>>,
     pub world: Mutex<MlWorld>,
     pub seeded: Mutex<MlEnv>,
 }
 
 impl MlState {
-    /// Loads the ML contract from `explicit`, else env `AZURE_SPECS_ML_DIR`, else the
-    /// `azure-specs-ml` folder beside the Cognitive Services specs folder.
-    pub fn new(explicit: Option<PathBuf>, cs_specs: Option<&Path>) -> anyhow::Result<MlState> {
-        let contract = match specs_dir(explicit, cs_specs) {
-            Some(dir) => Some(Contract::load_shared(&dir)?),
-            None => None,
-        };
-        Ok(MlState {
-            contract,
+    /// Finds the ML specs: `explicit`, else env `AZURE_SPECS_ML_DIR`, else the `azure-specs-ml`
+    /// folder beside the Cognitive Services specs folder.
+    pub fn new(explicit: Option<PathBuf>, cs_specs: Option<&Path>) -> MlState {
+        MlState {
+            specs: specs_dir(explicit, cs_specs),
+            contract: OnceLock::new(),
             world: Mutex::new(MlWorld::default()),
             seeded: Mutex::new(MlEnv::default()),
-        })
+        }
+    }
+
+    /// The ML contract (loaded on first use); a specs folder that does not load is reported
+    /// as a contract violation, so that no test passes unvalidated.
+    pub fn contract(&self, violations: &Mutex<Vec<String>>) -> Option<&Arc<Contract>> {
+        self.contract
+            .get_or_init(|| {
+                let dir = self.specs.as_ref()?;
+                match Contract::load_shared(dir) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        let msg = format!(
+                            "the Machine Learning specs in {} do not load: {e:#}",
+                            dir.display()
+                        );
+                        tracing::error!("{msg}");
+                        violations.lock().push(msg);
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 }
 
