@@ -124,6 +124,20 @@ async fn an_endpoint_is_created_through_a_long_running_operation() {
         .arm("GET", &format!("{}/onlineEndpoints", ws_path(&az)), None)
         .await;
     assert_eq!(list.body["value"][0]["name"], "chat");
+    // Tags (e.g. an operator's ownership tags) are kept, and a PUT replaces them.
+    let mut tagged = endpoint_body("Key", json!({}));
+    tagged["tags"] = json!({"owner": "team-a/chat"});
+    az.arm("PUT", &endpoint_path(&az, "chat"), Some(&tagged))
+        .await;
+    az.emu.complete_ml_operations();
+    let got = az.arm("GET", &endpoint_path(&az, "chat"), None).await;
+    assert_eq!(got.body["tags"], json!({"owner": "team-a/chat"}));
+    put_endpoint(&az, "chat", "Key", json!({})).await;
+    az.emu.complete_ml_operations();
+    assert_eq!(
+        az.arm("GET", &endpoint_path(&az, "chat"), None).await.body["tags"],
+        json!({})
+    );
 }
 
 #[tokio::test]

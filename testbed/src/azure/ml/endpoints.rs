@@ -148,15 +148,10 @@ pub(crate) fn put(ctx: &Ctx, scope: &Scope, name: &str) -> Resp {
         "properties": Value::Object(p),
         "systemData": system_data(old_body.as_ref(), &ctx.principal),
     });
-    if let Some(old) = &old_body {
-        body["tags"] = old["tags"].clone();
-    }
+    // A PUT replaces the resource: tags, kind and sku are what it sends.
     copy_tags(&request, &mut body);
     for field in ["kind", "sku"] {
-        if let Some(v) = request
-            .get(field)
-            .or_else(|| old_body.as_ref().and_then(|o| o.get(field)))
-        {
+        if let Some(v) = request.get(field) {
             body[field] = v.clone();
         }
     }
