@@ -92,7 +92,9 @@ pub fn run(options: Options) -> Result<ExitCode> {
                  !! ../shared/azure-specs-ml beside this checkout, or set AZURE_SPECS_ML_DIR."
             );
             if require_specs {
-                problems.push("REQUIRE_AZURE_SPECS=1 but no Azure Machine Learning specs were found".into());
+                problems.push(
+                    "REQUIRE_AZURE_SPECS=1 but no Azure Machine Learning specs were found".into(),
+                );
             }
         }
     }
