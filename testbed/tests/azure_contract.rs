@@ -219,43 +219,9 @@ impl Replay<'_> {
             }
         }
 
-        // Build the request from the example's parameters and the operation's template.
-        let mut path = op.template.clone();
-        let mut query = vec![format!("api-version={}", spec.api_version)];
-        let mut body = None;
-        for param in &op.params {
-            let name = param["name"].as_str().unwrap_or("");
-            let value = overrides
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| Value::String(v.clone()))
-                .or_else(|| params.get(name).cloned());
-            match param["in"].as_str() {
-                Some("path") => {
-                    let v = value
-                        .as_ref()
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
-                    path = path.replace(&format!("{{{name}}}"), &v);
-                }
-                Some("query") if name != "api-version" => {
-                    if let Some(v) = value {
-                        let s = v
-                            .as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string());
-                        query.push(format!(
-                            "{name}={}",
-                            url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
-                        ));
-                    }
-                }
-                Some("body") => body = value,
-                _ => {}
-            }
-        }
-        let url = format!("{base}{}?{}", path.trim_start_matches('/'), query.join("&"));
+        // Replay the example's request; check the response against the example and the spec.
+        let req = self.contract.example_request(at, &example, &overrides);
+        let url = format!("{base}{}", req.path_and_query);
         let token = if spec.kind == SpecKind::Arm {
             &self.arm_token
         } else {
@@ -263,46 +229,15 @@ impl Replay<'_> {
         };
         let r = self
             .az
-            .send(&op.method, &url, Some(token), body.as_ref())
+            .send(&req.method, &url, Some(token), req.body.as_ref())
             .await;
-        let status = r.status.to_string();
-        let Some(documented) = responses.get(&status) else {
-            problems.push(format!(
-                "{} {}: status {} not in the example's responses {:?}: {:?}",
-                op.method,
-                path,
-                r.status,
-                responses.keys().collect::<Vec<_>>(),
-                r.body
-            ));
-            return problems;
-        };
-        let actual_body = if r.body.is_null() {
-            None
-        } else {
-            Some(&r.body)
-        };
-        if let Err(errs) = self.contract.validate_response(at, r.status, actual_body) {
-            problems.push(format!("{}: response does not validate: {errs:?}", op.id));
-        }
-        if let Some(expected) = documented.get("body") {
-            let missing = self
-                .contract
-                .missing_fields(at, r.status, expected, &r.body);
-            if !missing.is_empty() {
-                problems.push(format!(
-                    "{}: response lacks fields of the example: {missing:?}",
-                    op.id
-                ));
-            }
-        }
-        if let Some(headers) = documented["headers"].as_object() {
-            for h in headers.keys() {
-                if r.header(&h.to_ascii_lowercase()).is_none() {
-                    problems.push(format!("{}: response lacks header {h}", op.id));
-                }
-            }
-        }
+        problems.extend(self.contract.example_response_problems(
+            at,
+            &example,
+            r.status,
+            &r.body,
+            |h| r.header(h).is_some(),
+        ));
         problems
     }
 }

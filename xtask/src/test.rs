@@ -2,8 +2,9 @@
 //!
 //! 1. a Python virtual environment `.venv` from `tests/python/requirements.txt` (pip runs only when
 //!    the requirements file changed since the last install: its hash is stamped inside the venv);
-//! 2. `AZURE_SPECS_DIR` set to `../shared/azure-specs` when that folder exists beside the checkout
-//!    (with `REQUIRE_AZURE_SPECS=1` its absence is a failure);
+//! 2. `AZURE_SPECS_DIR` set to `../shared/azure-specs` and `AZURE_SPECS_ML_DIR` (Azure Machine
+//!    Learning, its own tree) to `../shared/azure-specs-ml` when those folders exist beside the
+//!    checkout (with `REQUIRE_AZURE_SPECS=1` their absence is a failure);
 //! 3. Lua 5.1 (for the ArgoCD health-check tests), installed with apt-get when missing and root;
 //! 4. `cargo build --workspace --bins --examples`; the Kubernetes control plane (`testbed build`:
 //!    etcd, kube-apiserver and kube-controller-manager with `go build`, cached under
@@ -72,7 +73,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
     // 2. Azure specs.
     step("Azure REST API specs");
     let require_specs = std::env::var("REQUIRE_AZURE_SPECS").is_ok_and(|v| v == "1" || v == "true");
-    let specs = azure_specs_dir(&root);
+    let specs = specs_dir(&root, "AZURE_SPECS_DIR", "azure-specs");
+    let ml_specs = specs_dir(&root, "AZURE_SPECS_ML_DIR", "azure-specs-ml");
     match &specs {
         Some(dir) => println!("AZURE_SPECS_DIR={}", dir.display()),
         None => {
@@ -84,6 +86,20 @@ pub fn run(options: Options) -> Result<ExitCode> {
             );
             if require_specs {
                 problems.push("REQUIRE_AZURE_SPECS=1 but no Azure specs were found".into());
+            }
+        }
+    }
+    match &ml_specs {
+        Some(dir) => println!("AZURE_SPECS_ML_DIR={}", dir.display()),
+        None => {
+            eprintln!(
+                "!! Azure Machine Learning specs NOT FOUND: the ML contract suite will NOT run. Put them in\n\
+                 !! ../shared/azure-specs-ml beside this checkout, or set AZURE_SPECS_ML_DIR."
+            );
+            if require_specs {
+                problems.push(
+                    "REQUIRE_AZURE_SPECS=1 but no Azure Machine Learning specs were found".into(),
+                );
             }
         }
     }
@@ -109,6 +125,9 @@ pub fn run(options: Options) -> Result<ExitCode> {
     ];
     if let Some(dir) = &specs {
         env.push(("AZURE_SPECS_DIR".into(), dir.display().to_string()));
+    }
+    if let Some(dir) = &ml_specs {
+        env.push(("AZURE_SPECS_ML_DIR".into(), dir.display().to_string()));
     }
 
     // 4a. Binaries and examples (the Python tests and the sandbox run them). Building the examples too
@@ -277,8 +296,9 @@ fn ensure_venv(root: &Path, venv: &Path) -> Result<()> {
     Ok(())
 }
 
-fn azure_specs_dir(root: &Path) -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("AZURE_SPECS_DIR").filter(|d| !d.is_empty()) {
+/// A specs folder: env `var` (absolute, or relative to the checkout), else `../shared/<beside>`.
+fn specs_dir(root: &Path, var: &str, beside: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(var).filter(|d| !d.is_empty()) {
         let dir = PathBuf::from(dir);
         let dir = if dir.is_absolute() {
             dir
@@ -287,7 +307,7 @@ fn azure_specs_dir(root: &Path) -> Option<PathBuf> {
         };
         return dir.is_dir().then(|| dir.canonicalize().unwrap_or(dir));
     }
-    let beside = root.join("../shared/azure-specs");
+    let beside = root.join("../shared").join(beside);
     beside
         .is_dir()
         .then(|| beside.canonicalize().unwrap_or(beside))

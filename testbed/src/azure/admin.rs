@@ -79,7 +79,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
                 "GET /log", "DELETE /log", "POST /faults", "DELETE /faults",
                 "GET|PUT|DELETE /deployment?account_id=&name=", "PATCH /deployment?account_id=&name= (JSON merge)",
                 "POST /quota", "PUT /catalog?account_id=", "POST /provisioning-delay", "POST /regenerate-key?account_id=&key=key1|key2",
-                "POST /fail-operations", "GET /state",
+                "POST /fail-operations", "GET /state", "GET /ml (Machine Learning routes)",
             ]}),
         ),
         ("GET", "/log") => {
@@ -216,6 +216,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
                 }),
             )
         }
+        (_, p) if p == "/ml" || p.starts_with("/ml/") => super::ml::admin::handle(inner, req),
         _ => json_response(
             404,
             json!({"error": format!("no admin route {} {}", req.method, req.path)}),

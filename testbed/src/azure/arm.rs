@@ -67,7 +67,7 @@ fn www_authenticate(inner: &Inner, error_description: &str) -> String {
 
 /// Validates the bearer token for ARM; Err = Azure's 401.
 #[allow(clippy::result_large_err)]
-fn authenticate(inner: &Inner, req: &Req) -> Result<Value, Resp> {
+pub(crate) fn authenticate(inner: &Inner, req: &Req) -> Result<Value, Resp> {
     let err = |code: &str, message: &str, desc: &str| {
         with_header(
             arm_error(401, code, message),
@@ -82,7 +82,11 @@ fn authenticate(inner: &Inner, req: &Req) -> Result<Value, Resp> {
             "The authentication failed because of missing 'Authorization' header.",
         ));
     };
-    match inner.signer.validate(&token, ARM_AUDIENCES) {
+    // The emulator's own ARM URL is an audience too, as a custom cloud's ARM accepts the one its
+    // metadata lists (clients such as azure-ai-ml derive the scope from the ARM endpoint).
+    let own = inner.main_url();
+    let audiences = [ARM_AUDIENCES[0], ARM_AUDIENCES[1], own.as_str()];
+    match inner.signer.validate(&token, &audiences) {
         Ok(claims) => Ok(claims),
         Err(TokenError::Expired { exp }) => {
             let exp = chrono::DateTime::from_timestamp(exp, 0).unwrap_or_default();
@@ -225,7 +229,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
     finish(resp, principal_opt, account_id, is_write)
 }
 
-fn finish(
+pub(crate) fn finish(
     resp: Resp,
     principal: Option<String>,
     account_id: Option<String>,
@@ -250,7 +254,7 @@ fn looks_like_api_version(v: &str) -> bool {
     re.is_match(v)
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())

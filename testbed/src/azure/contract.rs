@@ -476,6 +476,103 @@ impl Contract {
         (spec, &spec.ops[at.1])
     }
 
+    /// The request an example file documents, for replaying it: the operation's method, its
+    /// path template filled from the example's parameters (or `overrides`, by parameter name),
+    /// the query string (api-version of the spec first) and the body parameter.
+    pub fn example_request(
+        &self,
+        at: (usize, usize),
+        example: &Value,
+        overrides: &[(String, String)],
+    ) -> ExampleRequest {
+        let (spec, op) = self.operation(at);
+        let params = &example["parameters"];
+        let mut path = op.template.clone();
+        let mut query = vec![format!("api-version={}", spec.api_version)];
+        let mut body = None;
+        for param in &op.params {
+            let name = param["name"].as_str().unwrap_or("");
+            let value = overrides
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| Value::String(v.clone()))
+                .or_else(|| params.get(name).cloned());
+            match param["in"].as_str() {
+                Some("path") => {
+                    let v = value.as_ref().and_then(Value::as_str).unwrap_or("");
+                    path = path.replace(&format!("{{{name}}}"), v);
+                }
+                Some("query") if name != "api-version" => {
+                    if let Some(v) = value {
+                        let s = v
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string());
+                        let encoded: String =
+                            url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+                        query.push(format!("{name}={encoded}"));
+                    }
+                }
+                Some("body") => body = value,
+                _ => {}
+            }
+        }
+        ExampleRequest {
+            method: op.method.clone(),
+            path_and_query: format!("{}?{}", path.trim_start_matches('/'), query.join("&")),
+            body,
+        }
+    }
+
+    /// What a replayed example's response gets wrong: a status the example does not
+    /// document, a body that does not validate, fields of the example's body it lacks, or a
+    /// documented header it lacks (`has_header` gets lower-case names).
+    pub fn example_response_problems(
+        &self,
+        at: (usize, usize),
+        example: &Value,
+        status: u16,
+        body: &Value,
+        has_header: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let (_, op) = self.operation(at);
+        let responses = example["responses"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let Some(documented) = responses.get(&status.to_string()) else {
+            return vec![format!(
+                "{}: status {status} not in the example's responses {:?}: {body:?}",
+                op.id,
+                responses.keys().collect::<Vec<_>>()
+            )];
+        };
+        let mut problems = Vec::new();
+        let actual = (!body.is_null()).then_some(body);
+        if let Err(errs) = self.validate_response(at, status, actual) {
+            problems.push(format!("{}: response does not validate: {errs:?}", op.id));
+        }
+        if let Some(expected) = documented.get("body") {
+            let missing = self.missing_fields(at, status, expected, body);
+            if !missing.is_empty() {
+                problems.push(format!(
+                    "{}: response lacks fields of the example: {missing:?}",
+                    op.id
+                ));
+            }
+        }
+        for h in documented["headers"]
+            .as_object()
+            .into_iter()
+            .flat_map(|h| h.keys())
+        {
+            if !has_header(&h.to_ascii_lowercase()) {
+                problems.push(format!("{}: response lacks header {h}", op.id));
+            }
+        }
+        problems
+    }
+
     /// Finds the operation an example file documents: by `operationId` and api-version folder,
     /// else by the spec's `x-ms-examples` file name.
     pub fn example_operation(&self, file: &Path, example: &Value) -> Option<(usize, usize)> {
@@ -742,6 +839,15 @@ fn shape(
     }
 }
 
+/// A request rebuilt from an example file (`Contract::example_request`).
+#[derive(Clone, Debug)]
+pub struct ExampleRequest {
+    pub method: String,
+    /// Relative to the service's base URL (no leading slash).
+    pub path_and_query: String,
+    pub body: Option<Value>,
+}
+
 /// Key Vault for files under a `keyvault` folder, ARM otherwise.
 pub fn kind_of(path: &Path) -> SpecKind {
     if path.to_string_lossy().contains("keyvault") {
@@ -764,9 +870,19 @@ fn spec_kind(surface: Surface) -> Option<SpecKind> {
 }
 
 impl Inner {
+    /// The contract a request is checked against: the Machine Learning tree for
+    /// `Microsoft.MachineLearningServices` paths, the main one otherwise.
+    fn contract_for(&self, req: &Req) -> Option<&Arc<Contract>> {
+        if super::ml::owns(&req.path) {
+            self.ml.contract(&self.violations)
+        } else {
+            self.contract.as_ref()
+        }
+    }
+
     /// Validates the request body against the spec; Some(400) when it does not validate.
     pub(crate) fn check_request(&self, surface: Surface, req: &Req) -> Option<Resp> {
-        let contract = self.contract.as_ref()?;
+        let contract = self.contract_for(req)?;
         let kind = spec_kind(surface)?;
         let at = contract.find(kind, &req.query("api-version")?, &req.method, &req.path)?;
         let body = req.json().ok()?;
@@ -791,7 +907,7 @@ impl Inner {
 
     /// Validates a produced response; violations are recorded, never hidden.
     pub(crate) fn check_response(&self, surface: Surface, req: &Req, resp: &Resp) {
-        let Some(contract) = self.contract.as_ref() else {
+        let Some(contract) = self.contract_for(req) else {
             return;
         };
         let Some(kind) = spec_kind(surface) else {

@@ -4,7 +4,8 @@
 //!
 //! Modules: `tls` (CA), `entra` (tokens), `arm` (ARM surface), `catalog` (models, quota),
 //! `ratelimit` (token buckets), `keyvault`, `dataplane`, `faults`, `log`, `contract`
-//! (OpenAPI → JSON Schema validation), `admin` (HTTP control routes), `server` (listeners).
+//! (OpenAPI → JSON Schema validation), `admin` (HTTP control routes), `server` (listeners),
+//! `ml` (the Microsoft.MachineLearningServices side: workspaces, online and serverless endpoints).
 mod admin;
 mod arm;
 pub mod catalog;
@@ -14,6 +15,7 @@ mod entra;
 mod faults;
 mod keyvault;
 mod log;
+pub mod ml;
 mod ratelimit;
 mod server;
 mod tls;
@@ -32,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 pub use catalog::CatalogModel;
 pub use faults::{Fault, FaultAction, Surface};
 pub use log::RequestRecord;
+pub use ml::{MlEnv, RegistryModel, ServedRequest, VmSize, WorkspaceSeed};
 
 use entra::{App, Signer};
 use server::Listener;
@@ -56,6 +59,9 @@ pub struct AzureConfig {
     pub default_quota: u32,
     /// Azure specs folder for request/response validation; `None` = env `AZURE_SPECS_DIR`.
     pub specs_dir: Option<PathBuf>,
+    /// Azure Machine Learning specs folder; `None` = env `AZURE_SPECS_ML_DIR`, else
+    /// `azure-specs-ml` beside the specs folder.
+    pub ml_specs_dir: Option<PathBuf>,
 }
 
 impl Default for AzureConfig {
@@ -70,6 +76,7 @@ impl Default for AzureConfig {
             write_refill_per_sec: 10,
             default_quota: 100_000,
             specs_dir: None,
+            ml_specs_dir: None,
         }
     }
 }
@@ -96,6 +103,8 @@ pub struct AzureEnv {
     pub managed_identity_client_id: String,
     /// The emulator's admin routes (extra: `AZURE_TESTBED_ADMIN_URL`).
     pub admin_url: String,
+    /// The seeded Azure Machine Learning workspaces and registry (`AZURE_ML_*`).
+    pub ml: MlEnv,
 }
 
 impl AzureEnv {
@@ -139,6 +148,9 @@ impl AzureEnv {
             ),
             ("AZURE_TESTBED_ADMIN_URL", self.admin_url.clone()),
         ]
+        .into_iter()
+        .chain(self.ml.vars())
+        .collect()
     }
 }
 
@@ -178,6 +190,8 @@ pub(crate) struct Inner {
     main_addr: SocketAddr,
     admin_addr: Mutex<Option<SocketAddr>>,
     pub contract: Option<Arc<contract::Contract>>,
+    /// The Machine Learning side: its contract and world.
+    pub ml: ml::MlState,
     pub violations: Mutex<Vec<String>>,
     files: Mutex<(PathBuf, PathBuf)>, // (ca file, federated token file)
     federated_token: String,
@@ -257,10 +271,12 @@ impl AzureEmulator {
             .specs_dir
             .clone()
             .or_else(|| std::env::var_os("AZURE_SPECS_DIR").map(PathBuf::from));
-        let contract = match specs_dir.and_then(|d| contract::resolve_specs_dir(&d)) {
-            Some(dir) => Some(contract::Contract::load_shared(&dir)?),
+        let specs_dir = specs_dir.and_then(|d| contract::resolve_specs_dir(&d));
+        let contract = match &specs_dir {
+            Some(dir) => Some(contract::Contract::load_shared(dir)?),
             None => None,
         };
+        let ml = ml::MlState::new(config.ml_specs_dir.clone(), specs_dir.as_deref());
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let main_addr = std_listener.local_addr()?;
         let tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47".to_string();
@@ -311,6 +327,7 @@ impl AzureEmulator {
             main_addr,
             admin_addr: Mutex::new(None),
             contract,
+            ml,
             violations: Mutex::new(Vec::new()),
             files: Mutex::new((ca_file, token_file)),
             federated_token,
@@ -343,6 +360,7 @@ impl AzureEmulator {
         *inner.seeded_account.lock() = account;
         let vault = emulator.add_vault("contoso-kv");
         *inner.seeded_vault.lock() = vault;
+        emulator.seed_ml();
         Ok(emulator)
     }
 
@@ -372,6 +390,7 @@ impl AzureEmulator {
             openai_endpoint: endpoint,
             managed_identity_client_id: i.managed_identity.client_id.clone(),
             admin_url: self.admin_url(),
+            ml: self.ml_env(),
         }
     }
 

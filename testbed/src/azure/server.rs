@@ -89,6 +89,8 @@ pub(crate) enum Listener {
     Vault(String),
     /// One account's data plane (by lower-case ARM id).
     Data(String),
+    /// One ML online or serverless endpoint's data plane (by lower-case ARM id).
+    Ml(String),
     /// Plain-HTTP admin routes for the binary.
     Admin,
 }
@@ -160,13 +162,16 @@ pub(crate) fn spawn_on(
 fn surface_of(kind: &Listener, path: &str) -> Surface {
     match kind {
         Listener::Vault(_) => Surface::KeyVault,
-        Listener::Data(_) => Surface::DataPlane,
+        Listener::Data(_) | Listener::Ml(_) => Surface::DataPlane,
         Listener::Admin => Surface::Any,
         Listener::Main => {
             let p = path.to_ascii_lowercase();
             if p.starts_with("/metadata/identity") {
                 Surface::ManagedIdentity
-            } else if p.starts_with("/subscriptions") || p.starts_with("/providers") {
+            } else if p.starts_with("/subscriptions")
+                || p.starts_with("/providers")
+                || super::ml::owns(&p)
+            {
                 Surface::Arm
             } else {
                 Surface::Token
@@ -254,11 +259,15 @@ async fn pipeline(
         None => match &kind {
             Listener::Main => match surface {
                 Surface::ManagedIdentity => super::entra::managed_identity(&inner, &req),
+                Surface::Arm if super::ml::owns(&req.path) => {
+                    super::ml::routes::handle(&inner, &req)
+                }
                 Surface::Arm => super::arm::handle(&inner, &req),
                 _ => super::entra::handle(&inner, &req),
             },
             Listener::Vault(name) => super::keyvault::handle(&inner, name, &req),
             Listener::Data(account) => super::dataplane::handle(&inner, account, &req),
+            Listener::Ml(endpoint) => super::ml::scoring::handle(&inner, endpoint, &req),
             Listener::Admin => unreachable!(),
         },
     };
