@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use super::catalog::{self, CatalogModel};
 use super::entra::TokenError;
-use super::ratelimit::Bucket;
+use super::paging;
+use super::ratelimit::OpKind;
 use super::server::{Req, Resp, empty_response, json_response, with_header};
 use super::world::{self, Operation, Target, World, render_deployment, resolve_model, timestamp};
 use super::{AccountSeed, Inner, LogInfo, Surface};
@@ -136,45 +137,22 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
     let account_id = account_of(&segs, &lower);
     let principal_opt = Some(principal.clone());
 
-    // Throttling per (subscription, principal).
-    let mut ratelimit_header = None;
+    // Throttling per (subscription, principal, operation type); every answer from here on
+    // carries the caller's remaining count.
+    let mut remaining = None;
     if lower.first().map(String::as_str) == Some("subscriptions") && segs.len() > 1 {
-        let sub = lower[1].clone();
-        let cfg = inner.config.lock().clone();
-        let (cap, refill) = if is_write {
-            (cfg.write_capacity, cfg.write_refill_per_sec)
-        } else {
-            (cfg.read_capacity, cfg.read_refill_per_sec)
-        };
-        let mut w = inner.world.lock();
-        let bucket = w
-            .buckets
-            .entry((sub.clone(), actor_oid.clone(), is_write))
-            .or_insert_with(|| Bucket::new(cap));
-        let name = if is_write {
-            "x-ms-ratelimit-remaining-subscription-writes"
-        } else {
-            "x-ms-ratelimit-remaining-subscription-reads"
-        };
-        match bucket.take(cap, refill) {
-            Ok(remaining) => ratelimit_header = Some((name, remaining)),
-            Err(wait) => {
-                drop(w);
-                let kind = if is_write { "write" } else { "read" };
-                let r = arm_error(
-                    429,
-                    "SubscriptionRequestsThrottled",
-                    &format!(
-                        "Number of '{kind}' requests for subscription '{}' actor '{actor_oid}' exceeded. Please try again after '{wait}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling",
-                        segs[1]
-                    ),
-                );
-                let r = with_header(r, "retry-after", &wait.to_string());
-                let r = with_header(r, name, "0");
-                return finish(r, principal_opt, account_id, is_write);
-            }
+        match inner.throttle(&segs[1], &actor_oid, OpKind::of(&req.method)) {
+            Ok(r) => remaining = Some(r),
+            Err(r) => return finish(r, principal_opt, account_id, is_write),
         }
     }
+    let finish = |resp: Resp| {
+        let resp = match &remaining {
+            Some(r) => r.apply(resp),
+            None => resp,
+        };
+        finish(resp, principal_opt.clone(), account_id.clone(), is_write)
+    };
 
     let is_operation_url =
         lower.len() == 8 && (lower[6] == "operationstatuses" || lower[6] == "operationresults");
@@ -185,7 +163,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             );
-            return finish(r, principal_opt, account_id, is_write);
+            return finish(r);
         }
         Some(v) if !API_VERSIONS.contains(&v.as_str()) && !is_operation_url => {
             let r = if !looks_like_api_version(&v) {
@@ -208,7 +186,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
                     ),
                 )
             };
-            return finish(r, principal_opt, account_id, is_write);
+            return finish(r);
         }
         Some(v) => v,
     };
@@ -218,11 +196,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
         api_version,
         principal: principal.clone(),
     };
-    let mut resp = route(&ctx, &segs, &lower);
-    if let Some((name, remaining)) = ratelimit_header {
-        resp = with_header(resp, name, &remaining.to_string());
-    }
-    finish(resp, principal_opt, account_id, is_write)
+    finish(route(&ctx, &segs, &lower))
 }
 
 fn finish(
@@ -378,14 +352,15 @@ fn render_for_version(api_version: &str, mut body: Value) -> Value {
 fn list_accounts(ctx: &Ctx, sub: &str, rg: Option<&str>) -> Resp {
     let mut w = ctx.inner.world.lock();
     w.settle();
-    let value: Vec<Value> = w
+    let items: Vec<(String, Value)> = w
         .accounts
-        .values()
-        .filter(|a| a.subscription.eq_ignore_ascii_case(sub))
-        .filter(|a| rg.is_none_or(|rg| a.resource_group.eq_ignore_ascii_case(rg)))
-        .map(|a| a.body.clone())
+        .iter()
+        .filter(|(_, a)| a.subscription.eq_ignore_ascii_case(sub))
+        .filter(|(_, a)| rg.is_none_or(|rg| a.resource_group.eq_ignore_ascii_case(rg)))
+        .map(|(k, a)| (k.clone(), a.body.clone()))
         .collect();
-    json_response(200, json!({"value": value}))
+    drop(w);
+    paging::page(ctx.inner, ctx.req, items)
 }
 
 fn operation_urls(ctx: &Ctx, sub: &str, location: &str, op_id: &str) -> (String, String) {
@@ -583,13 +558,13 @@ fn account_level(
             json_response(200, json!({"key1": a.key1, "key2": a.key2}))
         }
         ("GET", ["models"]) => {
-            let w = ctx.inner.world.lock();
-            let value: Vec<Value> = w.accounts[&key]
+            let items: Vec<(String, Value)> = ctx.inner.world.lock().accounts[&key]
                 .catalog
                 .iter()
-                .map(CatalogModel::account_model_json)
+                .enumerate()
+                .map(|(i, m)| (paging::ordinal(i), m.account_model_json()))
                 .collect();
-            json_response(200, json!({"value": value}))
+            paging::page(ctx.inner, ctx.req, items)
         }
         ("GET", ["skus"]) => json_response(
             200,
@@ -607,13 +582,17 @@ fn account_level(
             usages(ctx, &sub, &loc, "Global")
         }
         ("GET", ["deployments"]) => {
-            let w = ctx.inner.world.lock();
-            let value: Vec<Value> = w.accounts[&key]
+            let items: Vec<(String, Value)> = ctx.inner.world.lock().accounts[&key]
                 .deployments
-                .values()
-                .map(|d| render_for_version(&ctx.api_version, d.body.clone()))
+                .iter()
+                .map(|(k, d)| {
+                    (
+                        k.clone(),
+                        render_for_version(&ctx.api_version, d.body.clone()),
+                    )
+                })
                 .collect();
-            json_response(200, json!({"value": value}))
+            paging::page(ctx.inner, ctx.req, items)
         }
         (_, ["deployments", _]) => deployment(ctx, &key, &raw[1]),
         ("GET", ["deployments", _, "skus"]) => deployment_skus(ctx, &key, &raw[1]),
@@ -621,9 +600,12 @@ fn account_level(
             pause_resume(ctx, &key, &raw[1], *action == "pause")
         }
         ("GET", ["raipolicies"]) => {
-            let w = ctx.inner.world.lock();
-            let value: Vec<Value> = w.accounts[&key].rai_policies.values().cloned().collect();
-            json_response(200, json!({"value": value}))
+            let items: Vec<(String, Value)> = ctx.inner.world.lock().accounts[&key]
+                .rai_policies
+                .iter()
+                .map(|(k, p)| (k.clone(), p.clone()))
+                .collect();
+            paging::page(ctx.inner, ctx.req, items)
         }
         (_, ["raipolicies", _]) => rai_policy(ctx, &key, &raw[1]),
         _ => arm_error(
@@ -879,16 +861,16 @@ fn put_deployment(ctx: &Ctx, key: &str, name: &str, patch: bool) -> Resp {
             "The deployment SKU is required: set sku.name and sku.capacity.",
         );
     };
-    let capacity = match &request["sku"]["capacity"] {
+    let requested_capacity = match &request["sku"]["capacity"] {
         Value::Null => 1,
         v => match v.as_i64() {
-            Some(c) if c >= 1 => c as u32,
-            _ => {
+            Some(c) => c,
+            None => {
                 return arm_error(
                     400,
                     "InvalidResourceProperties",
                     &format!(
-                        "The specified capacity '{v}' of account deployment is invalid. The capacity must be a positive integer."
+                        "The specified capacity '{v}' of account deployment is invalid. The capacity must be an integer."
                     ),
                 );
             }
@@ -917,16 +899,10 @@ fn put_deployment(ctx: &Ctx, key: &str, name: &str, patch: bool) -> Resp {
             ),
         );
     }
-    if capacity > model.max_capacity {
-        return arm_error(
-            400,
-            "InvalidResourceProperties",
-            &format!(
-                "The specified capacity '{capacity}' of account deployment is bigger than the maximum capacity '{}' of the model '{}'.",
-                model.max_capacity, model.name
-            ),
-        );
+    if let Err(message) = model.rule(&sku_name).check(requested_capacity) {
+        return arm_error(400, "InvalidCapacity", &message);
     }
+    let capacity = requested_capacity as u32;
     if let Some(old) = &existing {
         let om = &old["properties"]["model"];
         let same_model = om["format"]
@@ -1083,19 +1059,15 @@ fn deployment_skus(ctx: &Ctx, key: &str, name: &str) -> Resp {
         return deployment_not_found(&acc.id, name);
     };
     let model = resolve_model(acc, &d.body);
-    let value: Vec<Value> = model
-        .map(|m| {
-            m.skus
-                .iter()
-                .map(|s| json!({
-                    "resourceType": "Microsoft.CognitiveServices/accounts/deployments",
-                    "sku": {"name": s, "capacity": 10},
-                    "capacity": {"minimum": 1, "maximum": m.max_capacity, "step": 1, "default": 10, "allowedValues": [1, 5, 10, 20, 50, 100]},
-                }))
-                .collect()
-        })
-        .unwrap_or_default();
-    json_response(200, json!({"value": value}))
+    let items: Vec<(String, Value)> = model
+        .map(|m| m.sku_resources_json())
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (paging::ordinal(i), v))
+        .collect();
+    drop(w);
+    paging::page(ctx.inner, ctx.req, items)
 }
 
 fn rai_policy(ctx: &Ctx, key: &str, name: &str) -> Resp {
@@ -1189,7 +1161,17 @@ fn usages(ctx: &Ctx, sub: &str, location: &str, scope: &str) -> Resp {
             "scopeId": if scope == "Global" { "Global".to_string() } else { loc.clone() },
         }));
     }
-    json_response(200, json!({"value": value}))
+    drop(w);
+    if scope == "Global" {
+        // Accounts_ListUsages is not pageable in the spec: one answer.
+        return json_response(200, json!({"value": value}));
+    }
+    let items = value
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (paging::ordinal(i), v))
+        .collect();
+    paging::page(ctx.inner, ctx.req, items)
 }
 
 fn location_usages(ctx: &Ctx, sub: &str, location: &str) -> Resp {
@@ -1220,11 +1202,13 @@ fn catalog_for_location(w: &World, sub: &str, location: &str) -> Vec<(String, Ca
 fn location_models(ctx: &Ctx, sub: &str, location: &str) -> Resp {
     let mut w = ctx.inner.world.lock();
     w.settle();
-    let value: Vec<Value> = catalog_for_location(&w, sub, location)
+    let items: Vec<(String, Value)> = catalog_for_location(&w, sub, location)
         .iter()
-        .map(|(kind, m)| m.location_model_json(kind))
+        .enumerate()
+        .map(|(i, (kind, m))| (paging::ordinal(i), m.location_model_json(kind)))
         .collect();
-    json_response(200, json!({"value": value}))
+    drop(w);
+    paging::page(ctx.inner, ctx.req, items)
 }
 
 fn model_capacities(ctx: &Ctx, sub: &str, location: &str) -> Resp {

@@ -14,6 +14,7 @@ mod entra;
 mod faults;
 mod keyvault;
 mod log;
+mod paging;
 mod ratelimit;
 mod server;
 mod tls;
@@ -29,9 +30,10 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use catalog::CatalogModel;
+pub use catalog::{CapacityRule, CatalogModel};
 pub use faults::{Fault, FaultAction, Surface};
 pub use log::RequestRecord;
+pub use world::held_properties_body;
 
 use entra::{App, Signer};
 use server::Listener;
@@ -52,6 +54,16 @@ pub struct AzureConfig {
     /// ARM write bucket per (subscription, principal): capacity and refill per second.
     pub write_capacity: u32,
     pub write_refill_per_sec: u32,
+    /// ARM delete bucket per (subscription, principal): capacity and refill per second.
+    pub delete_capacity: u32,
+    pub delete_refill_per_sec: u32,
+    /// The subscription-wide buckets (all principals together) are this many times the
+    /// per-principal ones (ARM documents 15).
+    pub global_limit_multiplier: u32,
+    /// Items per page of an ARM list before `nextLink` (0 = no paging). Azure does not
+    /// document the page size of these lists; 100 keeps an account at Azure's default limits
+    /// (32 standard deployments) on one page.
+    pub list_page_size: usize,
     /// Quota limit for a (subscription, location, usage name) not set with `set_quota`.
     pub default_quota: u32,
     /// Azure specs folder for request/response validation; `None` = env `AZURE_SPECS_DIR`.
@@ -68,6 +80,10 @@ impl Default for AzureConfig {
             read_refill_per_sec: 25,
             write_capacity: 200,
             write_refill_per_sec: 10,
+            delete_capacity: 200,
+            delete_refill_per_sec: 10,
+            global_limit_multiplier: 15,
+            list_page_size: 100,
             default_quota: 100_000,
             specs_dir: None,
         }
@@ -536,6 +552,14 @@ impl AzureEmulator {
         let mut w = self.inner.world.lock();
         w.settle();
         w.put_out_of_band(account_id, name, body);
+    }
+
+    /// Puts `held_properties_body(account_id)` (every property a write must keep) out of band;
+    /// returns the body put.
+    pub fn put_deployment_with_held_properties(&self, account_id: &str, name: &str) -> Value {
+        let body = held_properties_body(account_id);
+        self.put_deployment_out_of_band(account_id, name, body.clone());
+        body
     }
 
     /// Edits the stored ARM JSON of a deployment directly.

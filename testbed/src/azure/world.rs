@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::AccountSeed;
 use super::catalog::{self, CatalogModel};
-use super::ratelimit::Bucket;
+use super::ratelimit::{Bucket, OpKind};
 
 pub(crate) fn account_id(sub: &str, rg: &str, name: &str) -> String {
     format!(
@@ -186,7 +186,8 @@ pub(crate) struct World {
     /// Ids of operations not finished yet.
     pub pending: HashSet<String>,
     pub quotas: HashMap<(String, String, String), u32>,
-    pub buckets: HashMap<(String, String, bool), Bucket>,
+    /// ARM token buckets by (subscription, principal or "*", operation type).
+    pub buckets: HashMap<(String, String, OpKind), Bucket>,
     pub fail_next: VecDeque<(String, String)>,
     pub max_concurrent: usize,
 }
@@ -577,4 +578,33 @@ pub(crate) fn render_deployment(
         body["tags"] = tags.clone();
     }
     body
+}
+
+/// A deployment body carrying every property the spec defines that a client's write must not
+/// drop (model publisher/source/sourceAccount, parentDeploymentName, capacitySettings, the
+/// model-router `routing`, contextCacheContainerId, spilloverDeploymentName), with values in
+/// the shapes of the 2026-09-01 spec. `account_id` is the account it lives on.
+pub fn held_properties_body(account_id: &str) -> Value {
+    json!({
+        "sku": {"name": "GlobalStandard", "capacity": 10},
+        "tags": {"cost-center": "42"},
+        "properties": {
+            "model": {
+                "format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18",
+                "publisher": "OpenAI",
+                "source": format!("{account_id}/deployments/origin"),
+                "sourceAccount": account_id,
+            },
+            "parentDeploymentName": "parent-chat",
+            "capacitySettings": {"designatedCapacity": 10, "priority": 1},
+            "routing": {"mode": "quality", "models": [
+                {"format": "OpenAI", "name": "gpt-4o", "version": "2024-08-06"},
+                {"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18"},
+            ]},
+            "contextCacheContainerId": "cache-container-1",
+            "spilloverDeploymentName": "overflow-chat",
+            "raiPolicyName": "Microsoft.DefaultV2",
+            "versionUpgradeOption": "NoAutoUpgrade",
+        },
+    })
 }

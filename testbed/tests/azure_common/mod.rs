@@ -66,8 +66,15 @@ impl Az {
         Az::start(AzureConfig::default()).await
     }
 
-    /// Client-credentials token for `resource` (e.g. `https://management.azure.com`).
+    /// Client-credentials token of the default client for `resource` (e.g.
+    /// `https://management.azure.com`).
     pub async fn token(&self, resource: &str) -> String {
+        self.token_as(&self.env.client_id, &self.env.client_secret, resource)
+            .await
+    }
+
+    /// Client-credentials token of another registered application.
+    pub async fn token_as(&self, client_id: &str, secret: &str, resource: &str) -> String {
         let url = format!(
             "{}{}/oauth2/v2.0/token",
             self.env.authority_host, self.env.tenant_id
@@ -78,8 +85,8 @@ impl Az {
             .post(url)
             .form(&[
                 ("grant_type", "client_credentials"),
-                ("client_id", &self.env.client_id),
-                ("client_secret", &self.env.client_secret),
+                ("client_id", client_id),
+                ("client_secret", secret),
                 ("scope", &scope),
             ])
             .send()

@@ -1,0 +1,96 @@
+"""Microsoft's azure-mgmt-cognitiveservices judges the emulator's Cognitive Services extensions
+of issues 11, 13 and 14: capacity rules (InvalidCapacity), paged lists followed through
+nextLink, and the properties a PUT keeps."""
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.mgmt.cognitiveservices.models import Deployment, DeploymentModel, DeploymentProperties, Sku
+
+from azure_clients import admin, az, mgmt, secret_credential  # noqa: F401
+
+
+def deployment(model, sku, capacity, version=None, **props):
+    return Deployment(
+        sku=Sku(name=sku, capacity=capacity),
+        properties=DeploymentProperties(model=DeploymentModel(format="OpenAI", name=model, version=version), **props),
+    )
+
+
+def test_capacity_rules_are_published_and_enforced(az):
+    client = mgmt(az, secret_credential(az))
+    rg, account = az["AZURE_RESOURCE_GROUP"], az["AZURE_OPENAI_ACCOUNT"]
+    models = list(client.accounts.list_models(rg, account))
+    gpt4o = next(m for m in models if m.name == "gpt-4o.2024-08-06")
+    ptu = next(s for s in gpt4o.skus if s.name == "GlobalProvisionedManaged")
+    assert (ptu.capacity.minimum, ptu.capacity.step, ptu.capacity.default) == (15, 5, 15)
+    with pytest.raises(HttpResponseError) as err:
+        client.deployments.begin_create_or_update(
+            rg, account, "sdk-ptu", deployment("gpt-4o", "GlobalProvisionedManaged", 3, "2024-08-06")
+        ).result(timeout=30)
+    assert err.value.status_code == 400
+    assert err.value.error.code == "InvalidCapacity"
+    assert "at least 15" in err.value.error.message
+    with pytest.raises(HttpResponseError) as err:
+        client.deployments.begin_create_or_update(
+            rg, account, "sdk-ptu", deployment("gpt-4o", "GlobalProvisionedManaged", 18, "2024-08-06")
+        ).result(timeout=30)
+    assert "increments of 5" in err.value.error.message
+    done = client.deployments.begin_create_or_update(
+        rg, account, "sdk-ptu", deployment("gpt-4o", "GlobalProvisionedManaged", 20, "2024-08-06")
+    ).result(timeout=30)
+    assert done.sku.capacity == 20
+    client.deployments.begin_delete(rg, account, "sdk-ptu").result(timeout=30)
+
+
+def test_the_sdk_pager_follows_next_link_through_every_page(az):
+    client = mgmt(az, secret_credential(az))
+    rg, account = az["AZURE_RESOURCE_GROUP"], az["AZURE_OPENAI_ACCOUNT"]
+    names = [f"sdk-page-{i}" for i in range(5)]
+    for n in names:
+        client.deployments.begin_create_or_update(rg, account, n, deployment("gpt-4o-mini", "GlobalStandard", 1)).result(timeout=30)
+    admin(az, "POST", "list-page-size", {"size": 2})
+    admin(az, "DELETE", "log")
+    try:
+        listed = [d.name for d in client.deployments.list(rg, account)]
+    finally:
+        admin(az, "POST", "list-page-size", {"size": 100})
+    assert sorted(n for n in listed if n.startswith("sdk-page-")) == names
+    assert len(listed) == len(set(listed)), "no deployment twice"
+    pages = [e for e in admin(az, "GET", "log") if e["path"].endswith("/deployments") and e["method"] == "GET"]
+    assert len(pages) == -(-len(listed) // 2), pages
+    for n in names:
+        client.deployments.begin_delete(rg, account, n).result(timeout=30)
+
+
+def test_a_put_keeps_every_property_it_sends(az):
+    # azure-mgmt-cognitiveservices 14.1.0 (the newest) has no `routing` or `contextCacheContainerId`
+    # yet; the Rust suite checks those two (azure_deployments.rs).
+    from azure.mgmt.cognitiveservices.models import DeploymentCapacitySettings
+
+    client = mgmt(az, secret_credential(az))
+    rg, account = az["AZURE_RESOURCE_GROUP"], az["AZURE_OPENAI_ACCOUNT"]
+    account_id = client.accounts.get(rg, account).id
+    body = Deployment(
+        sku=Sku(name="GlobalStandard", capacity=10),
+        properties=DeploymentProperties(
+            model=DeploymentModel(format="OpenAI", name="gpt-4o-mini", version="2024-07-18", publisher="OpenAI",
+                                  source=f"{account_id}/deployments/origin", source_account=account_id),
+            parent_deployment_name="parent-chat",
+            capacity_settings=DeploymentCapacitySettings(designated_capacity=10, priority=1),
+            spillover_deployment_name="overflow-chat",
+        ),
+    )
+    client.deployments.begin_create_or_update(rg, account, "sdk-rich", body).result(timeout=30)
+    got = client.deployments.get(rg, account, "sdk-rich").properties
+    assert got.model.publisher == "OpenAI" and got.model.source_account == account_id
+    assert got.model.source.endswith("/deployments/origin")
+    assert got.parent_deployment_name == "parent-chat"
+    assert got.capacity_settings.designated_capacity == 10 and got.capacity_settings.priority == 1
+    assert got.spillover_deployment_name == "overflow-chat"
+    client.deployments.begin_delete(rg, account, "sdk-rich").result(timeout=30)
+
+
+def test_no_contract_violations_from_this_traffic(az):
+    state = admin(az, "GET", "state")
+    if not state["contract_loaded"]:
+        pytest.skip("AZURE_SPECS_DIR not set for the test bed: SDK traffic not validated against the specs")
+    assert state["contract_violations"] == []
