@@ -14,11 +14,12 @@ mod entra;
 mod faults;
 mod keyvault;
 mod log;
-mod paging;
 mod ratelimit;
 mod server;
 mod tls;
 mod world;
+// Cognitive Services extensions of issues 11, 13 and 14.
+mod paging;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,11 +34,11 @@ use tokio_util::sync::CancellationToken;
 pub use catalog::{CapacityRule, CatalogModel};
 pub use faults::{Fault, FaultAction, Surface};
 pub use log::RequestRecord;
-pub use world::held_properties_body;
 
 use entra::{App, Signer};
 use server::Listener;
 use world::World;
+pub use world::held_properties_body;
 
 /// Emulator behaviour knobs. `AzureConfig::default()` gives ARM's documented defaults.
 #[derive(Clone, Debug)]
