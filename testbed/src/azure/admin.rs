@@ -76,11 +76,11 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
         ("GET", "" | "/") => json_response(
             200,
             json!({"routes": [
+                "POST /list-page-size",
                 "GET /log", "DELETE /log", "POST /faults", "DELETE /faults",
                 "GET|PUT|DELETE /deployment?account_id=&name=", "PATCH /deployment?account_id=&name= (JSON merge)",
                 "POST /quota", "PUT /catalog?account_id=", "POST /provisioning-delay", "POST /regenerate-key?account_id=&key=key1|key2",
                 "POST /fail-operations", "GET /state",
-                "POST /list-page-size",
             ]}),
         ),
         ("GET", "/log") => {
