@@ -9,6 +9,11 @@
 //! has 50/50 for gpt-4o-class models and 25/25 for the mini models. Pay-per-token SKUs
 //! (Standard, GlobalStandard, DataZoneStandard, batch, DeveloperTier) take 1 to the model's
 //! maximum in steps of 1.
+//!
+//! Availability per region: a model lists the regions that offer it (empty = all of
+//! `REGIONS`); an account created in a region gets that region's catalog, so a model the
+//! region does not offer is rejected as Azure rejects it (`DeploymentModelNotSupported`), and
+//! the location models show the region's catalog.
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +34,72 @@ pub struct CatalogModel {
     /// Capacity rule per SKU name; a SKU without one takes `CapacityRule::standard`.
     #[serde(default)]
     pub capacity: BTreeMap<String, CapacityRule>,
+    /// Regions that offer this model (normalized names); empty = every region.
+    #[serde(default)]
+    pub regions: Vec<String>,
+}
+
+/// The regions where Microsoft.CognitiveServices accounts can be created (ARM location names).
+pub const REGIONS: &[&str] = &[
+    "australiaeast",
+    "brazilsouth",
+    "canadacentral",
+    "canadaeast",
+    "centralus",
+    "eastus",
+    "eastus2",
+    "francecentral",
+    "germanywestcentral",
+    "italynorth",
+    "japaneast",
+    "koreacentral",
+    "northcentralus",
+    "northeurope",
+    "norwayeast",
+    "polandcentral",
+    "southafricanorth",
+    "southcentralus",
+    "southeastasia",
+    "southindia",
+    "spaincentral",
+    "swedencentral",
+    "switzerlandnorth",
+    "uaenorth",
+    "uksouth",
+    "westeurope",
+    "westus",
+    "westus2",
+    "westus3",
+];
+
+/// The regions the seeded Foundry (non-OpenAI) models are offered in.
+pub const FOUNDRY_REGIONS: &[&str] = &[
+    "eastus",
+    "eastus2",
+    "northcentralus",
+    "southcentralus",
+    "swedencentral",
+    "westus",
+    "westus3",
+];
+
+/// Normalized region name (`East US` → `eastus`).
+pub fn normalize_region(location: &str) -> String {
+    location.to_ascii_lowercase().replace(' ', "")
+}
+
+/// Whether accounts can be created in `location`.
+pub fn is_region(location: &str) -> bool {
+    REGIONS.contains(&normalize_region(location).as_str())
+}
+
+/// The seeded catalog as offered in `location`.
+pub fn region_catalog(location: &str) -> Vec<CatalogModel> {
+    let loc = normalize_region(location);
+    default_catalog()
+        .into_iter()
+        .filter(|m| m.offered_in(&loc))
+        .collect()
 }
 
 /// The capacity a deployment of one model SKU may have (the spec's `CapacityConfig`).
@@ -161,7 +232,20 @@ impl CatalogModel {
                     )
                 })
                 .collect(),
+            regions: Vec::new(),
         }
+    }
+
+    /// Limits the model to these regions.
+    pub fn in_regions(mut self, regions: &[&str]) -> Self {
+        self.regions = regions.iter().map(|r| normalize_region(r)).collect();
+        self
+    }
+
+    /// Whether `location` offers this model.
+    pub fn offered_in(&self, location: &str) -> bool {
+        let loc = normalize_region(location);
+        self.regions.is_empty() || self.regions.iter().any(|r| *r == loc)
     }
 
     /// Sets the capacity rule of one SKU.
@@ -262,8 +346,9 @@ pub fn quota_display_name(model: &str, sku: &str) -> String {
 }
 
 /// The seeded catalog: OpenAI gpt-4o-mini 2024-07-18, gpt-4o 2024-08-06 (default) and
-/// 2024-05-13, each with the five OpenAI SKUs; Microsoft Phi-4 (a non-OpenAI Foundry model);
-/// a fine-tuned gpt-4o-mini (Azure names those `<base model>.ft-<job id>`).
+/// 2024-05-13, each with the five OpenAI SKUs; Microsoft Phi-4 and DeepSeek-R1 (non-OpenAI
+/// Foundry models, offered in `FOUNDRY_REGIONS` only); a fine-tuned gpt-4o-mini (Azure names
+/// those `<base model>.ft-<job id>`).
 pub fn default_catalog() -> Vec<CatalogModel> {
     let mut embed = CatalogModel::new(
         "OpenAI",
@@ -279,8 +364,10 @@ pub fn default_catalog() -> Vec<CatalogModel> {
         CatalogModel::new("OpenAI", "gpt-4o", "2024-05-13", OPENAI_SKUS, false),
         CatalogModel::new("OpenAI", "gpt-4o", "2024-11-20", OPENAI_SKUS, false),
         embed,
-        CatalogModel::new("Microsoft", "Phi-4", "7", &["GlobalStandard"], true),
-        CatalogModel::new("DeepSeek", "DeepSeek-R1", "1", &["GlobalStandard"], true),
+        CatalogModel::new("Microsoft", "Phi-4", "7", &["GlobalStandard"], true)
+            .in_regions(FOUNDRY_REGIONS),
+        CatalogModel::new("DeepSeek", "DeepSeek-R1", "1", &["GlobalStandard"], true)
+            .in_regions(FOUNDRY_REGIONS),
         CatalogModel::new(
             "OpenAI",
             "gpt-4o-mini-2024-07-18.ft-0123456789abcdef0123456789abcdef",

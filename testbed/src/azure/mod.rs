@@ -19,7 +19,11 @@ mod server;
 mod tls;
 mod world;
 // Cognitive Services extensions of issues 11, 13 and 14.
+mod accounts;
+mod deployments;
 mod paging;
+mod projects;
+mod rai;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
-//! The emulated Azure state: accounts (with keys, catalog and deployments), long-running
-//! operations (completed lazily when their time is up), quotas and Key Vaults.
+//! The emulated Azure state: accounts (with keys, catalog, deployments, projects, RAI policies
+//! and blocklists), long-running operations (completed lazily when their time is up), quotas,
+//! token buckets and Key Vaults.
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
@@ -34,6 +35,19 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
 
 fn new_key() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A requested managed identity as ARM returns it: a system-assigned one gets its principal.
+pub(crate) fn assigned_identity(identity: &Value) -> Value {
+    let mut identity = identity.clone();
+    if identity["type"]
+        .as_str()
+        .is_some_and(|t| t.contains("SystemAssigned"))
+    {
+        identity["principalId"] = json!(uuid::Uuid::new_v4().to_string());
+        identity["tenantId"] = json!("72f988bf-86f1-41af-91ab-2d7cd011db47");
+    }
+    identity
 }
 
 pub(crate) fn new_etag() -> String {
@@ -77,6 +91,17 @@ pub(crate) struct Account {
     pub catalog: Vec<CatalogModel>,
     pub deployments: BTreeMap<String, Deployment>,
     pub rai_policies: BTreeMap<String, Value>,
+    /// Foundry projects (`accounts/projects`) by lower-case name: ARM JSON.
+    pub projects: BTreeMap<String, Value>,
+    /// RAI blocklists by lower-case name.
+    pub rai_blocklists: BTreeMap<String, Blocklist>,
+}
+
+/// A RAI blocklist (ARM JSON) and its items (ARM JSON by lower-case name).
+#[derive(Debug, Clone)]
+pub(crate) struct Blocklist {
+    pub body: Value,
+    pub items: BTreeMap<String, Value>,
 }
 
 impl Account {
@@ -86,6 +111,11 @@ impl Account {
         } else {
             self.key2 = new_key();
         }
+    }
+
+    /// An account property (`properties.{name}`).
+    pub fn prop(&self, name: &str) -> &Value {
+        &self.body["properties"][name]
     }
 
     pub fn provisioning_state(&self) -> &str {
@@ -123,6 +153,7 @@ impl Account {
 pub(crate) enum Target {
     Deployment { name: String, delete: bool },
     Account { delete: bool },
+    Project { name: String, delete: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -292,33 +323,16 @@ impl World {
             body["tags"] = tags.clone();
         }
         if let Some(identity) = request.get("identity").filter(|t| t.is_object()) {
-            let mut identity = identity.clone();
-            if identity["type"]
-                .as_str()
-                .is_some_and(|t| t.contains("SystemAssigned"))
-            {
-                identity["principalId"] = json!(uuid::Uuid::new_v4().to_string());
-                identity["tenantId"] = json!("72f988bf-86f1-41af-91ab-2d7cd011db47");
-            }
-            body["identity"] = identity;
+            body["identity"] = assigned_identity(identity);
         }
         let key = id.to_ascii_lowercase();
-        let (key1, key2, deployments, rai, catalog) = match self.accounts.remove(&key) {
-            Some(old) => (
-                old.key1,
-                old.key2,
-                old.deployments,
-                old.rai_policies,
-                old.catalog,
-            ),
-            None => (
-                new_key(),
-                new_key(),
-                BTreeMap::new(),
-                BTreeMap::new(),
-                catalog::default_catalog(),
-            ),
-        };
+        // A PUT on an existing account replaces its body; keys and children stay.
+        if let Some(old) = self.accounts.get_mut(&key) {
+            old.body = body;
+            old.kind = seed.kind.clone();
+            old.endpoint = endpoint.to_string();
+            return;
+        }
         self.accounts.insert(
             key,
             Account {
@@ -329,11 +343,13 @@ impl World {
                 kind: seed.kind.clone(),
                 endpoint: endpoint.to_string(),
                 body,
-                key1,
-                key2,
-                catalog,
-                deployments,
-                rai_policies: rai,
+                key1: new_key(),
+                key2: new_key(),
+                catalog: catalog::region_catalog(&seed.location),
+                deployments: BTreeMap::new(),
+                rai_policies: BTreeMap::new(),
+                projects: BTreeMap::new(),
+                rai_blocklists: BTreeMap::new(),
             },
         );
     }
@@ -378,16 +394,29 @@ impl World {
                             json!(if ok { "Succeeded" } else { "Failed" });
                     }
                 }
+                Target::Project { name, delete } => {
+                    if let Some(acc) = self.accounts.get_mut(&op.account_key) {
+                        if delete && ok {
+                            acc.projects.remove(&name);
+                            super::projects::unlink(acc, &name);
+                        } else if let Some(p) = acc.projects.get_mut(&name) {
+                            p["properties"]["provisioningState"] =
+                                json!(if ok { "Succeeded" } else { "Failed" });
+                        }
+                    }
+                }
             }
         }
     }
 
-    /// Operations still running on an account.
+    /// Account and deployment operations still running on an account (project operations do
+    /// not hold the account's write lock).
     pub fn in_flight(&self, account_key: &str) -> usize {
         self.pending
             .iter()
             .filter_map(|id| self.operations.get(id))
             .filter(|o| o.finished.is_none() && o.account_key == account_key)
+            .filter(|o| !matches!(o.target, Target::Project { .. }))
             .count()
     }
 
