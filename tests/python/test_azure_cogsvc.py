@@ -1,6 +1,7 @@
 """Microsoft's azure-mgmt-cognitiveservices judges the emulator's Cognitive Services extensions
 of issues 11, 13 and 14: capacity rules (InvalidCapacity), paged lists followed through
-nextLink, and the properties a PUT keeps."""
+nextLink, the properties a PUT keeps; accounts with their pollers, subdomains, projects and
+content filters."""
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.cognitiveservices.models import Deployment, DeploymentModel, DeploymentProperties, Sku
@@ -87,6 +88,79 @@ def test_a_put_keeps_every_property_it_sends(az):
     assert got.capacity_settings.designated_capacity == 10 and got.capacity_settings.priority == 1
     assert got.spillover_deployment_name == "overflow-chat"
     client.deployments.begin_delete(rg, account, "sdk-rich").result(timeout=30)
+
+
+def test_account_lifecycle_subdomain_projects_and_content_filters(az):
+    """Issue 13: an account created, updated and deleted through the SDK's pollers, a taken
+    subdomain refused, a Foundry project with its endpoint, a validated content filter with a
+    blocklist, and a deployment naming it."""
+    from azure.mgmt.cognitiveservices.models import (
+        Account, AccountProperties, CustomBlocklistConfig, Identity,
+        Project, ProjectProperties, RaiBlocklist, RaiBlocklistItemBulkRequest, RaiBlocklistItemProperties,
+        RaiBlocklistProperties, RaiPolicy, RaiPolicyContentFilter, RaiPolicyProperties,
+    )
+    from azure.mgmt.cognitiveservices.models import Sku as AccountSku
+
+    client = mgmt(az, secret_credential(az))
+    rg, name = "rg-sdk", "sdk-foundry"
+    account = Account(
+        location="eastus2", kind="AIServices", sku=AccountSku(name="S0"), identity=Identity(type="SystemAssigned"),
+        properties=AccountProperties(custom_sub_domain_name="sdk-foundry-sub", allow_project_management=True,
+                                     public_network_access="Enabled", disable_local_auth=False),
+        tags={"owner": "platform"},
+    )
+    created = client.accounts.begin_create(rg, name, account).result(timeout=30)
+    assert created.properties.provisioning_state == "Succeeded"
+    assert created.properties.custom_sub_domain_name == "sdk-foundry-sub"
+    assert created.identity.principal_id
+    # The subdomain is taken now.
+    with pytest.raises(HttpResponseError) as err:
+        client.accounts.begin_create("rg-other", "sdk-copy", Account(
+            location="eastus2", kind="AIServices", sku=AccountSku(name="S0"),
+            properties=AccountProperties(custom_sub_domain_name="SDK-foundry-sub"))).result(timeout=30)
+    assert err.value.status_code == 409 and err.value.error.code == "CustomDomainInUse"
+    check = client.check_domain_availability("sdk-foundry-sub", "Microsoft.CognitiveServices/accounts")
+    assert check.is_subdomain_available is False
+    updated = client.accounts.begin_update(rg, name, Account(tags={"owner": "platform", "env": "test"})).result(timeout=30)
+    assert updated.tags == {"owner": "platform", "env": "test"}
+
+    project = client.projects.begin_create(rg, name, "team-a", Project(
+        location="eastus2", properties=ProjectProperties(display_name="Team A", description="chat"))).result(timeout=30)
+    assert project.properties.provisioning_state == "Succeeded"
+    assert project.properties.endpoints["AI Foundry API"].endswith("/api/projects/team-a")
+    assert [p.name for p in client.projects.list(rg, name)] == ["team-a"]
+    assert client.accounts.get(rg, name).properties.default_project == "team-a"
+
+    client.rai_blocklists.create_or_update(rg, name, "words", RaiBlocklist(
+        properties=RaiBlocklistProperties(description="blocked words")))
+    client.rai_blocklist_items.batch_add(rg, name, "words", [
+        RaiBlocklistItemBulkRequest(name="w1", properties=RaiBlocklistItemProperties(pattern="forbidden", is_regex=False)),
+    ])
+    assert [i.name for i in client.rai_blocklist_items.list(rg, name, "words")] == ["w1"]
+    filters = [RaiPolicyContentFilter(name="Hate", severity_threshold="Low", blocking=True, enabled=True, source="Prompt"),
+               RaiPolicyContentFilter(name="Hate", severity_threshold="Medium", blocking=True, enabled=True, source="Completion")]
+    with pytest.raises(HttpResponseError) as err:
+        client.rai_policies.create_or_update(rg, name, "strict", RaiPolicy(properties=RaiPolicyProperties(
+            base_policy_name="Microsoft.DefaultV2", content_filters=filters,
+            custom_blocklists=[CustomBlocklistConfig(blocklist_name="nope", blocking=True, source="Prompt")])))
+    assert err.value.status_code == 400 and "nope" in err.value.error.message
+    policy = client.rai_policies.create_or_update(rg, name, "strict", RaiPolicy(properties=RaiPolicyProperties(
+        base_policy_name="Microsoft.DefaultV2", content_filters=filters,
+        custom_blocklists=[CustomBlocklistConfig(blocklist_name="words", blocking=True, source="Prompt")])))
+    assert policy.properties.type == "UserManaged"
+    deployed = client.deployments.begin_create_or_update(
+        rg, name, "chat", deployment("gpt-4o-mini", "GlobalStandard", 1, rai_policy_name="strict")).result(timeout=30)
+    assert deployed.properties.rai_policy_name == "strict"
+    with pytest.raises(HttpResponseError) as err:
+        client.deployments.begin_create_or_update(
+            rg, name, "chat2", deployment("gpt-4o-mini", "GlobalStandard", 1, rai_policy_name="missing")).result(timeout=30)
+    assert err.value.status_code == 400
+
+    client.deployments.begin_delete(rg, name, "chat").result(timeout=30)
+    client.projects.begin_delete(rg, name, "team-a").result(timeout=30)
+    assert list(client.projects.list(rg, name)) == []
+    client.accounts.begin_delete(rg, name).result(timeout=30)
+    assert name not in [a.name for a in client.accounts.list_by_resource_group(rg)]
 
 
 def test_no_contract_violations_from_this_traffic(az):
