@@ -83,6 +83,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
                 "POST /fail-operations", "GET /state",
             ]}),
         ),
+        (_, p) if super::controls::owns(p) => super::controls::handle(inner, req),
         ("GET", "/log") => {
             let log = inner.log.lock();
             let start = log.first().map(|r| r.started);

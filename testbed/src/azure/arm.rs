@@ -15,7 +15,7 @@ use super::ratelimit::OpKind;
 use super::server::{Req, Resp, empty_response, json_response, with_header};
 use super::world::{self, Operation, Target, World, timestamp};
 use super::{Inner, LogInfo, Surface};
-use super::{accounts, deployments, paging, projects, rai};
+use super::{accounts, authorization, deployments, paging, projects, rai};
 
 /// Stable api-versions whose spec is in `../shared/azure-specs`.
 pub const API_VERSIONS: &[&str] = &["2025-09-01", "2026-09-01"];
@@ -155,6 +155,9 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
         finish(resp, principal_opt.clone(), account_id.clone(), is_write)
     };
 
+    if authorization::owns(&lower) {
+        return finish(authorization::handle(inner, req, &segs, &lower, &actor_oid));
+    }
     let is_operation_url =
         lower.len() == 8 && (lower[6] == "operationstatuses" || lower[6] == "operationresults");
     let api_version = match req.query("api-version") {

@@ -20,7 +20,10 @@ mod tls;
 mod world;
 // Cognitive Services extensions of issues 11, 13 and 14.
 mod accounts;
+mod authorization;
+mod controls;
 mod deployments;
+mod inference;
 mod paging;
 mod projects;
 mod rai;
@@ -39,6 +42,7 @@ pub use catalog::{CapacityRule, CatalogModel};
 pub use faults::{Fault, FaultAction, Surface};
 pub use log::RequestRecord;
 
+pub use controls::Identity;
 use entra::{App, Signer};
 use server::Listener;
 use world::World;
@@ -557,14 +561,6 @@ impl AzureEmulator {
         let mut w = self.inner.world.lock();
         w.settle();
         w.put_out_of_band(account_id, name, body);
-    }
-
-    /// Puts `held_properties_body(account_id)` (every property a write must keep) out of band;
-    /// returns the body put.
-    pub fn put_deployment_with_held_properties(&self, account_id: &str, name: &str) -> Value {
-        let body = held_properties_body(account_id);
-        self.put_deployment_out_of_band(account_id, name, body.clone());
-        body
     }
 
     /// Edits the stored ARM JSON of a deployment directly.

@@ -95,6 +95,8 @@ pub(crate) struct Account {
     pub projects: BTreeMap<String, Value>,
     /// RAI blocklists by lower-case name.
     pub rai_blocklists: BTreeMap<String, Blocklist>,
+    /// Data-plane state per deployment (lower-case name): request count, injected failure.
+    pub serving: BTreeMap<String, super::dataplane::Serving>,
 }
 
 /// A RAI blocklist (ARM JSON) and its items (ARM JSON by lower-case name).
@@ -221,6 +223,8 @@ pub(crate) struct World {
     pub buckets: HashMap<(String, String, OpKind), Bucket>,
     pub fail_next: VecDeque<(String, String)>,
     pub max_concurrent: usize,
+    /// Microsoft.Authorization role assignments by lower-case id.
+    pub role_assignments: BTreeMap<String, Value>,
 }
 
 impl World {
@@ -350,6 +354,7 @@ impl World {
                 rai_policies: BTreeMap::new(),
                 projects: BTreeMap::new(),
                 rai_blocklists: BTreeMap::new(),
+                serving: BTreeMap::new(),
             },
         );
     }
