@@ -1,7 +1,8 @@
 """Microsoft's azure-mgmt-cognitiveservices judges the emulator's Cognitive Services extensions
 of issues 11, 13 and 14: capacity rules (InvalidCapacity), paged lists followed through
 nextLink, the properties a PUT keeps; accounts with their pollers, subdomains, projects and
-content filters."""
+content filters; and, with the official `openai` client and azure-mgmt-authorization, key
+rotation, embeddings, a failing deployment and keyless access with Entra tokens."""
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.cognitiveservices.models import Deployment, DeploymentModel, DeploymentProperties, Sku
@@ -161,6 +162,116 @@ def test_account_lifecycle_subdomain_projects_and_content_filters(az):
     assert list(client.projects.list(rg, name)) == []
     client.accounts.begin_delete(rg, name).result(timeout=30)
     assert name not in [a.name for a in client.accounts.list_by_resource_group(rg)]
+
+
+def test_embeddings_and_key_rotation_with_the_openai_client(az):
+    """Issue 14: the official openai client keeps working through a key1/key2 rotation (the key
+    regenerated stops at once), embeddings answer, a deployment told to fail answers its error."""
+    import openai
+    from openai import AzureOpenAI
+
+    client = mgmt(az, secret_credential(az))
+    rg, account = az["AZURE_RESOURCE_GROUP"], az["AZURE_OPENAI_ACCOUNT"]
+    client.deployments.begin_create_or_update(rg, account, "sdk-embed", deployment("text-embedding-3-small", "GlobalStandard", 1)).result(timeout=30)
+    client.deployments.begin_create_or_update(rg, account, "sdk-rotate", deployment("gpt-4o-mini", "GlobalStandard", 1)).result(timeout=30)
+    endpoint = az["AZURE_OPENAI_ENDPOINT"]
+
+    def ask(key):
+        c = AzureOpenAI(azure_endpoint=endpoint, api_key=key, api_version="2024-10-21", max_retries=0)
+        return c.chat.completions.create(model="sdk-rotate", max_tokens=1, messages=[{"role": "user", "content": "hi"}])
+
+    keys = client.accounts.list_keys(rg, account)
+    assert ask(keys.key1).choices[0].finish_reason == "length"
+    # Rotate: regenerate the key not in use, move to it, regenerate the old one.
+    fresh2 = client.accounts.regenerate_key(rg, account, "Key2").key2
+    assert ask(keys.key1) and ask(fresh2)
+    client.accounts.regenerate_key(rg, account, "Key1")
+    with pytest.raises(openai.AuthenticationError):
+        ask(keys.key1)
+    assert ask(fresh2)
+
+    emb = AzureOpenAI(azure_endpoint=endpoint, api_key=fresh2, api_version="2024-10-21", max_retries=0)
+    vectors = emb.embeddings.create(model="sdk-embed", input=["one", "two"], dimensions=16)
+    assert [len(d.embedding) for d in vectors.data] == [16, 16]
+    assert vectors.data[0].embedding != vectors.data[1].embedding
+
+    admin(az, "POST", "deployment-failure?name=sdk-rotate", {"status": 500, "code": "InternalServerError", "message": "The deployment is unhealthy."})
+    try:
+        with pytest.raises(openai.InternalServerError) as err:
+            ask(fresh2)
+        assert "The deployment is unhealthy." in str(err.value)
+    finally:
+        admin(az, "DELETE", "deployment-failure?name=sdk-rotate")
+    assert ask(fresh2)
+    assert admin(az, "GET", "deployment-requests?name=sdk-rotate")["requests"] >= 6
+    for d in ("sdk-embed", "sdk-rotate"):
+        client.deployments.begin_delete(rg, account, d).result(timeout=30)
+
+
+def test_keyless_mode_with_an_entra_token_of_an_app_teams_identity(az):
+    """Issue 14: an account with disableLocalAuth; an app team's identity granted "Cognitive
+    Services OpenAI User" with azure-mgmt-authorization calls through openai with an
+    azure-identity token provider; a key fails; removing the assignment removes the access."""
+    import uuid
+
+    import openai
+    from azure.identity import ClientSecretCredential, WorkloadIdentityCredential, get_bearer_token_provider
+    from azure.mgmt.authorization import AuthorizationManagementClient
+    from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
+    from azure.mgmt.cognitiveservices.models import Account, AccountProperties
+    from azure.mgmt.cognitiveservices.models import Sku as AccountSku
+    from openai import AzureOpenAI
+
+    from azure_clients import ARM_SCOPE
+
+    client = mgmt(az, secret_credential(az))
+    rg, name = "rg-keyless", "sdk-keyless"
+    acc = client.accounts.begin_create(rg, name, Account(
+        location="eastus", kind="AIServices", sku=AccountSku(name="S0"),
+        properties=AccountProperties(custom_sub_domain_name="sdk-keyless", disable_local_auth=True))).result(timeout=30)
+    client.deployments.begin_create_or_update(rg, name, "chat", deployment("gpt-4o-mini", "GlobalStandard", 1)).result(timeout=30)
+    endpoint = acc.properties.endpoint
+
+    team = admin(az, "POST", "identities", {})
+    authority = az["AZURE_AUTHORITY_HOST"]
+    team_cred = ClientSecretCredential(az["AZURE_TENANT_ID"], team["client_id"], team["client_secret"],
+                                       authority=authority, disable_instance_discovery=True)
+    scope = "https://cognitiveservices.azure.com/.default"
+
+    def ask(**auth):
+        c = AzureOpenAI(azure_endpoint=endpoint, api_version="2024-10-21", max_retries=0, **auth)
+        return c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+
+    with pytest.raises(openai.AuthenticationError) as err:
+        ask(azure_ad_token_provider=get_bearer_token_provider(team_cred, scope))
+    assert "lacks the required data action" in str(err.value)
+
+    authz = AuthorizationManagementClient(secret_credential(az), az["AZURE_SUBSCRIPTION_ID"],
+                                          base_url=az["AZURE_RESOURCE_MANAGER_ENDPOINT"], credential_scopes=[ARM_SCOPE])
+    role = next(iter(authz.role_definitions.list(acc.id, filter="roleName eq 'Cognitive Services OpenAI User'")))
+    assert role.name == "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
+    assignment_name = str(uuid.uuid4())
+    created = authz.role_assignments.create(acc.id, assignment_name, RoleAssignmentCreateParameters(
+        role_definition_id=role.id, principal_id=team["object_id"], principal_type="ServicePrincipal"))
+    assert created.scope == acc.id and created.principal_id == team["object_id"]
+    assert [a.name for a in authz.role_assignments.list_for_scope(acc.id, filter=f"principalId eq '{team['object_id']}'")] == [assignment_name]
+
+    assert ask(azure_ad_token_provider=get_bearer_token_provider(team_cred, scope)).choices[0].message.content
+    # The same identity as a workload identity (federated token file) works too.
+    wi = WorkloadIdentityCredential(tenant_id=az["AZURE_TENANT_ID"], client_id=team["client_id"],
+                                    token_file_path=az["AZURE_FEDERATED_TOKEN_FILE"], authority=authority,
+                                    disable_instance_discovery=True)
+    assert ask(azure_ad_token_provider=get_bearer_token_provider(wi, scope))
+    keys = client.accounts.list_keys(rg, name)
+    with pytest.raises(openai.PermissionDeniedError) as err:
+        ask(api_key=keys.key1)
+    assert "Key based authentication is disabled" in str(err.value)
+
+    authz.role_assignments.delete(acc.id, assignment_name)
+    with pytest.raises(openai.AuthenticationError):
+        ask(azure_ad_token_provider=get_bearer_token_provider(team_cred, scope))
+    client.deployments.begin_delete(rg, name, "chat").result(timeout=30)
+    client.accounts.begin_delete(rg, name).result(timeout=30)
 
 
 def test_no_contract_violations_from_this_traffic(az):
