@@ -7,13 +7,11 @@
 //! answers whether a subdomain is free.
 use serde_json::{Value, json};
 
-use super::arm::{
-    Ctx, arm_error, conflict, invalid_content, lro_headers, not_found_account, start_operation,
-};
+use super::AccountSeed;
+use super::arm::{Ctx, arm_error, conflict, lro_headers, not_found_account, start_operation};
 use super::catalog;
 use super::server::{Listener, Resp, empty_response, json_response};
 use super::world::{self, Target, World};
-use super::{AccountSeed, Surface};
 
 /// Properties the server owns; a PATCH does not set them.
 const READ_ONLY: &[&str] = &[
@@ -62,14 +60,10 @@ fn subdomain_taken(w: &World, key: &str, body: &Value) -> Option<Resp> {
 }
 
 pub(crate) fn put(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Resp {
-    let body = match ctx.req.json() {
-        Ok(b) if b.is_object() => b,
-        Ok(_) => return invalid_content("a JSON object is required"),
-        Err(e) => return invalid_content(&e),
+    let body = match ctx.body(true) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
-    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
-        return r;
-    }
     let Some(location) = body["location"].as_str().map(str::to_string) else {
         return arm_error(
             400,
@@ -130,13 +124,10 @@ pub(crate) fn put(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Resp {
 }
 
 pub(crate) fn patch(ctx: &Ctx, key: &str, rg: &str, name: &str) -> Resp {
-    let body = match ctx.req.json() {
+    let body = match ctx.body(false) {
         Ok(b) => b,
-        Err(e) => return invalid_content(&e),
+        Err(r) => return r,
     };
-    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
-        return r;
-    }
     let mut w = ctx.inner.world.lock();
     w.settle();
     let Some((id, sub, loc)) = w
@@ -217,13 +208,10 @@ pub(crate) fn list_keys(ctx: &Ctx, key: &str) -> Resp {
 }
 
 pub(crate) fn regenerate_key(ctx: &Ctx, key: &str) -> Resp {
-    let body = match ctx.req.json() {
+    let body = match ctx.body(false) {
         Ok(b) => b,
-        Err(e) => return invalid_content(&e),
+        Err(r) => return r,
     };
-    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
-        return r;
-    }
     let key1 = match body["keyName"].as_str() {
         Some(k) if k.eq_ignore_ascii_case("key1") => true,
         Some(k) if k.eq_ignore_ascii_case("key2") => false,
@@ -243,13 +231,10 @@ pub(crate) fn regenerate_key(ctx: &Ctx, key: &str) -> Resp {
 
 /// `POST /subscriptions/{s}/providers/Microsoft.CognitiveServices/checkDomainAvailability`.
 pub(crate) fn check_domain_availability(ctx: &Ctx) -> Resp {
-    let body = match ctx.req.json() {
+    let body = match ctx.body(false) {
         Ok(b) => b,
-        Err(e) => return invalid_content(&e),
+        Err(r) => return r,
     };
-    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
-        return r;
-    }
     let name = body["subdomainName"].as_str().unwrap_or_default();
     let taken = held_by_other(&ctx.inner.world.lock(), "", name);
     let mut answer = json!({

@@ -120,6 +120,34 @@ pub(crate) struct Ctx<'a> {
     pub principal: String,
 }
 
+impl Ctx<'_> {
+    /// The request's JSON body (an object when `object` is set), validated against the spec;
+    /// Err = Azure's 400.
+    #[allow(clippy::result_large_err)]
+    pub fn body(&self, object: bool) -> Result<Value, Resp> {
+        let body = self.req.json().map_err(|e| invalid_content(&e))?;
+        if object && !body.is_object() {
+            return Err(invalid_content("a JSON object is required"));
+        }
+        match self.inner.check_request(Surface::Arm, self.req) {
+            Some(r) => Err(r),
+            None => Ok(body),
+        }
+    }
+}
+
+/// 400 InvalidApiVersionParameter, listing the versions supported.
+pub(crate) fn invalid_api_version(v: &str, supported: &[&str]) -> Resp {
+    arm_error(
+        400,
+        "InvalidApiVersionParameter",
+        &format!(
+            "The api-version '{v}' is invalid. The supported versions are '{}'.",
+            supported.join(",")
+        ),
+    )
+}
+
 pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
     let claims = match authenticate(inner, req) {
         Ok(c) => c,
@@ -171,14 +199,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
         }
         Some(v) if !API_VERSIONS.contains(&v.as_str()) && !is_operation_url => {
             let r = if !looks_like_api_version(&v) {
-                arm_error(
-                    400,
-                    "InvalidApiVersionParameter",
-                    &format!(
-                        "The api-version '{v}' is invalid. The supported versions are '{}'.",
-                        API_VERSIONS.join(",")
-                    ),
-                )
+                invalid_api_version(&v, API_VERSIONS)
             } else {
                 let ty = resource_type(&lower);
                 arm_error(
@@ -581,8 +602,8 @@ fn account_level(
         ("POST", ["deployments", _, action @ ("pause" | "resume")]) => {
             deployments::pause_resume(ctx, &key, &raw[1], *action == "pause")
         }
-        (_, ["raipolicies", ..] | ["raiblocklists", ..]) => rai::handle(ctx, &key, rest, &raw),
-        (_, ["projects", ..]) => projects::handle(ctx, &key, rest, &raw),
+        (_, ["raipolicies", ..] | ["raiblocklists", ..]) => rai::handle(ctx, &key, rest, raw),
+        (_, ["projects", ..]) => projects::handle(ctx, &key, rest, raw),
         _ => arm_error(
             404,
             "InvalidResourceType",
@@ -739,13 +760,10 @@ fn model_capacities(ctx: &Ctx, sub: &str, location: &str) -> Resp {
 }
 
 fn calculate_capacity(ctx: &Ctx) -> Resp {
-    let body = match ctx.req.json() {
+    let body = match ctx.body(false) {
         Ok(b) => b,
-        Err(e) => return invalid_content(&e),
+        Err(r) => return r,
     };
-    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
-        return r;
-    }
     let tokens_per_minute: f64 = body["workloads"]
         .as_array()
         .map(|ws| {

@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::Inner;
-use super::arm::arm_error;
+use super::arm::{arm_error, invalid_api_version};
 use super::server::{Req, Resp, empty_response, json_response};
 use super::world::timestamp;
 
@@ -152,17 +152,6 @@ fn filter_value(filter: &str, field: &str) -> Option<String> {
     rest.split('\'').next().map(str::to_string)
 }
 
-fn bad_api_version(v: &str) -> Resp {
-    arm_error(
-        400,
-        "InvalidApiVersionParameter",
-        &format!(
-            "The api-version '{v}' is invalid. The supported versions are '{}'.",
-            API_VERSIONS.join(",")
-        ),
-    )
-}
-
 /// Answers `{scope}/providers/Microsoft.Authorization/{roleDefinitions|roleAssignments}[/{name}]`.
 pub(crate) fn handle(
     inner: &Inner,
@@ -173,7 +162,7 @@ pub(crate) fn handle(
 ) -> Resp {
     match req.query("api-version") {
         Some(v) if API_VERSIONS.contains(&v.as_str()) => {}
-        Some(v) => return bad_api_version(&v),
+        Some(v) => return invalid_api_version(&v, API_VERSIONS),
         None => {
             return arm_error(
                 400,
@@ -346,7 +335,7 @@ fn put(inner: &Inner, req: &Req, scope: &str, name: &str, caller_oid: &str) -> R
             .is_some_and(|x| x.eq_ignore_ascii_case(principal))
             && p["roleDefinitionId"]
                 .as_str()
-                .and_then(|d| role_of(d))
+                .and_then(role_of)
                 .map(|r| r.0)
                 == role_of(definition).map(|r| r.0)
             && p["scope"]

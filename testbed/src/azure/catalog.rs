@@ -245,7 +245,7 @@ impl CatalogModel {
     /// Whether `location` offers this model.
     pub fn offered_in(&self, location: &str) -> bool {
         let loc = normalize_region(location);
-        self.regions.is_empty() || self.regions.iter().any(|r| *r == loc)
+        self.regions.is_empty() || self.regions.contains(&loc)
     }
 
     /// Sets the capacity rule of one SKU.

@@ -5,10 +5,9 @@
 //! RequestConflict.
 use serde_json::{Value, json};
 
-use super::Surface;
 use super::arm::{
-    Ctx, arm_error, conflict, deployment_not_found, invalid_content, lro_headers,
-    render_for_version, start_operation,
+    Ctx, arm_error, conflict, deployment_not_found, lro_headers, render_for_version,
+    start_operation,
 };
 use super::catalog;
 use super::paging;
@@ -46,14 +45,10 @@ fn note_write(w: &mut World, key: &str) -> bool {
 }
 
 fn put(ctx: &Ctx, key: &str, name: &str, patch: bool) -> Resp {
-    let request = match ctx.req.json() {
-        Ok(b) if b.is_object() => b,
-        Ok(_) => return invalid_content("a JSON object is required"),
-        Err(e) => return invalid_content(&e),
+    let request = match ctx.body(true) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
-    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
-        return r;
-    }
     let default_quota = ctx.inner.config.lock().default_quota;
     let mut w = ctx.inner.world.lock();
     w.settle();

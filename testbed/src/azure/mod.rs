@@ -18,7 +18,9 @@ mod ratelimit;
 mod server;
 mod tls;
 mod world;
-// Cognitive Services extensions of issues 11, 13 and 14.
+// Cognitive Services extensions of issues 11, 13 and 14: `accounts`, `deployments`,
+// `projects`, `rai` (content filters), `authorization` (role assignments), `inference` (data
+// plane answers), `paging` (nextLink), `controls` (out-of-band methods and admin routes).
 mod accounts;
 mod authorization;
 mod controls;

@@ -7,8 +7,7 @@
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::Surface;
-use super::arm::{Ctx, arm_error, invalid_content, lro_headers, start_operation};
+use super::arm::{Ctx, arm_error, lro_headers, start_operation};
 use super::paging;
 use super::server::{Resp, empty_response, json_response};
 use super::world::{Account, Target, assigned_identity, new_etag, normalize_location, timestamp};
@@ -97,14 +96,10 @@ fn link(acc: &mut Account, name: &str) -> bool {
 }
 
 fn write(ctx: &Ctx, key: &str, name: &str, patch: bool) -> Resp {
-    let request = match ctx.req.json() {
-        Ok(b) if b.is_object() => b,
-        Ok(_) => return invalid_content("a JSON object is required"),
-        Err(e) => return invalid_content(&e),
+    let request = match ctx.body(true) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
-    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
-        return r;
-    }
     let lname = name.to_ascii_lowercase();
     let mut w = ctx.inner.world.lock();
     w.settle();

@@ -8,8 +8,7 @@
 //! must exist (`policy_exists`).
 use serde_json::{Value, json};
 
-use super::Surface;
-use super::arm::{Ctx, arm_error, invalid_content};
+use super::arm::{Ctx, arm_error};
 use super::paging;
 use super::server::{Resp, empty_response, json_response};
 use super::world::{Account, Blocklist, new_etag};
@@ -166,16 +165,6 @@ fn validate_policy(acc: &Account, props: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// The request body of a PUT or POST, parsed and checked against the spec.
-#[allow(clippy::result_large_err)]
-fn body(ctx: &Ctx) -> Result<Value, Resp> {
-    let body = ctx.req.json().map_err(|e| invalid_content(&e))?;
-    match ctx.inner.check_request(Surface::Arm, ctx.req) {
-        Some(r) => Err(r),
-        None => Ok(body),
-    }
-}
-
 /// A child resource as ARM renders it.
 fn child(parent_id: &str, collection: &str, name: &str, request: &Value, props: Value) -> Value {
     let mut v = json!({
@@ -254,7 +243,7 @@ fn policy(ctx: &Ctx, key: &str, name: &str) -> Resp {
             }
         }
         "PUT" => {
-            let request = match body(ctx) {
+            let request = match ctx.body(false) {
                 Ok(b) => b,
                 Err(r) => return r,
             };
@@ -306,7 +295,7 @@ fn blocklist(ctx: &Ctx, key: &str, name: &str) -> Resp {
             None => not_found("RAI blocklist", name),
         },
         "PUT" => {
-            let request = match body(ctx) {
+            let request = match ctx.body(false) {
                 Ok(b) => b,
                 Err(r) => return r,
             };
@@ -377,6 +366,7 @@ fn blocklist(ctx: &Ctx, key: &str, name: &str) -> Resp {
 }
 
 /// An item's properties, or why they are invalid (a regex pattern must compile).
+#[allow(clippy::result_large_err)]
 fn item_properties(props: &Value) -> Result<Value, Resp> {
     let props = object(props);
     let Some(pattern) = props["pattern"].as_str().filter(|p| !p.is_empty()) else {
@@ -402,7 +392,7 @@ fn items(ctx: &Ctx, key: &str, list: &str, rest: &[&str], raw: &[String]) -> Res
     let llist = list.to_ascii_lowercase();
     let m = ctx.req.method.as_str();
     let request = if m == "PUT" || m == "POST" {
-        match body(ctx) {
+        match ctx.body(false) {
             Ok(b) => b,
             Err(r) => return r,
         }
