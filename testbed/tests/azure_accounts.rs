@@ -93,12 +93,21 @@ async fn account_put_provisions_asynchronously_and_delete_is_an_operation() {
         .unwrap()
         .to_string();
     assert!(endpoint.starts_with("https://127.0.0.1:"));
-    // PATCH tags.
+    // PATCH is a long-running operation too.
     let p = az
         .arm("PATCH", &path, Some(&json!({"tags": {"env": "prod"}})))
         .await;
-    assert_eq!(p.status, 200);
+    assert_eq!(p.status, 202);
     assert_eq!(p.body["tags"]["env"], "prod");
+    assert!(p.header("location").is_some());
+    assert_eq!(
+        az.wait_operation(&p.header("azure-asyncoperation").unwrap())
+            .await["status"],
+        "Succeeded"
+    );
+    let g = az.arm("GET", &path, None).await;
+    assert_eq!(g.body["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(g.body["tags"]["env"], "prod");
     // PUT on an existing account updates in place.
     assert_eq!(az.arm("PUT", &path, Some(&body)).await.status, 200);
     // Keys work on its data plane once a deployment exists.
@@ -304,4 +313,146 @@ async fn catalog_views_models_skus_usages_capacities() {
         .await;
     assert_eq!(r.code(), "InvalidResourceProperties");
     assert_eq!(az.emu.catalog(&az.emu.default_account_id()).len(), 1);
+}
+
+fn account_path(az: &Az, rg: &str, name: &str) -> String {
+    format!(
+        "subscriptions/{}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}",
+        az.env.subscription_id
+    )
+}
+
+#[tokio::test]
+async fn a_custom_subdomain_belongs_to_one_account() {
+    let az = Az::default().await;
+    let body = |sub: &str| json!({"location": "eastus", "kind": "AIServices", "sku": {"name": "S0"}, "properties": {"customSubDomainName": sub}});
+    let first = az
+        .arm(
+            "PUT",
+            &account_path(&az, "rg-a", "first"),
+            Some(&body("team-ai")),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let second = az
+        .arm(
+            "PUT",
+            &account_path(&az, "rg-b", "second"),
+            Some(&body("Team-AI")),
+        )
+        .await;
+    assert_eq!(second.status, 409);
+    assert_eq!(second.code(), "CustomDomainInUse");
+    assert_eq!(
+        second.message(),
+        "Please pick a different name. The subdomain name 'Team-AI' is not available as it's already used by a resource. If the resource using the name was deleted in the last 48 hours, you may need to purge the deleted resource. Learn more at \"https://go.microsoft.com/fwlink/?linkid=2215493\""
+    );
+    let g = az
+        .arm("GET", &account_path(&az, "rg-b", "second"), None)
+        .await;
+    assert_eq!(g.status, 404, "a refused create leaves nothing");
+    // PATCH cannot take it either; the holder may PUT itself again.
+    let p = az
+        .arm(
+            "PATCH",
+            &az.account_path(),
+            Some(&json!({"properties": {"customSubDomainName": "team-ai"}})),
+        )
+        .await;
+    assert_eq!(p.code(), "CustomDomainInUse");
+    az.wait_operation(&first.header("azure-asyncoperation").unwrap())
+        .await;
+    let again = az
+        .arm(
+            "PUT",
+            &account_path(&az, "rg-a", "first"),
+            Some(&body("team-ai")),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    // checkDomainAvailability says the same.
+    let check = |name: &str| json!({"subdomainName": name, "type": "Microsoft.CognitiveServices/accounts", "kind": "AIServices"});
+    let url = format!(
+        "subscriptions/{}/providers/Microsoft.CognitiveServices/checkDomainAvailability",
+        az.env.subscription_id
+    );
+    let taken = az.arm("POST", &url, Some(&check("TEAM-AI"))).await;
+    assert_eq!(taken.status, 200);
+    assert_eq!(taken.body["isSubdomainAvailable"], false);
+    let free = az.arm("POST", &url, Some(&check("unused-name"))).await;
+    assert_eq!(free.body["isSubdomainAvailable"], true);
+}
+
+#[tokio::test]
+async fn regions_decide_where_accounts_go_and_which_models_they_offer() {
+    let az = Az::default().await;
+    let body = |loc: &str| json!({"location": loc, "kind": "AIServices", "sku": {"name": "S0"}, "properties": {}});
+    let nowhere = az
+        .arm(
+            "PUT",
+            &account_path(&az, "rg", "nowhere"),
+            Some(&body("atlantis")),
+        )
+        .await;
+    assert_eq!(nowhere.status, 400);
+    assert_eq!(nowhere.code(), "LocationNotAvailableForResourceType");
+    assert!(nowhere.message().contains("'atlantis'") && nowhere.message().contains("westeurope"));
+    let eu = az
+        .arm(
+            "PUT",
+            &account_path(&az, "rg", "eu"),
+            Some(&body("West Europe")),
+        )
+        .await;
+    assert_eq!(eu.status, 201, "{:?}", eu.body);
+    az.wait_operation(&eu.header("azure-asyncoperation").unwrap())
+        .await;
+    // Phi-4 is not offered in westeurope: the account cannot deploy it.
+    let mut phi = deployment_body("Phi-4", None, "GlobalStandard", 1);
+    phi["properties"]["model"]["format"] = json!("Microsoft");
+    let r = az
+        .arm(
+            "PUT",
+            &format!("{}/deployments/phi", account_path(&az, "rg", "eu")),
+            Some(&phi),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.code(), "DeploymentModelNotSupported");
+    // The location models show it: offered in eastus, not in westeurope.
+    let names = |loc: &str| {
+        let az = &az;
+        let loc = loc.to_string();
+        async move {
+            let r = az
+                .arm(
+                    "GET",
+                    &format!(
+                        "subscriptions/{}/providers/Microsoft.CognitiveServices/locations/{loc}/models",
+                        az.env.subscription_id
+                    ),
+                    None,
+                )
+                .await;
+            r.body["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["model"]["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(names("eastus").await.contains(&"Phi-4".to_string()));
+    let eu_models = names("westeurope").await;
+    assert!(!eu_models.contains(&"Phi-4".to_string()), "{eu_models:?}");
+    assert!(eu_models.contains(&"gpt-4o-mini".to_string()));
+    // An OpenAI model deploys there.
+    let r = az
+        .arm(
+            "PUT",
+            &format!("{}/deployments/chat", account_path(&az, "rg", "eu")),
+            Some(&deployment_body("gpt-4o-mini", None, "GlobalStandard", 1)),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
 }

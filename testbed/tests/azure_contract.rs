@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use azure_common::*;
 use serde_json::{Value, json};
 use testbed::azure::contract::{self, Contract, SpecKind};
-use testbed::azure::{AccountSeed, AzureConfig, CatalogModel};
+use testbed::azure::{AccountSeed, AzureConfig, CapacityRule, CatalogModel};
 
 fn specs() -> Option<PathBuf> {
     match contract::specs_dir_from_env() {
@@ -33,13 +33,26 @@ fn specs() -> Option<PathBuf> {
 
 fn example_catalog() -> Vec<CatalogModel> {
     let mut c = testbed::azure::catalog::default_catalog();
-    c.push(CatalogModel::new(
-        "OpenAI",
-        "ada",
-        "1",
-        &["Standard", "ProvisionedManaged", "GlobalStandard"],
-        true,
-    ));
+    // The deployment SKUs example lists a SKU with allowed values first.
+    c.push(
+        CatalogModel::new(
+            "OpenAI",
+            "ada",
+            "1",
+            &["ProvisionedManaged", "Standard", "GlobalStandard"],
+            true,
+        )
+        .with_capacity(
+            "ProvisionedManaged",
+            CapacityRule {
+                minimum: 100,
+                maximum: 1000,
+                step: 100,
+                default: 100,
+                allowed_values: vec![100, 200],
+            },
+        ),
+    );
     c.push(CatalogModel::new(
         "OpenAI",
         "gpt-4",

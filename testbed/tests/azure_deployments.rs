@@ -1,7 +1,8 @@
 //! ARM deployments on the Azure emulator: long-running operations (headers, status and result
 //! URLs, provisioning delay, failure), server-filled fields, tags, PATCH, DELETE, the one-write-
 //! per-account rule (409 RequestConflict), quota on every PUT, catalog errors, the
-//! capacity-or-model rule, pause/resume and api-version rejection.
+//! capacity-or-model rule, pause/resume, api-version rejection, and that a PUT stores every
+//! property the spec defines while replacing what it omits.
 mod azure_common;
 
 use std::time::Duration;
@@ -421,7 +422,7 @@ async fn catalog_errors() {
             && names.contains(&"gpt-4o.2024-08-06".to_string()),
         "{names:?}"
     );
-    // Capacity must be positive; nothing was stored by the failures.
+    // Capacity must be at least the minimum; nothing was stored by the failures.
     let r = az
         .arm(
             "PUT",
@@ -429,7 +430,11 @@ async fn catalog_errors() {
             Some(&deployment_body("gpt-4o", None, "Standard", 0)),
         )
         .await;
-    assert_eq!(r.code(), "InvalidResourceProperties");
+    assert_eq!(r.code(), "InvalidCapacity");
+    assert_eq!(
+        r.message(),
+        "The specified capacity '0' of account deployment should be at least 1 and no more than 10000."
+    );
     assert!(
         az.emu
             .deployment(&az.emu.default_account_id(), "x")
@@ -609,4 +614,55 @@ async fn api_versions_outside_the_specs_are_rejected_as_arm_does() {
             .await;
         assert_eq!(r.status, 200, "{v}");
     }
+}
+
+#[tokio::test]
+async fn a_put_stores_every_property_it_sends_and_replaces_the_rest() {
+    let az = Az::default().await;
+    let acc = az.emu.default_account_id();
+    let body = testbed::azure::held_properties_body(&acc);
+    let path = az.deployment_path("rich");
+    let r = az.arm("PUT", &path, Some(&body)).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let check = |d: &serde_json::Value| {
+        for (k, v) in body["properties"].as_object().unwrap() {
+            assert_eq!(&d["properties"][k], v, "properties.{k}: {d:#}");
+        }
+        assert_eq!(d["tags"], body["tags"]);
+    };
+    check(&az.arm("GET", &path, None).await.body);
+    let list = az
+        .arm("GET", &format!("{}/deployments", az.account_path()), None)
+        .await;
+    check(&list.body["value"][0]);
+    // PATCH (sku, tags) keeps them.
+    let p = az
+        .arm(
+            "PATCH",
+            &path,
+            Some(&json!({"sku": {"name": "GlobalStandard", "capacity": 12}})),
+        )
+        .await;
+    assert_eq!(p.status, 202);
+    check(&az.arm("GET", &path, None).await.body);
+    // A PUT that omits them removes them: PUT replaces.
+    let bare = deployment_body("gpt-4o-mini", Some("2024-07-18"), "GlobalStandard", 12);
+    assert_eq!(az.arm("PUT", &path, Some(&bare)).await.status, 200);
+    let d = az.arm("GET", &path, None).await.body;
+    for k in [
+        "parentDeploymentName",
+        "capacitySettings",
+        "routing",
+        "contextCacheContainerId",
+        "spilloverDeploymentName",
+    ] {
+        assert!(d["properties"].get(k).is_none(), "{k} removed: {d:#}");
+    }
+    assert!(d["properties"]["model"].get("publisher").is_none());
+    assert!(d.get("tags").is_none());
+    // The out-of-band helper stores the same properties.
+    let held = az.emu.put_deployment_with_held_properties(&acc, "portal");
+    let d = az.emu.deployment(&acc, "portal").unwrap();
+    assert_eq!(d["properties"]["routing"], held["properties"]["routing"]);
+    assert_eq!(d["properties"]["model"]["sourceAccount"], acc.as_str());
 }

@@ -345,7 +345,7 @@ async fn admin_routes_for_operations_catalog_keys_and_delay() {
         .await;
     assert_eq!(
         r.code(),
-        "InvalidResourceProperties",
+        "InvalidCapacity",
         "capacity above the model's maximum"
     );
     assert_eq!(

@@ -4,62 +4,14 @@ REQUESTS_CA_BUNDLE / SSL_CERT_FILE for the emulator's CA):
 azure-identity (ClientSecretCredential, WorkloadIdentityCredential), azure-mgmt-cognitiveservices
 (LRO pollers, get, list, delete, list_keys, error handling), azure-keyvault-secrets (set/get) and
 openai.AzureOpenAI (a chat completion with the key stored in Key Vault)."""
-import os
-
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.identity import ClientSecretCredential, WorkloadIdentityCredential
+from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
-from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.mgmt.cognitiveservices.models import Deployment, DeploymentModel, DeploymentProperties, Sku
 from openai import AzureOpenAI
 
-ARM_SCOPE = "https://management.azure.com/.default"
-
-
-@pytest.fixture(scope="module")
-def az(testbed):
-    env = testbed.azure_env
-    names = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "AZURE_POD_IDENTITY_AUTHORITY_HOST")
-    saved = {k: os.environ.get(k) for k in names}
-    for k in names:
-        os.environ[k] = env[k]
-    yield env
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
-def secret_credential(env):
-    return ClientSecretCredential(
-        env["AZURE_TENANT_ID"],
-        env["AZURE_CLIENT_ID"],
-        env["AZURE_CLIENT_SECRET"],
-        authority=env["AZURE_AUTHORITY_HOST"],
-        disable_instance_discovery=True,
-    )
-
-
-def workload_credential(env):
-    return WorkloadIdentityCredential(
-        tenant_id=env["AZURE_TENANT_ID"],
-        client_id=env["AZURE_CLIENT_ID"],
-        token_file_path=env["AZURE_FEDERATED_TOKEN_FILE"],
-        authority=env["AZURE_AUTHORITY_HOST"],
-        disable_instance_discovery=True,
-    )
-
-
-def mgmt(env, credential):
-    return CognitiveServicesManagementClient(
-        credential,
-        env["AZURE_SUBSCRIPTION_ID"],
-        base_url=env["AZURE_RESOURCE_MANAGER_ENDPOINT"],
-        credential_scopes=[ARM_SCOPE],
-        polling_interval=0.2,
-    )
+from azure_clients import ARM_SCOPE, admin, az, mgmt, secret_credential, workload_credential  # noqa: F401
 
 
 def test_credentials_get_tokens_from_the_emulator(az):
@@ -152,18 +104,6 @@ def test_openai_rejects_a_wrong_key(az):
     client = AzureOpenAI(azure_endpoint=az["AZURE_OPENAI_ENDPOINT"], api_key="not-the-key", api_version="2024-10-21", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(model="anything", messages=[{"role": "user", "content": "hi"}])
-
-
-def admin(env, method, route, body=None):
-    import json
-    import urllib.request
-
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(env["AZURE_TESTBED_ADMIN_URL"] + route, data=data, method=method,
-                                 headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        text = resp.read()
-        return json.loads(text) if text else None
 
 
 def test_poller_waits_through_provisioning_and_conflicts_surface_as_request_conflict(az):

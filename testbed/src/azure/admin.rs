@@ -1,6 +1,6 @@
 //! Admin HTTP routes (plain HTTP on loopback) so the `testbed` binary can be driven from
 //! other processes: faults, request log, out-of-band deployment edits, quotas, catalogs,
-//! provisioning delay, key rotation and contract violations. JSON in, JSON out.
+//! provisioning delay, list page size, key rotation and contract violations. JSON in, JSON out.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,12 +76,14 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
         ("GET", "" | "/") => json_response(
             200,
             json!({"routes": [
+                "POST /list-page-size",
                 "GET /log", "DELETE /log", "POST /faults", "DELETE /faults",
                 "GET|PUT|DELETE /deployment?account_id=&name=", "PATCH /deployment?account_id=&name= (JSON merge)",
                 "POST /quota", "PUT /catalog?account_id=", "POST /provisioning-delay", "POST /regenerate-key?account_id=&key=key1|key2",
                 "POST /fail-operations", "GET /state", "GET /ml (Machine Learning routes)",
             ]}),
         ),
+        (_, p) if super::controls::owns(p) => super::controls::handle(inner, req),
         ("GET", "/log") => {
             let log = inner.log.lock();
             let start = log.first().map(|r| r.started);
@@ -175,6 +177,10 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
             }
             Err(e) => bad(&e.to_string()),
         },
+        ("POST", "/list-page-size") => {
+            inner.config.lock().list_page_size = body["size"].as_u64().unwrap_or(0) as usize;
+            empty_response(204)
+        }
         ("POST", "/provisioning-delay") => {
             inner.config.lock().provisioning_delay =
                 Duration::from_millis(body["ms"].as_u64().unwrap_or(0));

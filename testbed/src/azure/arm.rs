@@ -1,9 +1,8 @@
-//! ARM surface for `Microsoft.CognitiveServices`: accounts (GET/list/PUT/PATCH/DELETE,
-//! listKeys, regenerateKey, models, skus, usages), deployments (PUT/PATCH/GET/list/DELETE,
-//! skus, pause/resume) with long-running operations (Azure-AsyncOperation + Location +
-//! Retry-After, operation status/result URLs), 409 RequestConflict while a write is in flight
-//! on the account, quota on every PUT, catalog errors, the capacity-or-model rule, RAI
-//! policies, location models/usages/capacities, throttling and api-version checks.
+//! ARM surface for `Microsoft.CognitiveServices`: authentication, throttling, api-version
+//! checks and routing; long-running operations (Azure-AsyncOperation + Location + Retry-After,
+//! operation status/result URLs) shared by the resource modules (`accounts`, `deployments`,
+//! `projects`, `rai`); account GET and lists, models, skus, usages, location
+//! models/usages/capacities and the capacity calculator.
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,10 +11,11 @@ use serde_json::{Value, json};
 
 use super::catalog::{self, CatalogModel};
 use super::entra::TokenError;
-use super::ratelimit::Bucket;
+use super::ratelimit::OpKind;
 use super::server::{Req, Resp, empty_response, json_response, with_header};
-use super::world::{self, Operation, Target, World, render_deployment, resolve_model, timestamp};
-use super::{AccountSeed, Inner, LogInfo, Surface};
+use super::world::{self, Operation, Target, World, timestamp};
+use super::{Inner, LogInfo, Surface};
+use super::{accounts, authorization, deployments, paging, projects, rai};
 
 /// Stable api-versions whose spec is in `../shared/azure-specs`.
 pub const API_VERSIONS: &[&str] = &["2025-09-01", "2026-09-01"];
@@ -28,7 +28,7 @@ pub(crate) fn arm_error(status: u16, code: &str, message: &str) -> Resp {
     json_response(status, json!({"error": {"code": code, "message": message}}))
 }
 
-fn not_found_account(rg: &str, name: &str) -> Resp {
+pub(crate) fn not_found_account(rg: &str, name: &str) -> Resp {
     arm_error(
         404,
         "ResourceNotFound",
@@ -38,7 +38,7 @@ fn not_found_account(rg: &str, name: &str) -> Resp {
     )
 }
 
-fn deployment_not_found(account_id: &str, name: &str) -> Resp {
+pub(crate) fn deployment_not_found(account_id: &str, name: &str) -> Resp {
     arm_error(
         404,
         "NotFound",
@@ -46,7 +46,7 @@ fn deployment_not_found(account_id: &str, name: &str) -> Resp {
     )
 }
 
-fn conflict(account_id: &str) -> Resp {
+pub(crate) fn conflict(account_id: &str) -> Resp {
     arm_error(
         409,
         "RequestConflict",
@@ -115,11 +115,41 @@ pub(crate) fn authenticate(inner: &Inner, req: &Req) -> Result<Value, Resp> {
     }
 }
 
-struct Ctx<'a> {
-    inner: &'a Arc<Inner>,
-    req: &'a Req,
-    api_version: String,
-    principal: String,
+/// One authenticated ARM request being answered.
+pub(crate) struct Ctx<'a> {
+    pub inner: &'a Arc<Inner>,
+    pub req: &'a Req,
+    pub api_version: String,
+    /// The caller's app id (client id).
+    pub principal: String,
+}
+
+impl Ctx<'_> {
+    /// The request's JSON body (an object when `object` is set), validated against the spec;
+    /// Err = Azure's 400.
+    #[allow(clippy::result_large_err)]
+    pub fn body(&self, object: bool) -> Result<Value, Resp> {
+        let body = self.req.json().map_err(|e| invalid_content(&e))?;
+        if object && !body.is_object() {
+            return Err(invalid_content("a JSON object is required"));
+        }
+        match self.inner.check_request(Surface::Arm, self.req) {
+            Some(r) => Err(r),
+            None => Ok(body),
+        }
+    }
+}
+
+/// 400 InvalidApiVersionParameter, listing the versions supported.
+pub(crate) fn invalid_api_version(v: &str, supported: &[&str]) -> Resp {
+    arm_error(
+        400,
+        "InvalidApiVersionParameter",
+        &format!(
+            "The api-version '{v}' is invalid. The supported versions are '{}'.",
+            supported.join(",")
+        ),
+    )
 }
 
 pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
@@ -140,46 +170,26 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
     let account_id = account_of(&segs, &lower);
     let principal_opt = Some(principal.clone());
 
-    // Throttling per (subscription, principal).
-    let mut ratelimit_header = None;
+    // Throttling per (subscription, principal, operation type); every answer from here on
+    // carries the caller's remaining count.
+    let mut remaining = None;
     if lower.first().map(String::as_str) == Some("subscriptions") && segs.len() > 1 {
-        let sub = lower[1].clone();
-        let cfg = inner.config.lock().clone();
-        let (cap, refill) = if is_write {
-            (cfg.write_capacity, cfg.write_refill_per_sec)
-        } else {
-            (cfg.read_capacity, cfg.read_refill_per_sec)
-        };
-        let mut w = inner.world.lock();
-        let bucket = w
-            .buckets
-            .entry((sub.clone(), actor_oid.clone(), is_write))
-            .or_insert_with(|| Bucket::new(cap));
-        let name = if is_write {
-            "x-ms-ratelimit-remaining-subscription-writes"
-        } else {
-            "x-ms-ratelimit-remaining-subscription-reads"
-        };
-        match bucket.take(cap, refill) {
-            Ok(remaining) => ratelimit_header = Some((name, remaining)),
-            Err(wait) => {
-                drop(w);
-                let kind = if is_write { "write" } else { "read" };
-                let r = arm_error(
-                    429,
-                    "SubscriptionRequestsThrottled",
-                    &format!(
-                        "Number of '{kind}' requests for subscription '{}' actor '{actor_oid}' exceeded. Please try again after '{wait}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling",
-                        segs[1]
-                    ),
-                );
-                let r = with_header(r, "retry-after", &wait.to_string());
-                let r = with_header(r, name, "0");
-                return finish(r, principal_opt, account_id, is_write);
-            }
+        match inner.throttle(&segs[1], &actor_oid, OpKind::of(&req.method)) {
+            Ok(r) => remaining = Some(r),
+            Err(r) => return finish(r, principal_opt, account_id, is_write),
         }
     }
+    let finish = |resp: Resp| {
+        let resp = match &remaining {
+            Some(r) => r.apply(resp),
+            None => resp,
+        };
+        finish(resp, principal_opt.clone(), account_id.clone(), is_write)
+    };
 
+    if authorization::owns(&lower) {
+        return finish(authorization::handle(inner, req, &segs, &lower, &actor_oid));
+    }
     let is_operation_url =
         lower.len() == 8 && (lower[6] == "operationstatuses" || lower[6] == "operationresults");
     let api_version = match req.query("api-version") {
@@ -189,18 +199,11 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             );
-            return finish(r, principal_opt, account_id, is_write);
+            return finish(r);
         }
         Some(v) if !API_VERSIONS.contains(&v.as_str()) && !is_operation_url => {
             let r = if !looks_like_api_version(&v) {
-                arm_error(
-                    400,
-                    "InvalidApiVersionParameter",
-                    &format!(
-                        "The api-version '{v}' is invalid. The supported versions are '{}'.",
-                        API_VERSIONS.join(",")
-                    ),
-                )
+                invalid_api_version(&v, API_VERSIONS)
             } else {
                 let ty = resource_type(&lower);
                 arm_error(
@@ -212,7 +215,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
                     ),
                 )
             };
-            return finish(r, principal_opt, account_id, is_write);
+            return finish(r);
         }
         Some(v) => v,
     };
@@ -222,11 +225,7 @@ pub(crate) fn handle(inner: &Arc<Inner>, req: &Req) -> Resp {
         api_version,
         principal: principal.clone(),
     };
-    let mut resp = route(&ctx, &segs, &lower);
-    if let Some((name, remaining)) = ratelimit_header {
-        resp = with_header(resp, name, &remaining.to_string());
-    }
-    finish(resp, principal_opt, account_id, is_write)
+    finish(route(&ctx, &segs, &lower))
 }
 
 pub(crate) fn finish(
@@ -350,6 +349,7 @@ fn subscription_level(ctx: &Ctx, sub: &str, rest: &[&str], raw: &[String]) -> Re
         ("GET", ["locations", _, "operationstatuses", _]) => operation_status(ctx, &raw[3]),
         ("GET", ["locations", _, "operationresults", _]) => operation_result(ctx, &raw[3]),
         ("POST", ["calculatemodelcapacity"]) => calculate_capacity(ctx),
+        ("POST", ["checkdomainavailability"]) => accounts::check_domain_availability(ctx),
         _ => arm_error(
             404,
             "InvalidResourceType",
@@ -363,7 +363,7 @@ fn subscription_level(ctx: &Ctx, sub: &str, rest: &[&str], raw: &[String]) -> Re
 }
 
 /// Strips what the requested api-version does not have.
-fn render_for_version(api_version: &str, mut body: Value) -> Value {
+pub(crate) fn render_for_version(api_version: &str, mut body: Value) -> Value {
     if api_version == "2025-09-01"
         && let Some(p) = body["properties"].as_object_mut()
     {
@@ -382,14 +382,15 @@ fn render_for_version(api_version: &str, mut body: Value) -> Value {
 fn list_accounts(ctx: &Ctx, sub: &str, rg: Option<&str>) -> Resp {
     let mut w = ctx.inner.world.lock();
     w.settle();
-    let value: Vec<Value> = w
+    let items: Vec<(String, Value)> = w
         .accounts
-        .values()
-        .filter(|a| a.subscription.eq_ignore_ascii_case(sub))
-        .filter(|a| rg.is_none_or(|rg| a.resource_group.eq_ignore_ascii_case(rg)))
-        .map(|a| a.body.clone())
+        .iter()
+        .filter(|(_, a)| a.subscription.eq_ignore_ascii_case(sub))
+        .filter(|(_, a)| rg.is_none_or(|rg| a.resource_group.eq_ignore_ascii_case(rg)))
+        .map(|(k, a)| (k.clone(), a.body.clone()))
         .collect();
-    json_response(200, json!({"value": value}))
+    drop(w);
+    paging::page(ctx.inner, ctx.req, items)
 }
 
 fn operation_urls(ctx: &Ctx, sub: &str, location: &str, op_id: &str) -> (String, String) {
@@ -407,7 +408,7 @@ fn operation_urls(ctx: &Ctx, sub: &str, location: &str, op_id: &str) -> (String,
     )
 }
 
-fn lro_headers(
+pub(crate) fn lro_headers(
     ctx: &Ctx,
     resp: Resp,
     sub: &str,
@@ -424,7 +425,7 @@ fn lro_headers(
     with_header(resp, "retry-after", &retry.to_string())
 }
 
-fn start_operation(
+pub(crate) fn start_operation(
     ctx: &Ctx,
     w: &mut World,
     account_key: &str,
@@ -505,9 +506,13 @@ fn operation_result(ctx: &Ctx, op_id: &str) -> Resp {
     }
     let acc = w.accounts.get(&op.account_key);
     match (&op.target, acc) {
-        (Target::Deployment { delete: true, .. }, _) | (Target::Account { delete: true }, _) => {
-            empty_response(204)
-        }
+        (Target::Deployment { delete: true, .. }, _)
+        | (Target::Account { delete: true }, _)
+        | (Target::Project { delete: true, .. }, _) => empty_response(204),
+        (Target::Project { name, .. }, Some(acc)) => match acc.projects.get(name) {
+            Some(p) => json_response(200, p.clone()),
+            None => empty_response(204),
+        },
         (Target::Deployment { name, .. }, Some(acc)) => match acc.deployments.get(name) {
             Some(d) => json_response(200, render_for_version(&ctx.api_version, d.body.clone())),
             None => empty_response(204),
@@ -539,9 +544,9 @@ fn account_level(
                     None => not_found_account(rg, name),
                 }
             }
-            "PUT" => put_account(ctx, sub, rg, name),
-            "PATCH" => patch_account(ctx, &key, rg, name),
-            "DELETE" => delete_account(ctx, &key),
+            "PUT" => accounts::put(ctx, sub, rg, name),
+            "PATCH" => accounts::patch(ctx, &key, rg, name),
+            "DELETE" => accounts::delete(ctx, &key),
             _ => arm_error(
                 405,
                 "MethodNotAllowed",
@@ -557,43 +562,16 @@ fn account_level(
         }
     }
     match (m, rest) {
-        ("POST", ["listkeys"]) => {
-            let w = ctx.inner.world.lock();
-            let a = &w.accounts[&key];
-            json_response(200, json!({"key1": a.key1, "key2": a.key2}))
-        }
-        ("POST", ["regeneratekey"]) => {
-            let body = match ctx.req.json() {
-                Ok(b) => b,
-                Err(e) => return invalid_content(&e),
-            };
-            if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
-                return r;
-            }
-            let key1 = match body["keyName"].as_str() {
-                Some(k) if k.eq_ignore_ascii_case("key1") => true,
-                Some(k) if k.eq_ignore_ascii_case("key2") => false,
-                _ => {
-                    return arm_error(
-                        400,
-                        "InvalidRequestContent",
-                        "The request content was invalid: 'keyName' must be 'Key1' or 'Key2'.",
-                    );
-                }
-            };
-            let mut w = ctx.inner.world.lock();
-            let a = w.accounts.get_mut(&key).expect("account");
-            a.regenerate(key1);
-            json_response(200, json!({"key1": a.key1, "key2": a.key2}))
-        }
+        ("POST", ["listkeys"]) => accounts::list_keys(ctx, &key),
+        ("POST", ["regeneratekey"]) => accounts::regenerate_key(ctx, &key),
         ("GET", ["models"]) => {
-            let w = ctx.inner.world.lock();
-            let value: Vec<Value> = w.accounts[&key]
+            let items: Vec<(String, Value)> = ctx.inner.world.lock().accounts[&key]
                 .catalog
                 .iter()
-                .map(CatalogModel::account_model_json)
+                .enumerate()
+                .map(|(i, m)| (paging::ordinal(i), m.account_model_json()))
                 .collect();
-            json_response(200, json!({"value": value}))
+            paging::page(ctx.inner, ctx.req, items)
         }
         ("GET", ["skus"]) => json_response(
             200,
@@ -611,25 +589,25 @@ fn account_level(
             usages(ctx, &sub, &loc, "Global")
         }
         ("GET", ["deployments"]) => {
-            let w = ctx.inner.world.lock();
-            let value: Vec<Value> = w.accounts[&key]
+            let items: Vec<(String, Value)> = ctx.inner.world.lock().accounts[&key]
                 .deployments
-                .values()
-                .map(|d| render_for_version(&ctx.api_version, d.body.clone()))
+                .iter()
+                .map(|(k, d)| {
+                    (
+                        k.clone(),
+                        render_for_version(&ctx.api_version, d.body.clone()),
+                    )
+                })
                 .collect();
-            json_response(200, json!({"value": value}))
+            paging::page(ctx.inner, ctx.req, items)
         }
-        (_, ["deployments", _]) => deployment(ctx, &key, &raw[1]),
-        ("GET", ["deployments", _, "skus"]) => deployment_skus(ctx, &key, &raw[1]),
+        (_, ["deployments", _]) => deployments::one(ctx, &key, &raw[1]),
+        ("GET", ["deployments", _, "skus"]) => deployments::skus(ctx, &key, &raw[1]),
         ("POST", ["deployments", _, action @ ("pause" | "resume")]) => {
-            pause_resume(ctx, &key, &raw[1], *action == "pause")
+            deployments::pause_resume(ctx, &key, &raw[1], *action == "pause")
         }
-        ("GET", ["raipolicies"]) => {
-            let w = ctx.inner.world.lock();
-            let value: Vec<Value> = w.accounts[&key].rai_policies.values().cloned().collect();
-            json_response(200, json!({"value": value}))
-        }
-        (_, ["raipolicies", _]) => rai_policy(ctx, &key, &raw[1]),
+        (_, ["raipolicies", ..] | ["raiblocklists", ..]) => rai::handle(ctx, &key, rest, raw),
+        (_, ["projects", ..]) => projects::handle(ctx, &key, rest, raw),
         _ => arm_error(
             404,
             "InvalidResourceType",
@@ -642,516 +620,12 @@ fn account_level(
     }
 }
 
-fn invalid_content(e: &str) -> Resp {
+pub(crate) fn invalid_content(e: &str) -> Resp {
     arm_error(
         400,
         "InvalidRequestContent",
         &format!("The request content was invalid and could not be deserialized: '{e}'."),
     )
-}
-
-fn put_account(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Resp {
-    let body = match ctx.req.json() {
-        Ok(b) if b.is_object() => b,
-        Ok(_) => return invalid_content("a JSON object is required"),
-        Err(e) => return invalid_content(&e),
-    };
-    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
-        return r;
-    }
-    let Some(location) = body["location"].as_str().map(str::to_string) else {
-        return arm_error(
-            400,
-            "LocationRequired",
-            "The location property is required for this definition.",
-        );
-    };
-    let kind = body["kind"].as_str().unwrap_or("AIServices").to_string();
-    let id = world::account_id(sub, rg, name);
-    let key = id.to_ascii_lowercase();
-    let (exists, endpoint) = {
-        let mut w = ctx.inner.world.lock();
-        w.settle();
-        if w.in_flight(&key) > 0 {
-            return conflict(&id);
-        }
-        (
-            w.accounts.contains_key(&key),
-            w.accounts.get(&key).map(|a| a.endpoint.clone()),
-        )
-    };
-    let endpoint = match endpoint {
-        Some(e) => e,
-        None => match ctx
-            .inner
-            .spawn(super::server::Listener::Data(key.clone()), true)
-        {
-            Ok(addr) => format!("https://127.0.0.1:{}/", addr.port()),
-            Err(e) => return arm_error(500, "InternalServerError", &e.to_string()),
-        },
-    };
-    let seed = AccountSeed {
-        subscription_id: sub.to_string(),
-        resource_group: rg.to_string(),
-        name: name.to_string(),
-        location: location.clone(),
-        kind,
-    };
-    let mut w = ctx.inner.world.lock();
-    let state = if exists { "Succeeded" } else { "Creating" };
-    w.insert_account_with(&seed, &endpoint, state, &body);
-    if exists {
-        return json_response(200, w.accounts[&key].body.clone());
-    }
-    let op = start_operation(
-        ctx,
-        &mut w,
-        &key,
-        sub,
-        &location,
-        Target::Account { delete: false },
-    );
-    let resp = json_response(201, w.accounts[&key].body.clone());
-    lro_headers(ctx, resp, sub, &location, &op, true)
-}
-
-fn patch_account(ctx: &Ctx, key: &str, rg: &str, name: &str) -> Resp {
-    let body = match ctx.req.json() {
-        Ok(b) => b,
-        Err(e) => return invalid_content(&e),
-    };
-    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
-        return r;
-    }
-    let mut w = ctx.inner.world.lock();
-    w.settle();
-    if w.in_flight(key) > 0 {
-        let id = w
-            .accounts
-            .get(key)
-            .map(|a| a.id.clone())
-            .unwrap_or_default();
-        return conflict(&id);
-    }
-    let Some(a) = w.accounts.get_mut(key) else {
-        return not_found_account(rg, name);
-    };
-    if let Some(tags) = body.get("tags") {
-        a.body["tags"] = tags.clone();
-    }
-    if let Some(sku) = body.get("sku") {
-        a.body["sku"] = sku.clone();
-    }
-    if let Some(props) = body["properties"].as_object() {
-        for (k, v) in props {
-            if ![
-                "provisioningState",
-                "endpoint",
-                "endpoints",
-                "internalId",
-                "dateCreated",
-            ]
-            .contains(&k.as_str())
-            {
-                a.body["properties"][k] = v.clone();
-            }
-        }
-    }
-    a.body["etag"] = json!(world::new_etag());
-    json_response(200, a.body.clone())
-}
-
-fn delete_account(ctx: &Ctx, key: &str) -> Resp {
-    let mut w = ctx.inner.world.lock();
-    w.settle();
-    let Some((id, sub, loc)) = w
-        .accounts
-        .get(key)
-        .map(|a| (a.id.clone(), a.subscription.clone(), a.location.clone()))
-    else {
-        return empty_response(204);
-    };
-    if w.in_flight(key) > 0 {
-        return conflict(&id);
-    }
-    w.accounts.get_mut(key).expect("account").body["properties"]["provisioningState"] =
-        json!("Deleting");
-    let op = start_operation(
-        ctx,
-        &mut w,
-        key,
-        &sub,
-        &loc,
-        Target::Account { delete: true },
-    );
-    lro_headers(ctx, empty_response(202), &sub, &loc, &op, true)
-}
-
-fn deployment(ctx: &Ctx, key: &str, name: &str) -> Resp {
-    match ctx.req.method.as_str() {
-        "GET" => {
-            let mut w = ctx.inner.world.lock();
-            w.settle();
-            match w.accounts[key].deployments.get(&name.to_ascii_lowercase()) {
-                Some(d) => json_response(200, render_for_version(&ctx.api_version, d.body.clone())),
-                None => deployment_not_found(&w.accounts[key].id, name),
-            }
-        }
-        "PUT" => put_deployment(ctx, key, name, false),
-        "PATCH" => put_deployment(ctx, key, name, true),
-        "DELETE" => delete_deployment(ctx, key, name),
-        _ => arm_error(
-            405,
-            "MethodNotAllowed",
-            "The requested method is not allowed.",
-        ),
-    }
-}
-
-/// Counts a deployment write for the concurrency high-water mark; true when another write is
-/// in flight on the account (the caller answers 409).
-fn note_write(w: &mut World, key: &str) -> bool {
-    let in_flight = w.in_flight(key);
-    w.max_concurrent = w.max_concurrent.max(in_flight + 1);
-    in_flight > 0
-}
-
-fn put_deployment(ctx: &Ctx, key: &str, name: &str, patch: bool) -> Resp {
-    let request = match ctx.req.json() {
-        Ok(b) if b.is_object() => b,
-        Ok(_) => return invalid_content("a JSON object is required"),
-        Err(e) => return invalid_content(&e),
-    };
-    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
-        return r;
-    }
-    let default_quota = ctx.inner.config.lock().default_quota;
-    let mut w = ctx.inner.world.lock();
-    w.settle();
-    let lname = name.to_ascii_lowercase();
-    let (acc_id, sub, loc, acc_state) = {
-        let a = &w.accounts[key];
-        (
-            a.id.clone(),
-            a.subscription.clone(),
-            a.location.clone(),
-            a.provisioning_state().to_string(),
-        )
-    };
-    if note_write(&mut w, key) || acc_state != "Succeeded" {
-        return conflict(&acc_id);
-    }
-    let existing = w.accounts[key]
-        .deployments
-        .get(&lname)
-        .map(|d| d.body.clone());
-    // PATCH: merge sku/tags into the existing deployment.
-    let request = if patch {
-        let Some(existing) = existing.clone() else {
-            return deployment_not_found(&acc_id, name);
-        };
-        let mut merged =
-            json!({"properties": existing["properties"].clone(), "sku": existing["sku"].clone()});
-        if let Some(t) = existing.get("tags") {
-            merged["tags"] = t.clone();
-        }
-        if let Some(sku) = request["sku"].as_object() {
-            for (k, v) in sku {
-                merged["sku"][k] = v.clone();
-            }
-        }
-        if let Some(tags) = request.get("tags") {
-            merged["tags"] = tags.clone();
-        }
-        merged
-    } else {
-        request
-    };
-    let model_req = &request["properties"]["model"];
-    let Some(model_name) = model_req["name"].as_str().filter(|s| !s.is_empty()) else {
-        return arm_error(
-            400,
-            "InvalidResourceProperties",
-            "The deployment model is required: set properties.model.format, properties.model.name and optionally properties.model.version.",
-        );
-    };
-    let format = model_req["format"].as_str().unwrap_or("OpenAI").to_string();
-    let Some(sku_name) = request["sku"]["name"].as_str().map(str::to_string) else {
-        return arm_error(
-            400,
-            "InvalidResourceProperties",
-            "The deployment SKU is required: set sku.name and sku.capacity.",
-        );
-    };
-    let capacity = match &request["sku"]["capacity"] {
-        Value::Null => 1,
-        v => match v.as_i64() {
-            Some(c) if c >= 1 => c as u32,
-            _ => {
-                return arm_error(
-                    400,
-                    "InvalidResourceProperties",
-                    &format!(
-                        "The specified capacity '{v}' of account deployment is invalid. The capacity must be a positive integer."
-                    ),
-                );
-            }
-        },
-    };
-    let acc = &w.accounts[key];
-    let Some(model) = resolve_model(acc, &request) else {
-        let version = model_req["version"].as_str().unwrap_or("");
-        return arm_error(
-            400,
-            "DeploymentModelNotSupported",
-            &format!(
-                "The model 'Format: {format}, Name: {model_name}, Version: {version}' of account deployment is not supported."
-            ),
-        );
-    };
-    if !model.skus.iter().any(|s| s.eq_ignore_ascii_case(&sku_name)) {
-        return arm_error(
-            400,
-            "InvalidResourceProperties",
-            &format!(
-                "The specified SKU '{sku_name}' for model '{} {}' is not supported in this region '{}'.",
-                model.name,
-                model.version,
-                world::normalize_location(&loc)
-            ),
-        );
-    }
-    if capacity > model.max_capacity {
-        return arm_error(
-            400,
-            "InvalidResourceProperties",
-            &format!(
-                "The specified capacity '{capacity}' of account deployment is bigger than the maximum capacity '{}' of the model '{}'.",
-                model.max_capacity, model.name
-            ),
-        );
-    }
-    if let Some(old) = &existing {
-        let om = &old["properties"]["model"];
-        let same_model = om["format"]
-            .as_str()
-            .unwrap_or("OpenAI")
-            .eq_ignore_ascii_case(&format)
-            && om["name"]
-                .as_str()
-                .unwrap_or("")
-                .eq_ignore_ascii_case(model_name);
-        if !same_model {
-            return arm_error(
-                400,
-                "CannotChangeDeploymentModel",
-                "The model of deployment cannot be changed.",
-            );
-        }
-        let version_changed = !om["version"]
-            .as_str()
-            .unwrap_or("")
-            .eq_ignore_ascii_case(&model.version);
-        let capacity_changed = old["sku"]["capacity"].as_u64().unwrap_or(0) != capacity as u64;
-        if version_changed && capacity_changed {
-            return arm_error(
-                400,
-                "InvalidResourceProperties",
-                &format!(
-                    "Cannot change capacity and model at the same time for deployment '{name}'. Update the capacity and the model version in separate requests."
-                ),
-            );
-        }
-    }
-    // Quota, checked on every PUT (a PUT that changes nothing included).
-    let usage = catalog::usage_name(&model.format, &sku_name, &model.name);
-    let limit = w.quota_limit(&sub, &loc, &usage, default_quota);
-    let others = w.usage(&sub, &loc, &usage, Some((key, &lname)));
-    if others + capacity > limit {
-        let display = catalog::quota_display_name(&model.name, &sku_name);
-        let current = w.usage(&sub, &loc, &usage, None);
-        return arm_error(
-            400,
-            "InsufficientQuota",
-            &format!(
-                "This operation require {capacity} new capacity in quota {display}, which is bigger than the current available capacity {}. The current quota usage is {current} and the quota limit is {limit} for quota {display}.",
-                limit.saturating_sub(others)
-            ),
-        );
-    }
-    let state = if existing.is_some() {
-        "Accepted"
-    } else {
-        "Creating"
-    };
-    let acc = &w.accounts[key];
-    let body = render_deployment(
-        acc,
-        name,
-        &request,
-        existing.as_ref(),
-        Some(&model),
-        state,
-        &ctx.principal,
-        "Application",
-    );
-    w.accounts
-        .get_mut(key)
-        .expect("account")
-        .deployments
-        .insert(lname.clone(), world::Deployment { body: body.clone() });
-    let op = start_operation(
-        ctx,
-        &mut w,
-        key,
-        &sub,
-        &loc,
-        Target::Deployment {
-            name: lname,
-            delete: false,
-        },
-    );
-    let body = render_for_version(&ctx.api_version, body);
-    if patch {
-        return lro_headers(ctx, json_response(202, body), &sub, &loc, &op, true);
-    }
-    let status = if existing.is_some() { 200 } else { 201 };
-    lro_headers(ctx, json_response(status, body), &sub, &loc, &op, false)
-}
-
-fn delete_deployment(ctx: &Ctx, key: &str, name: &str) -> Resp {
-    let mut w = ctx.inner.world.lock();
-    w.settle();
-    let lname = name.to_ascii_lowercase();
-    let (acc_id, sub, loc) = {
-        let a = &w.accounts[key];
-        (a.id.clone(), a.subscription.clone(), a.location.clone())
-    };
-    if !w.accounts[key].deployments.contains_key(&lname) {
-        return empty_response(204);
-    }
-    if note_write(&mut w, key) {
-        return conflict(&acc_id);
-    }
-    if let Some(d) = w
-        .accounts
-        .get_mut(key)
-        .expect("account")
-        .deployments
-        .get_mut(&lname)
-    {
-        d.body["properties"]["provisioningState"] = json!("Deleting");
-    }
-    let op = start_operation(
-        ctx,
-        &mut w,
-        key,
-        &sub,
-        &loc,
-        Target::Deployment {
-            name: lname,
-            delete: true,
-        },
-    );
-    lro_headers(ctx, empty_response(202), &sub, &loc, &op, true)
-}
-
-fn pause_resume(ctx: &Ctx, key: &str, name: &str, pause: bool) -> Resp {
-    let mut w = ctx.inner.world.lock();
-    w.settle();
-    let lname = name.to_ascii_lowercase();
-    let acc_id = w.accounts[key].id.clone();
-    if !w.accounts[key].deployments.contains_key(&lname) {
-        return deployment_not_found(&acc_id, name);
-    }
-    if note_write(&mut w, key) {
-        return conflict(&acc_id);
-    }
-    let d = w
-        .accounts
-        .get_mut(key)
-        .expect("account")
-        .deployments
-        .get_mut(&lname)
-        .expect("deployment");
-    d.body["properties"]["deploymentState"] = json!(if pause { "Paused" } else { "Running" });
-    d.body["etag"] = json!(world::new_etag());
-    json_response(200, render_for_version(&ctx.api_version, d.body.clone()))
-}
-
-fn deployment_skus(ctx: &Ctx, key: &str, name: &str) -> Resp {
-    let mut w = ctx.inner.world.lock();
-    w.settle();
-    let acc = &w.accounts[key];
-    let Some(d) = acc.deployments.get(&name.to_ascii_lowercase()) else {
-        return deployment_not_found(&acc.id, name);
-    };
-    let model = resolve_model(acc, &d.body);
-    let value: Vec<Value> = model
-        .map(|m| {
-            m.skus
-                .iter()
-                .map(|s| json!({
-                    "resourceType": "Microsoft.CognitiveServices/accounts/deployments",
-                    "sku": {"name": s, "capacity": 10},
-                    "capacity": {"minimum": 1, "maximum": m.max_capacity, "step": 1, "default": 10, "allowedValues": [1, 5, 10, 20, 50, 100]},
-                }))
-                .collect()
-        })
-        .unwrap_or_default();
-    json_response(200, json!({"value": value}))
-}
-
-fn rai_policy(ctx: &Ctx, key: &str, name: &str) -> Resp {
-    let mut w = ctx.inner.world.lock();
-    let lname = name.to_ascii_lowercase();
-    let acc = w.accounts.get_mut(key).expect("account");
-    match ctx.req.method.as_str() {
-        "GET" => match acc.rai_policies.get(&lname) {
-            Some(p) => json_response(200, p.clone()),
-            None => arm_error(
-                404,
-                "NotFound",
-                &format!("The RAI policy '{name}' was not found."),
-            ),
-        },
-        "PUT" => {
-            let body = match ctx.req.json() {
-                Ok(b) => b,
-                Err(e) => return invalid_content(&e),
-            };
-            if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
-                return r;
-            }
-            let mut props = body["properties"].clone();
-            if !props.is_object() {
-                props = json!({});
-            }
-            props["type"] = json!("UserManaged");
-            let policy = json!({
-                "id": format!("{}/raiPolicies/{}", acc.id, name),
-                "name": name,
-                "type": "Microsoft.CognitiveServices/accounts/raiPolicies",
-                "etag": world::new_etag(),
-                "properties": props,
-            });
-            let status = if acc.rai_policies.insert(lname, policy.clone()).is_some() {
-                200
-            } else {
-                201
-            };
-            json_response(status, policy)
-        }
-        "DELETE" => {
-            acc.rai_policies.remove(&lname);
-            empty_response(204)
-        }
-        _ => arm_error(
-            405,
-            "MethodNotAllowed",
-            "The requested method is not allowed.",
-        ),
-    }
 }
 
 fn usages(ctx: &Ctx, sub: &str, location: &str, scope: &str) -> Resp {
@@ -1193,7 +667,17 @@ fn usages(ctx: &Ctx, sub: &str, location: &str, scope: &str) -> Resp {
             "scopeId": if scope == "Global" { "Global".to_string() } else { loc.clone() },
         }));
     }
-    json_response(200, json!({"value": value}))
+    drop(w);
+    if scope == "Global" {
+        // Accounts_ListUsages is not pageable in the spec: one answer.
+        return json_response(200, json!({"value": value}));
+    }
+    let items = value
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (paging::ordinal(i), v))
+        .collect();
+    paging::page(ctx.inner, ctx.req, items)
 }
 
 fn location_usages(ctx: &Ctx, sub: &str, location: &str) -> Resp {
@@ -1213,7 +697,7 @@ fn catalog_for_location(w: &World, sub: &str, location: &str) -> Vec<(String, Ca
         }
     }
     if models.is_empty() {
-        models = catalog::default_catalog()
+        models = catalog::region_catalog(location)
             .into_iter()
             .map(|m| ("AIServices".to_string(), m))
             .collect();
@@ -1224,11 +708,13 @@ fn catalog_for_location(w: &World, sub: &str, location: &str) -> Vec<(String, Ca
 fn location_models(ctx: &Ctx, sub: &str, location: &str) -> Resp {
     let mut w = ctx.inner.world.lock();
     w.settle();
-    let value: Vec<Value> = catalog_for_location(&w, sub, location)
+    let items: Vec<(String, Value)> = catalog_for_location(&w, sub, location)
         .iter()
-        .map(|(kind, m)| m.location_model_json(kind))
+        .enumerate()
+        .map(|(i, (kind, m))| (paging::ordinal(i), m.location_model_json(kind)))
         .collect();
-    json_response(200, json!({"value": value}))
+    drop(w);
+    paging::page(ctx.inner, ctx.req, items)
 }
 
 fn model_capacities(ctx: &Ctx, sub: &str, location: &str) -> Resp {
@@ -1278,13 +764,10 @@ fn model_capacities(ctx: &Ctx, sub: &str, location: &str) -> Resp {
 }
 
 fn calculate_capacity(ctx: &Ctx) -> Resp {
-    let body = match ctx.req.json() {
+    let body = match ctx.body(false) {
         Ok(b) => b,
-        Err(e) => return invalid_content(&e),
+        Err(r) => return r,
     };
-    if let Some(r) = ctx.inner.check_request(Surface::Arm, ctx.req) {
-        return r;
-    }
     let tokens_per_minute: f64 = body["workloads"]
         .as_array()
         .map(|ws| {

@@ -20,6 +20,17 @@ mod ratelimit;
 mod server;
 mod tls;
 mod world;
+// Cognitive Services extensions of issues 11, 13 and 14: `accounts`, `deployments`,
+// `projects`, `rai` (content filters), `authorization` (role assignments), `inference` (data
+// plane answers), `paging` (nextLink), `controls` (out-of-band methods and admin routes).
+mod accounts;
+mod authorization;
+mod controls;
+mod deployments;
+mod inference;
+mod paging;
+mod projects;
+mod rai;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,14 +42,16 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use catalog::CatalogModel;
+pub use catalog::{CapacityRule, CatalogModel};
 pub use faults::{Fault, FaultAction, Surface};
 pub use log::RequestRecord;
 pub use ml::{MlEnv, RegistryModel, ServedRequest, VmSize, WorkspaceSeed};
 
+pub use controls::Identity;
 use entra::{App, Signer};
 use server::Listener;
 use world::World;
+pub use world::held_properties_body;
 
 /// Emulator behaviour knobs. `AzureConfig::default()` gives ARM's documented defaults.
 #[derive(Clone, Debug)]
@@ -55,6 +68,16 @@ pub struct AzureConfig {
     /// ARM write bucket per (subscription, principal): capacity and refill per second.
     pub write_capacity: u32,
     pub write_refill_per_sec: u32,
+    /// ARM delete bucket per (subscription, principal): capacity and refill per second.
+    pub delete_capacity: u32,
+    pub delete_refill_per_sec: u32,
+    /// The subscription-wide buckets (all principals together) are this many times the
+    /// per-principal ones (ARM documents 15).
+    pub global_limit_multiplier: u32,
+    /// Items per page of an ARM list before `nextLink` (0 = no paging). Azure does not
+    /// document the page size of these lists; 100 keeps an account at Azure's default limits
+    /// (32 standard deployments) on one page.
+    pub list_page_size: usize,
     /// Quota limit for a (subscription, location, usage name) not set with `set_quota`.
     pub default_quota: u32,
     /// Azure specs folder for request/response validation; `None` = env `AZURE_SPECS_DIR`.
@@ -74,6 +97,10 @@ impl Default for AzureConfig {
             read_refill_per_sec: 25,
             write_capacity: 200,
             write_refill_per_sec: 10,
+            delete_capacity: 200,
+            delete_refill_per_sec: 10,
+            global_limit_multiplier: 15,
+            list_page_size: 100,
             default_quota: 100_000,
             specs_dir: None,
             ml_specs_dir: None,

@@ -1,5 +1,6 @@
-//! The emulated Azure state: accounts (with keys, catalog and deployments), long-running
-//! operations (completed lazily when their time is up), quotas and Key Vaults.
+//! The emulated Azure state: accounts (with keys, catalog, deployments, projects, RAI policies
+//! and blocklists), long-running operations (completed lazily when their time is up), quotas,
+//! token buckets and Key Vaults.
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
@@ -8,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::AccountSeed;
 use super::catalog::{self, CatalogModel};
-use super::ratelimit::Bucket;
+use super::ratelimit::{Bucket, OpKind};
 
 pub(crate) fn account_id(sub: &str, rg: &str, name: &str) -> String {
     format!(
@@ -34,6 +35,19 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
 
 fn new_key() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A requested managed identity as ARM returns it: a system-assigned one gets its principal.
+pub(crate) fn assigned_identity(identity: &Value) -> Value {
+    let mut identity = identity.clone();
+    if identity["type"]
+        .as_str()
+        .is_some_and(|t| t.contains("SystemAssigned"))
+    {
+        identity["principalId"] = json!(uuid::Uuid::new_v4().to_string());
+        identity["tenantId"] = json!("72f988bf-86f1-41af-91ab-2d7cd011db47");
+    }
+    identity
 }
 
 pub(crate) fn new_etag() -> String {
@@ -77,6 +91,19 @@ pub(crate) struct Account {
     pub catalog: Vec<CatalogModel>,
     pub deployments: BTreeMap<String, Deployment>,
     pub rai_policies: BTreeMap<String, Value>,
+    /// Foundry projects (`accounts/projects`) by lower-case name: ARM JSON.
+    pub projects: BTreeMap<String, Value>,
+    /// RAI blocklists by lower-case name.
+    pub rai_blocklists: BTreeMap<String, Blocklist>,
+    /// Data-plane state per deployment (lower-case name): request count, injected failure.
+    pub serving: BTreeMap<String, super::dataplane::Serving>,
+}
+
+/// A RAI blocklist (ARM JSON) and its items (ARM JSON by lower-case name).
+#[derive(Debug, Clone)]
+pub(crate) struct Blocklist {
+    pub body: Value,
+    pub items: BTreeMap<String, Value>,
 }
 
 impl Account {
@@ -86,6 +113,11 @@ impl Account {
         } else {
             self.key2 = new_key();
         }
+    }
+
+    /// An account property (`properties.{name}`).
+    pub fn prop(&self, name: &str) -> &Value {
+        &self.body["properties"][name]
     }
 
     pub fn provisioning_state(&self) -> &str {
@@ -123,6 +155,7 @@ impl Account {
 pub(crate) enum Target {
     Deployment { name: String, delete: bool },
     Account { delete: bool },
+    Project { name: String, delete: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -186,9 +219,12 @@ pub(crate) struct World {
     /// Ids of operations not finished yet.
     pub pending: HashSet<String>,
     pub quotas: HashMap<(String, String, String), u32>,
-    pub buckets: HashMap<(String, String, bool), Bucket>,
+    /// ARM token buckets by (subscription, principal or "*", operation type).
+    pub buckets: HashMap<(String, String, OpKind), Bucket>,
     pub fail_next: VecDeque<(String, String)>,
     pub max_concurrent: usize,
+    /// Microsoft.Authorization role assignments by lower-case id.
+    pub role_assignments: BTreeMap<String, Value>,
 }
 
 impl World {
@@ -291,33 +327,16 @@ impl World {
             body["tags"] = tags.clone();
         }
         if let Some(identity) = request.get("identity").filter(|t| t.is_object()) {
-            let mut identity = identity.clone();
-            if identity["type"]
-                .as_str()
-                .is_some_and(|t| t.contains("SystemAssigned"))
-            {
-                identity["principalId"] = json!(uuid::Uuid::new_v4().to_string());
-                identity["tenantId"] = json!("72f988bf-86f1-41af-91ab-2d7cd011db47");
-            }
-            body["identity"] = identity;
+            body["identity"] = assigned_identity(identity);
         }
         let key = id.to_ascii_lowercase();
-        let (key1, key2, deployments, rai, catalog) = match self.accounts.remove(&key) {
-            Some(old) => (
-                old.key1,
-                old.key2,
-                old.deployments,
-                old.rai_policies,
-                old.catalog,
-            ),
-            None => (
-                new_key(),
-                new_key(),
-                BTreeMap::new(),
-                BTreeMap::new(),
-                catalog::default_catalog(),
-            ),
-        };
+        // A PUT on an existing account replaces its body; keys and children stay.
+        if let Some(old) = self.accounts.get_mut(&key) {
+            old.body = body;
+            old.kind = seed.kind.clone();
+            old.endpoint = endpoint.to_string();
+            return;
+        }
         self.accounts.insert(
             key,
             Account {
@@ -328,11 +347,14 @@ impl World {
                 kind: seed.kind.clone(),
                 endpoint: endpoint.to_string(),
                 body,
-                key1,
-                key2,
-                catalog,
-                deployments,
-                rai_policies: rai,
+                key1: new_key(),
+                key2: new_key(),
+                catalog: catalog::region_catalog(&seed.location),
+                deployments: BTreeMap::new(),
+                rai_policies: BTreeMap::new(),
+                projects: BTreeMap::new(),
+                rai_blocklists: BTreeMap::new(),
+                serving: BTreeMap::new(),
             },
         );
     }
@@ -377,16 +399,29 @@ impl World {
                             json!(if ok { "Succeeded" } else { "Failed" });
                     }
                 }
+                Target::Project { name, delete } => {
+                    if let Some(acc) = self.accounts.get_mut(&op.account_key) {
+                        if delete && ok {
+                            acc.projects.remove(&name);
+                            super::projects::unlink(acc, &name);
+                        } else if let Some(p) = acc.projects.get_mut(&name) {
+                            p["properties"]["provisioningState"] =
+                                json!(if ok { "Succeeded" } else { "Failed" });
+                        }
+                    }
+                }
             }
         }
     }
 
-    /// Operations still running on an account.
+    /// Account and deployment operations still running on an account (project operations do
+    /// not hold the account's write lock).
     pub fn in_flight(&self, account_key: &str) -> usize {
         self.pending
             .iter()
             .filter_map(|id| self.operations.get(id))
             .filter(|o| o.finished.is_none() && o.account_key == account_key)
+            .filter(|o| !matches!(o.target, Target::Project { .. }))
             .count()
     }
 
@@ -577,4 +612,33 @@ pub(crate) fn render_deployment(
         body["tags"] = tags.clone();
     }
     body
+}
+
+/// A deployment body carrying every property the spec defines that a client's write must not
+/// drop (model publisher/source/sourceAccount, parentDeploymentName, capacitySettings, the
+/// model-router `routing`, contextCacheContainerId, spilloverDeploymentName), with values in
+/// the shapes of the 2026-09-01 spec. `account_id` is the account it lives on.
+pub fn held_properties_body(account_id: &str) -> Value {
+    json!({
+        "sku": {"name": "GlobalStandard", "capacity": 10},
+        "tags": {"cost-center": "42"},
+        "properties": {
+            "model": {
+                "format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18",
+                "publisher": "OpenAI",
+                "source": format!("{account_id}/deployments/origin"),
+                "sourceAccount": account_id,
+            },
+            "parentDeploymentName": "parent-chat",
+            "capacitySettings": {"designatedCapacity": 10, "priority": 1},
+            "routing": {"mode": "quality", "models": [
+                {"format": "OpenAI", "name": "gpt-4o", "version": "2024-08-06"},
+                {"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18"},
+            ]},
+            "contextCacheContainerId": "cache-container-1",
+            "spilloverDeploymentName": "overflow-chat",
+            "raiPolicyName": "Microsoft.DefaultV2",
+            "versionUpgradeOption": "NoAutoUpgrade",
+        },
+    })
 }

@@ -8,6 +8,20 @@ use testbed::azure::{AzureConfig, AzureEmulator, AzureEnv};
 
 pub const API: &str = "2026-09-01";
 
+/// The "Cognitive Services OpenAI User" role definition id.
+pub const OPENAI_USER: &str = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd";
+
+/// The principal (object id, `oid`) a token was issued to.
+pub fn token_oid(token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    let claims: Value = serde_json::from_slice(&bytes).expect("claims");
+    claims["oid"].as_str().expect("oid").to_string()
+}
+
 pub struct Az {
     pub emu: AzureEmulator,
     pub env: AzureEnv,
@@ -66,8 +80,15 @@ impl Az {
         Az::start(AzureConfig::default()).await
     }
 
-    /// Client-credentials token for `resource` (e.g. `https://management.azure.com`).
+    /// Client-credentials token of the default client for `resource` (e.g.
+    /// `https://management.azure.com`).
     pub async fn token(&self, resource: &str) -> String {
+        self.token_as(&self.env.client_id, &self.env.client_secret, resource)
+            .await
+    }
+
+    /// Client-credentials token of another registered application.
+    pub async fn token_as(&self, client_id: &str, secret: &str, resource: &str) -> String {
         let url = format!(
             "{}{}/oauth2/v2.0/token",
             self.env.authority_host, self.env.tenant_id
@@ -78,8 +99,8 @@ impl Az {
             .post(url)
             .form(&[
                 ("grant_type", "client_credentials"),
-                ("client_id", &self.env.client_id),
-                ("client_secret", &self.env.client_secret),
+                ("client_id", client_id),
+                ("client_secret", secret),
                 ("scope", &scope),
             ])
             .send()
