@@ -116,10 +116,10 @@ struct RunArgs {
     /// ARM reads refilled per second per subscription and principal (ARM's default is 25).
     #[arg(long, env = "ARM_READS_PER_SECOND", default_value_t = 25.0)]
     arm_reads_per_second: f64,
-    /// ARM write budget per subscription and principal: bucket size (ARM's default is 200).
+    /// ARM write (and, separately, delete) budget per subscription and principal: bucket size (ARM's default is 200).
     #[arg(long, env = "ARM_WRITE_BURST", default_value_t = 200.0)]
     arm_write_burst: f64,
-    /// ARM writes refilled per second per subscription and principal (ARM's default is 10).
+    /// ARM writes (and deletes) refilled per second per subscription and principal (ARM's default is 10).
     #[arg(long, env = "ARM_WRITES_PER_SECOND", default_value_t = 10.0)]
     arm_writes_per_second: f64,
     /// Max concurrent reconciles per kind (0 = unbounded). Reconciles never wait on Azure's
@@ -190,6 +190,8 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
         reads_per_second: a.arm_reads_per_second,
         write_capacity: a.arm_write_burst,
         writes_per_second: a.arm_writes_per_second,
+        delete_capacity: a.arm_write_burst,
+        deletes_per_second: a.arm_writes_per_second,
         ..Default::default()
     };
     config.operator_namespace = namespace.clone();

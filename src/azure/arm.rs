@@ -351,7 +351,7 @@ impl ArmClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let write = access == Access::Write;
+        let write = access != Access::Read;
         let r = send(&self.metrics, operation, write, req).await?;
         if let Some(s) = &subscription {
             let throttled = (r.status == 429)
@@ -360,7 +360,7 @@ impl ArmClient {
                 s,
                 &principal,
                 access,
-                ratelimit_remaining(&r.headers, write),
+                ratelimit_remaining(&r.headers, access.header_word()),
                 throttled,
             );
         }
@@ -530,7 +530,7 @@ impl ArmClient {
             .call(
                 cred,
                 op,
-                Access::Write,
+                Access::Delete,
                 Priority::Urgent,
                 reqwest::Method::DELETE,
                 self.url(&Self::deployment_path(account, name)),

@@ -1,7 +1,7 @@
 //! The client-side ARM request budget. ARM throttles per subscription and principal with token
-//! buckets (by default 250 reads refilled at 25 per second, 200 writes at 10 per second) and
-//! reports what is left in `x-ms-ratelimit-remaining-subscription-reads` / `-writes` (and the
-//! `-global-` variants). The operator keeps a bucket of its own per (subscription, principal,
+//! buckets (by default 250 reads refilled at 25 per second, 200 writes and 200 deletes at 10 per
+//! second) and reports what is left in `x-ms-ratelimit-remaining-subscription-reads` / `-writes`
+//! / `-deletes` (and the `-global-` variants). The operator keeps a bucket of its own per (subscription, principal,
 //! reads|writes), paces every ARM call through it, and lowers its count to what ARM reports, so
 //! in normal operation it never causes a 429. Urgent requests (writes, polls of running
 //! operations, the first read of a new resource, the fresh read before a write) may use the
@@ -20,6 +20,8 @@ pub struct BudgetConfig {
     pub reads_per_second: f64,
     pub write_capacity: f64,
     pub writes_per_second: f64,
+    pub delete_capacity: f64,
+    pub deletes_per_second: f64,
     /// Fraction of a bucket that only urgent requests may use.
     pub background_reserve: f64,
 }
@@ -31,6 +33,8 @@ impl Default for BudgetConfig {
             reads_per_second: 25.0,
             write_capacity: 200.0,
             writes_per_second: 10.0,
+            delete_capacity: 200.0,
+            deletes_per_second: 10.0,
             background_reserve: 0.3,
         }
     }
@@ -40,6 +44,18 @@ impl Default for BudgetConfig {
 pub enum Access {
     Read,
     Write,
+    Delete,
+}
+
+impl Access {
+    /// The word ARM's remaining-budget headers use.
+    pub fn header_word(&self) -> &'static str {
+        match self {
+            Access::Read => "reads",
+            Access::Write => "writes",
+            Access::Delete => "deletes",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +90,7 @@ impl ArmBudget {
         match access {
             Access::Read => (self.config.read_capacity, self.config.reads_per_second),
             Access::Write => (self.config.write_capacity, self.config.writes_per_second),
+            Access::Delete => (self.config.delete_capacity, self.config.deletes_per_second),
         }
     }
 

@@ -79,9 +79,8 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     )
 }
 
-/// The smallest of ARM's `x-ms-ratelimit-remaining-subscription[-global]-{reads|writes}`.
-pub fn ratelimit_remaining(headers: &reqwest::header::HeaderMap, write: bool) -> Option<u64> {
-    let kind = if write { "writes" } else { "reads" };
+/// The smallest of ARM's `x-ms-ratelimit-remaining-subscription[-global]-{reads|writes|deletes}`.
+pub fn ratelimit_remaining(headers: &reqwest::header::HeaderMap, kind: &str) -> Option<u64> {
     [
         format!("x-ms-ratelimit-remaining-subscription-{kind}"),
         format!("x-ms-ratelimit-remaining-subscription-global-{kind}"),
@@ -291,7 +290,7 @@ mod tests {
             "x-ms-ratelimit-remaining-subscription-global-reads",
             "12000".parse().unwrap(),
         );
-        assert_eq!(ratelimit_remaining(&h, false), Some(249));
-        assert_eq!(ratelimit_remaining(&h, true), None);
+        assert_eq!(ratelimit_remaining(&h, "reads"), Some(249));
+        assert_eq!(ratelimit_remaining(&h, "writes"), None);
     }
 }
