@@ -1,4 +1,4 @@
-//! The benchmark's output contract (issue 6): a small run prints every judged figure, one
+//! The benchmark's output contract (issues 6 and 11): a small run prints every judged figure, one
 //! `name: value` per line, each judged value a number. (The figures themselves are not
 //! asserted: performance claims come from real runs, not from tests.)
 
@@ -6,10 +6,16 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-const JUDGED: [&str; 9] = [
+const JUDGED: [&str; 15] = [
     "converge_seconds",
     "serialization_bound_seconds",
+    "write_budget_bound_seconds",
+    "bound_seconds",
     "converge_ratio",
+    "throttled_responses",
+    "first_call_latency_trickle_p50_ms",
+    "first_call_latency_trickle_p99_ms",
+    "first_call_latency_burst_p99_ms",
     "azure_calls_ratio",
     "steady_writes",
     "steady_reads_per_deployment_per_resync",
@@ -37,7 +43,8 @@ fn a_small_run_prints_every_judged_figure_as_name_value_lines() {
             "--provisioning-ms",
             "20",
         ])
-        .args(["--large", "0", "--resyncs", "1", "--resync-secs", "2"])
+        .args(["--large", "0", "--resyncs", "1", "--resync-secs", "2", "--trickle", "2"])
+        .args(["--subscriptions", "2"])
         .args(["--timeout-secs", "240"])
         .output()
         .expect("run aoai-bench");
@@ -82,4 +89,8 @@ fn a_small_run_prints_every_judged_figure_as_name_value_lines() {
         "4 per account × 20 ms"
     );
     assert_eq!(figures["max_concurrent_writes_per_account"], "1");
+    assert_eq!(figures["subscriptions"], "2");
+    assert_eq!(figures["trickle_deployments"], "2");
+    // 12 writes fit any subscription's write bucket: the bound is the serialization bound.
+    assert_eq!(figures["bound_seconds"], "0.080");
 }
