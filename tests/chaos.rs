@@ -35,8 +35,10 @@ fn chaos_defaults() -> BedOptions {
     }
 }
 
-/// Every `period`, compact etcd (every `compact_every`-th time) and cut the operator's
-/// connections, until `stop`; returns how many rounds ran.
+/// Every `period`, compact etcd (every `compact_every`-th time) and cut the operator's watch
+/// streams mid-stream (the proxy closes the connections whose client has sent nothing for
+/// 300 ms: watches and idle pooled connections; requests in flight are spared, as the
+/// emulator's watch drop did), until `stop`; returns how many rounds ran.
 fn watch_chaos(
     bed: &Bed,
     period: Duration,
@@ -55,7 +57,7 @@ fn watch_chaos(
                     .await
                     .expect("compact etcd");
             }
-            proxy.cut();
+            proxy.cut_quiet(Duration::from_millis(300));
             n += 1;
         }
         n
@@ -392,8 +394,8 @@ async fn azure_faults_in_turn_then_together() {
     op.shutdown().await.unwrap();
 }
 
-/// Watches end with `410 Expired` (etcd compacted every other round) and every connection of
-/// the operator is cut every second while 50 deployments are created, changed and deleted.
+/// Watches end with `410 Expired` (etcd compacted every third round) and are cut mid-stream
+/// every 300 ms while 50 deployments are created, changed and deleted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_watch_expired_and_dropped() {
     let bed = Bed::new(chaos_defaults()).await;
@@ -401,9 +403,7 @@ async fn kube_watch_expired_and_dropped() {
     bed.wait_accounts_ready(Duration::from_secs(30)).await;
     let lists_before = bed.operator_requests("list", "modeldeployments");
     let stop = tokio_util::sync::CancellationToken::new();
-    // The proxy cuts every connection of the operator (not only its watches, as the emulator
-    // could): in-flight writes fail too, so the cadence leaves room for a write to land.
-    let chaos = watch_chaos(&bed, Duration::from_millis(1000), 2, stop.clone(), None);
+    let chaos = watch_chaos(&bed, Duration::from_millis(300), 3, stop.clone(), None);
     create_batch(&bed, 0..50).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     for i in 0..10 {

@@ -9,7 +9,7 @@
 //! 4. `cargo build --workspace --bins --examples`; the Kubernetes control plane (`testbed build`:
 //!    etcd, kube-apiserver and kube-controller-manager with `go build`, cached under
 //!    `target/controlplane/`; its Go modules are downloaded in the background from the start);
-//!    cargo-nextest installed with `cargo install --locked cargo-nextest` when missing;
+//!    cargo-nextest installed with `cargo install --locked --debug cargo-nextest` when missing;
 //!    `cargo nextest run --workspace`, then `pytest tests/python`;
 //! 5. one final line `N passed, N failed, N skipped`; the exit status is non-zero if anything failed.
 use std::path::{Path, PathBuf};
@@ -219,9 +219,11 @@ fn ensure_nextest() -> bool {
     if util::which("cargo-nextest").is_some() {
         return true;
     }
-    step("cargo install --locked cargo-nextest (missing; built once from crates.io)");
+    // `--debug`: compiles in about half the time of a release build; a test runner's own speed
+    // does not matter next to the tests it runs.
+    step("cargo install --locked --debug cargo-nextest (missing; built once from crates.io)");
     let ok = util::cargo()
-        .args(["install", "--locked", "cargo-nextest"])
+        .args(["install", "--locked", "--debug", "cargo-nextest"])
         .status()
         .is_ok_and(|s| s.success());
     ok && (util::which("cargo-nextest").is_some()
