@@ -192,6 +192,9 @@ pub struct Writes {
     /// Azure's response to each write in flight, per owner, with the generation it was for:
     /// once the operation succeeds that is the deployment's state, so it is not read back.
     accepted: Mutex<HashMap<String, (i64, Deployment)>>,
+    /// Each running operation as recorded when Azure accepted it, per owner: if saving it in
+    /// status failed, the next pass still follows it (and saves it again).
+    running: Mutex<HashMap<String, crate::crd::PendingOperation>>,
 }
 
 /// Reads many reconciles share.
@@ -276,6 +279,7 @@ impl Context {
                 ),
                 polls: PollClock::new(t.poll_interval, t.max_poll_interval, t.poll_interval / 20),
                 accepted: Default::default(),
+                running: Default::default(),
             },
             shared: Shared {
                 inventory: Inventory::default(),
@@ -444,10 +448,21 @@ impl Writes {
         };
     }
 
+    /// Remember `owner`'s running operation (also saved in status).
+    pub fn operation_running(&self, owner: &str, op: crate::crd::PendingOperation) {
+        self.running.lock().insert(owner.to_string(), op);
+    }
+
+    /// `owner`'s running operation as remembered, if any.
+    pub fn running(&self, owner: &str) -> Option<crate::crd::PendingOperation> {
+        self.running.lock().get(owner).cloned()
+    }
+
     /// The write of `owner` ended: stop timing it, and when it succeeded for `generation`,
     /// return the deployment as Azure accepted it, now provisioned (no read-back needed).
     pub fn operation_ended(&self, owner: &str, succeeded: bool, generation: i64) -> Option<Deployment> {
         self.polls.finished(owner, succeeded);
+        self.running.lock().remove(owner);
         let (g, mut d) = self.accepted.lock().remove(owner)?;
         if !succeeded || g != generation {
             return None;

@@ -268,6 +268,11 @@ fn a_pending_operation_goes_first() {
     assert_eq!(reason_of(f), reason::CREATING);
     assert_eq!(f.then, Then::Requeue(Duration::from_millis(250)));
     assert!(f.effects.is_empty(), "the slot stays with the operation");
+    assert_eq!(
+        f.status.pending_operation.as_ref(),
+        Some(&op),
+        "an operation followed from memory (its save had failed) is saved again"
+    );
 
     let d = deployment(json!({}));
     s.op = polled(Ok(Poll::Succeeded), Some(d.clone()));

@@ -279,8 +279,13 @@ impl Snapshot {
             st.endpoint = a.endpoint.clone();
             st.key_vault_secret = a.key_vault_secret.clone();
         }
-        if let OpState::Ended { .. } = self.op {
-            st.pending_operation = None;
+        match &self.op {
+            OpState::Ended { .. } => st.pending_operation = None,
+            // A running operation stays recorded (again, if saving it failed before).
+            OpState::Pending { op, .. } | OpState::Polled { op, .. } => {
+                st.pending_operation = Some(op.clone())
+            }
+            OpState::Idle => {}
         }
         match self.effective() {
             Some(Some(d)) => status::show_deployment(&mut st, d),

@@ -144,6 +144,9 @@ impl Pass<'_> {
                 Effect::HandSlotToOperation { what: w, accepted } => {
                     ctx.writes
                         .operation_accepted(&owner, self.snap.md.generation, accepted);
+                    if let Some(op) = &f.status.pending_operation {
+                        ctx.writes.operation_running(&owner, op.clone());
+                    }
                     if let Some(g) = self.guard.take() {
                         g.hand_to_operation();
                     }

@@ -100,6 +100,10 @@ impl<'a> Pass<'a> {
         let deployment_name = md.azure_deployment_name();
         let generation = md.metadata.generation.unwrap_or(0);
         let status = md.status.clone().unwrap_or_default();
+        // An operation Azure accepted whose record in status was not saved (the save failed):
+        // followed all the same, and saved again with the next status.
+        let remembered = ctx.writes.running(&owner);
+        let pending = status.pending_operation.clone().or(remembered);
         let acct = ctx.account(&md.spec.account_ref.name).await?;
         let (account, info, cred, credential_error) = match &acct {
             None => (None, None, None, None),
@@ -124,13 +128,13 @@ impl<'a> Pass<'a> {
             .as_ref()
             .map_or(SlotView::Free, |(_, key)| gate.view(key, &owner));
         // An operation recorded in status holds its account's slot (after a restart, too).
-        if let (Some(_), Some((_, key))) = (&status.pending_operation, &account)
+        if let (Some(_), Some((_, key))) = (&pending, &account)
             && view != SlotView::HeldByMyOperation
         {
             gate.resume_operation(key, &owner);
             view = SlotView::HeldByMyOperation;
         }
-        let op = match &status.pending_operation {
+        let op = match &pending {
             None => OpState::Idle,
             Some(op) => OpState::Pending {
                 op: op.clone(),
