@@ -27,12 +27,17 @@ fn crds_directory_is_current() {
 }
 
 #[test]
-fn crd_yaml_is_both_documents() {
+fn crd_yaml_is_every_crd() {
     let y = aoai_operator::crd::crd_yaml();
     let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&y)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect();
-    assert_eq!(docs.len(), 2);
-    assert_eq!(docs[0]["spec"]["scope"], "Cluster");
-    assert_eq!(docs[1]["spec"]["scope"], "Namespaced");
+    let crds = aoai_operator::crd::crds();
+    assert_eq!(docs.len(), crds.len());
+    assert!(docs.len() >= 2);
+    for (doc, crd) in docs.iter().zip(&crds) {
+        assert_eq!(doc["spec"]["names"]["kind"], crd.spec.names.kind.as_str());
+    }
+    assert_eq!(docs[0]["spec"]["scope"], "Cluster", "AIAccount");
+    assert_eq!(docs[1]["spec"]["scope"], "Namespaced", "ModelDeployment");
 }

@@ -191,7 +191,7 @@ async fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     azure.write_files(dir.path())?;
     cluster
-        .apply_crds(&[AIAccount::crd(), ModelDeployment::crd()])
+        .apply_crds(&aoai_operator::crd::crds())
         .await?;
     // The operator runs as a ServiceAccount of its own (cluster-admin), so the audit log tells
     // its writes apart from the control plane's.

@@ -8,6 +8,7 @@ pub mod deployment;
 pub use account::*;
 pub use deployment::*;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -51,30 +52,30 @@ pub struct Condition {
     pub last_transition_time: Option<String>,
 }
 
-/// Both CRDs as multi-document YAML (what `aoai-operator crd` prints).
+/// Every CRD the operator serves, in the order they are installed (a new kind goes here and
+/// nowhere else: `crd`, `cargo xtask crds`, the chart's copy and the tests take them from it).
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![AIAccount::crd(), ModelDeployment::crd()]
+}
+
+/// Every CRD as multi-document YAML (what `aoai-operator crd` prints).
 pub fn crd_yaml() -> String {
-    format!("{}---\n{}", account_crd_yaml(), model_deployment_crd_yaml())
+    crd_files()
+        .into_iter()
+        .map(|(_, y)| y)
+        .collect::<Vec<_>>()
+        .join("---\n")
 }
 
-/// The AIAccount CRD as YAML (crds/aoai.dev_aiaccounts.yaml).
-pub fn account_crd_yaml() -> String {
-    serde_yaml::to_string(&AIAccount::crd()).expect("CRD serializes")
-}
-
-/// The ModelDeployment CRD as YAML (crds/aoai.dev_modeldeployments.yaml).
-pub fn model_deployment_crd_yaml() -> String {
-    serde_yaml::to_string(&ModelDeployment::crd()).expect("CRD serializes")
-}
-
-/// (file name, content) pairs for `crds/` and the chart.
-pub fn crd_files() -> Vec<(&'static str, String)> {
-    vec![
-        ("aoai.dev_aiaccounts.yaml", account_crd_yaml()),
-        (
-            "aoai.dev_modeldeployments.yaml",
-            model_deployment_crd_yaml(),
-        ),
-    ]
+/// (file name, content) pairs for `crds/` and the chart: `<group>_<plural>.yaml`.
+pub fn crd_files() -> Vec<(String, String)> {
+    crds()
+        .into_iter()
+        .map(|c| {
+            let name = format!("{}_{}.yaml", c.spec.group, c.spec.names.plural);
+            (name, serde_yaml::to_string(&c).expect("CRD serializes"))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub async fn prepare(options: Options, owned: bool) -> Prepared {
         .await
         .expect("delete earlier tests' namespaces");
     cluster
-        .apply_crds(&[AIAccount::crd(), ModelDeployment::crd()])
+        .apply_crds(&aoai_operator::crd::crds())
         .await
         .unwrap_or_else(|e| panic!("the apiserver refused the CRDs: {e:#}"));
     let client = cluster.client().await.expect("admin client");
