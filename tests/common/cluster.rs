@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 use aoai_operator::crd::{AIAccount, ModelDeployment};
-use kube::CustomResourceExt;
 use kube::core::ApiResource;
 use testbed::harness::{Cluster, Exclusive};
 
