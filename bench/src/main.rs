@@ -25,10 +25,9 @@ mod population;
 mod requests;
 
 use anyhow::{Context, Result, bail};
-use aoai_operator::crd::{AIAccount, ModelDeployment};
+use aoai_operator::crd::AIAccount;
 use clap::Parser;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::CustomResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use measure::{KubeWrites, Out, cpu_seconds, machine, percentile, rss};
 use population::{Population, ReadyTimes};
