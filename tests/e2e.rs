@@ -1108,3 +1108,53 @@ async fn a_write_keeps_every_property_azure_holds() {
     bed.assert_contract_clean();
     bed.stop().await;
 }
+
+/// The operator paces its ARM calls inside the subscription's budget (issue 11): with ARM's
+/// buckets made small, a burst of creates converges without a single 429, at the refill rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_arm_budget_is_respected_without_429() {
+    let mut bed = Bed::with(|c| {
+        c.read_capacity = 12;
+        c.read_refill_per_sec = 8;
+        c.write_capacity = 4;
+        c.write_refill_per_sec = 4;
+        c.provisioning_delay = Duration::from_millis(100);
+    })
+    .await;
+    bed.start_with(|c| {
+        c.budget = aoai_operator::azure::budget::BudgetConfig {
+            read_capacity: 12.0,
+            reads_per_second: 8.0,
+            write_capacity: 4.0,
+            writes_per_second: 4.0,
+            delete_capacity: 4.0,
+            deletes_per_second: 4.0,
+            ..Default::default()
+        }
+    })
+    .await;
+    bed.wait_account_ready().await;
+    let names: Vec<String> = (0..12).map(|i| format!("paced-{i}")).collect();
+    futures::future::join_all(
+        names
+            .iter()
+            .map(|n| bed.create_md(&bed.team_a, n, json!({"sku": {"capacity": 2}}))),
+    )
+    .await;
+    for n in &names {
+        bed.wait_md(&bed.team_a, n, Duration::from_secs(90), "Ready", |m| {
+            m.is_some_and(is_ready)
+        })
+        .await;
+    }
+    let log = bed.azure.request_log();
+    let reads = log.iter().filter(|r| r.method == "GET").count();
+    assert!(
+        reads > 12,
+        "the burst needed more reads ({reads}) than the bucket holds: the test would catch unpaced calls"
+    );
+    let throttled: Vec<_> = log.iter().filter(|r| r.status == 429).collect();
+    assert!(throttled.is_empty(), "429s: {throttled:#?}");
+    bed.assert_contract_clean();
+    bed.stop().await;
+}
