@@ -203,11 +203,13 @@ pub struct Shared {
     pub inventory: Inventory,
     /// Account model catalogs, per account key, for 10 minutes.
     pub catalogs: Cache<String, Arc<Vec<AccountModel>>>,
-    /// Quota usage per subscription and region, for 2 seconds and until the next write there.
+    /// Quota usage per subscription and region, for 2 seconds: a burst of new deployments
+    /// shares one read (Azure still checks each write's quota).
     pub usages: Cache<String, Arc<Vec<Usage>>>,
     /// ModelDeployments that passed pre-validation, with the (generation, account generation)
     /// checked: a write queued behind others is checked once, before it queues, not again on
-    /// the hand-off. Stale after a minute (quota moves).
+    /// the hand-off, however long the queue. Forgotten after 10 minutes (quota moves; Azure
+    /// still checks every write).
     pub prevalidated: Cache<String, (i64, i64)>,
     /// Consecutive transient failures per resource (for backoff).
     failures: Mutex<HashMap<String, u32>>,
@@ -288,7 +290,7 @@ impl Context {
                     .build(),
                 usages: Cache::builder().time_to_live(Duration::from_secs(2)).build(),
                 prevalidated: Cache::builder()
-                    .time_to_live(Duration::from_secs(60))
+                    .time_to_live(Duration::from_secs(600))
                     .build(),
                 failures: Default::default(),
             },

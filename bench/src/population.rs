@@ -64,7 +64,7 @@ pub struct Population {
     pub first_create: Instant,
 }
 
-/// Create `range` at once (8 requests in flight), spread over the accounts and namespaces.
+/// Create `range` at once (48 requests in flight), spread over the accounts and namespaces.
 pub async fn create_population(
     client: &kube::Client,
     range: std::ops::Range<usize>,
@@ -120,7 +120,7 @@ async fn create(
                 Ok((format!("{ns}/{name}"), (t, a, m.azure_deployment_name())))
             }
         })
-        .buffer_unordered(if every.is_some() { 1 } else { 8 })
+        .buffer_unordered(if every.is_some() { 1 } else { 48 })
         .collect()
         .await;
     let mut created = HashMap::new();

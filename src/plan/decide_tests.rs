@@ -403,19 +403,25 @@ fn a_queued_write_waits_for_the_hand_off_without_reading() {
 fn what_azure_holds_comes_from_the_listing() {
     let mut s = snap();
     assert_eq!(decide(&s), Step::Observe(Need::Listing { urgent: true }));
-    s.observed = Observed::Listed(Seen {
-        age: s.timing.resync + Duration::from_secs(1),
-        pages: 1,
-        deployment: None,
-    });
+    let stale = |d: Option<Deployment>| {
+        Observed::Listed(Seen {
+            age: Timing::default().resync + Duration::from_secs(1),
+            pages: 1,
+            deployment: d.map(Arc::new),
+        })
+    };
+    s.observed = stale(Some(deployment(json!({}))));
     assert_eq!(
         decide(&s),
         Step::Observe(Need::Listing { urgent: false }),
-        "a resync's listing is background work"
+        "in sync on a stale listing: refreshed first, as a resync's background work"
     );
     s.md.generation = 3;
     assert_eq!(decide(&s), Step::Observe(Need::Listing { urgent: true }));
     s.md.generation = 2;
+    // A stale listing that calls for a write is enough: the write reads its target fresh.
+    s.observed = stale(None);
+    assert_eq!(decide(&s), Step::Observe(Need::Catalog));
     s.observed = Observed::ListFailed(azure_error(503, "ServiceUnavailable"));
     let step = decide(&s);
     let f = finish(&step);

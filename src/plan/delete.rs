@@ -156,17 +156,7 @@ pub fn decide_delete(s: &Snapshot) -> Step {
                         format!("Azure Delete of deployment {name}"),
                     );
                     if out.async_operation_url.is_some() || out.location_url.is_some() {
-                        let pending = PendingOperation {
-                            kind: OperationKind::Delete,
-                            async_operation_url: out.async_operation_url.clone(),
-                            location_url: if out.async_operation_url.is_none() {
-                                out.location_url.clone()
-                            } else {
-                                None
-                            },
-                            started_at: s.now.clone(),
-                            generation: Some(s.md.generation),
-                        };
+                        let pending = pending_operation_of(s, OperationKind::Delete, out);
                         let mut f = s
                             .finish(false, reason::DELETING, &format!("Azure is deleting deployment {name}"))
                             .status(move |st| st.pending_operation = Some(pending))

@@ -403,6 +403,21 @@ pub fn what_to_do(code: &str) -> &'static str {
 
 const AUTH_HINT: &str = " — grant the AIAccount's identity Cognitive Services Contributor on the account, and check spec.credential";
 
+/// The operation Azure accepted, as it is kept in status (Azure-AsyncOperation preferred).
+fn pending_operation_of(s: &Snapshot, kind: OperationKind, out: &WriteOutcome) -> PendingOperation {
+    PendingOperation {
+        kind,
+        async_operation_url: out.async_operation_url.clone(),
+        location_url: if out.async_operation_url.is_none() {
+            out.location_url.clone()
+        } else {
+            None
+        },
+        started_at: s.now.clone(),
+        generation: Some(s.md.generation),
+    }
+}
+
 /// Ready=False for a transient failure, then back off.
 fn transient(s: &Snapshot, e: &AzureError) -> Step {
     let reason = transient_reason(e);
@@ -477,7 +492,7 @@ pub fn decide(s: &Snapshot) -> Step {
     if let Some(step) = queued(s) {
         return step;
     }
-    let observed = match what_azure_holds(s) {
+    let (observed, stale) = match what_azure_holds(s) {
         Ok(o) => o,
         Err(step) => return step,
     };
@@ -492,6 +507,14 @@ pub fn decide(s: &Snapshot) -> Step {
         since_last_error: s.since_last_error,
         terminal_recheck: s.timing.terminal_recheck,
     });
+    // A listing older than the resync interval is refreshed before deciding that nothing, or
+    // nothing now, is to be done (a resync's refresh is background work; a new or changed
+    // resource's is urgent). A write it calls for reads its target fresh anyway.
+    if stale && !action.is_write() {
+        return Step::Observe(Need::Listing {
+            urgent: !s.seen_this_generation(),
+        });
+    }
     match action {
         Action::InSync => in_sync(s, observed),
         Action::Blocked { reason, message } => s
@@ -681,10 +704,10 @@ fn wait_for_slot(s: &Snapshot, position: usize) -> Step {
         .step()
 }
 
-/// 4. What Azure holds: the operation's accepted state, a fresh read, or the account's listing
-/// (never older than the resync interval). A listing for a resource not yet seen at this
-/// generation (new, or changed) is urgent; a resync's is not.
-fn what_azure_holds(s: &Snapshot) -> Result<Option<&Deployment>, Step> {
+/// 4. What Azure holds: the operation's accepted state, a fresh read, or the account's listing.
+/// Also whether that is a listing older than the resync interval: a stale listing may still
+/// decide a write (the write reads its target fresh first), but not that nothing is to be done.
+fn what_azure_holds(s: &Snapshot) -> Result<(Option<&Deployment>, bool), Step> {
     if let OpState::Ended {
         outcome: OpOutcome::Succeeded {
             accepted: Some(d), ..
@@ -692,13 +715,11 @@ fn what_azure_holds(s: &Snapshot) -> Result<Option<&Deployment>, Step> {
         ..
     } = &s.op
     {
-        return Ok(Some(d));
+        return Ok((Some(d), false));
     }
-    let urgent = !s.seen_this_generation();
     match &s.observed {
-        Observed::Fresh(d) => Ok(d.as_ref()),
-        Observed::Listed(seen) if seen.age <= s.timing.resync => Ok(seen.deployment.as_deref()),
-        Observed::Listed(_) => Err(Step::Observe(Need::Listing { urgent })),
+        Observed::Fresh(d) => Ok((d.as_ref(), false)),
+        Observed::Listed(seen) => Ok((seen.deployment.as_deref(), seen.age > s.timing.resync)),
         // An operation ended without an accepted state: read the deployment itself.
         Observed::Unknown if matches!(s.op, OpState::Ended { .. }) => Err(Step::Observe(Need::Fresh)),
         Observed::Unknown => Err(Step::Observe(Need::Listing { urgent: true })),
@@ -900,17 +921,7 @@ fn after_write(
                 .clone()
                 .filter(|_| matches!(write.request, Request::Put(_)));
             if out.is_long_running() {
-                let pending = PendingOperation {
-                    kind,
-                    async_operation_url: out.async_operation_url.clone(),
-                    location_url: if out.async_operation_url.is_none() {
-                        out.location_url.clone()
-                    } else {
-                        None
-                    },
-                    started_at: s.now.clone(),
-                    generation: Some(s.md.generation),
-                };
+                let pending = pending_operation_of(s, kind, out);
                 let shown = out.deployment.clone();
                 let mut f = s
                     .finish(

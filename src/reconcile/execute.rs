@@ -3,7 +3,7 @@
 //! slot, send a write, and finally save the status, publish the events, apply the effects and
 //! say when to look again. Nothing is decided here.
 
-use super::observe::{Pass, usages_key};
+use super::observe::Pass;
 use super::{apply_status, publish};
 use crate::context::Context;
 use crate::crd::ModelDeployment;
@@ -119,12 +119,6 @@ impl Pass<'_> {
             Request::Resume => arm.set_paused(cred, id, name, false).await,
             Request::Delete => arm.delete_deployment(cred, id, name).await,
         };
-        // The subscription's usage moves with a write (or was not what was cached).
-        if let Some(loc) = self.snap.account.as_ref().and_then(|a| a.location.as_deref()) {
-            ctx.shared
-                .usages
-                .invalidate(&usages_key(&id.subscription_id, loc));
-        }
         self.snap.write = Some(result);
         Ok(())
     }
