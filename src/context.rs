@@ -288,7 +288,9 @@ impl Context {
                 catalogs: Cache::builder()
                     .time_to_live(Duration::from_secs(600))
                     .build(),
-                usages: Cache::builder().time_to_live(Duration::from_secs(2)).build(),
+                usages: Cache::builder()
+                    .time_to_live(Duration::from_secs(2))
+                    .build(),
                 prevalidated: Cache::builder()
                     .time_to_live(Duration::from_secs(600))
                     .build(),
@@ -432,7 +434,9 @@ impl Context {
     pub fn update_gate_metrics(&self) {
         let g = &self.writes.gate;
         self.metrics.write_queue_depth.set(g.queue_depth() as i64);
-        self.metrics.accounts_write_busy.set(g.busy_accounts() as i64);
+        self.metrics
+            .accounts_write_busy
+            .set(g.busy_accounts() as i64);
         self.metrics
             .operations_in_flight
             .set(g.operations_running() as i64);
@@ -462,7 +466,12 @@ impl Writes {
 
     /// The write of `owner` ended: stop timing it, and when it succeeded for `generation`,
     /// return the deployment as Azure accepted it, now provisioned (no read-back needed).
-    pub fn operation_ended(&self, owner: &str, succeeded: bool, generation: i64) -> Option<Deployment> {
+    pub fn operation_ended(
+        &self,
+        owner: &str,
+        succeeded: bool,
+        generation: i64,
+    ) -> Option<Deployment> {
         self.polls.finished(owner, succeeded);
         self.running.lock().remove(owner);
         let (g, mut d) = self.accepted.lock().remove(owner)?;

@@ -320,7 +320,10 @@ mod tests {
             message: "no token".into(),
             transient,
         };
-        assert_eq!(AzureError::credential("x", token(false)).class, ErrorClass::Auth);
+        assert_eq!(
+            AzureError::credential("x", token(false)).class,
+            ErrorClass::Auth
+        );
         assert_eq!(
             AzureError::credential("x", token(true)).class,
             ErrorClass::Transient,

@@ -171,8 +171,8 @@ async fn combined_capacity_and_version_change_is_two_writes() {
     let d = bed.azure_deployment(&name).unwrap();
     assert_eq!(d["sku"]["capacity"], 30);
     assert_eq!(d["properties"]["model"]["version"], "2024-11-20");
-    let events = bed.events_for(&bed.team_a, "g4o").await;
-    assert!(events.iter().any(|e| e.1 == "UpdateCapacity"), "{events:?}");
+    bed.wait_event(&bed.team_a, "g4o", |e| e.1 == "UpdateCapacity")
+        .await;
     bed.assert_contract_clean();
     bed.stop().await;
 }
@@ -249,13 +249,10 @@ async fn drift_is_corrected_and_deleted_deployment_recreated() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let events = bed.events_for(&bed.team_a, "chat").await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.1 == "DriftDetected" && e.2.contains("capacity")),
-        "{events:?}"
-    );
+    bed.wait_event(&bed.team_a, "chat", |e| {
+        e.1 == "DriftDetected" && e.2.contains("capacity")
+    })
+    .await;
     // Deleted in Azure -> recreated.
     bed.azure
         .delete_deployment_out_of_band(&bed.account_id, &name);
@@ -416,13 +413,10 @@ async fn disallowed_namespace_makes_zero_azure_calls() {
         calls.is_empty(),
         "Azure calls for a disallowed namespace: {calls:#?}"
     );
-    let events = bed.events_for(&bed.team_b, "chat").await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.0 == "Warning" && e.1 == "NamespaceNotAllowed"),
-        "{events:?}"
-    );
+    bed.wait_event(&bed.team_b, "chat", |e| {
+        e.0 == "Warning" && e.1 == "NamespaceNotAllowed"
+    })
+    .await;
     bed.stop().await;
 }
 
@@ -549,7 +543,10 @@ async fn steady_state_makes_zero_writes() {
     assert!(writes.is_empty(), "writes in steady state: {writes:#?}");
     for n in ["a", "b", "c"] {
         let gets = bed.deployment_requests(&name_of(&bed.team_a, n)).len();
-        assert_eq!(gets, 0, "{n}: drift is seen in the account's listing, not by a GET each");
+        assert_eq!(
+            gets, 0,
+            "{n}: drift is seen in the account's listing, not by a GET each"
+        );
     }
     // One paged LIST of the account per resync, shared by its three deployments: resync
     // 700ms (±10% jitter) over 3.5s is about 5 listings, never one per deployment.
@@ -1097,7 +1094,11 @@ async fn a_write_keeps_every_property_azure_holds() {
     )
     .await;
     bed.wait_ready(&ns, "rich").await;
-    assert_eq!(bed.puts("rich-chat").len(), 1, "one write: adopt with the capacity change");
+    assert_eq!(
+        bed.puts("rich-chat").len(),
+        1,
+        "one write: adopt with the capacity change"
+    );
     let d = bed.azure_deployment("rich-chat").unwrap();
     assert_eq!(d["sku"]["capacity"], 20, "the spec's change reached Azure");
     assert_eq!(d["tags"]["cost-center"], "42");

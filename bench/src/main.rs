@@ -143,7 +143,7 @@ struct Bench {
     pid: u32,
     d: Duration,
     deadline: Instant,
-    ready: Option<ReadyTimes>,
+    ready: Option<(ReadyTimes, tokio::task::JoinHandle<()>)>,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -189,9 +189,7 @@ async fn main() -> Result<()> {
     let client = cluster.client().await?;
     let dir = tempfile::tempdir()?;
     azure.write_files(dir.path())?;
-    cluster
-        .apply_crds(&aoai_operator::crd::crds())
-        .await?;
+    cluster.apply_crds(&aoai_operator::crd::crds()).await?;
     // The operator runs as a ServiceAccount of its own (cluster-admin), so the audit log tells
     // its writes apart from the control plane's.
     let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(json!({
@@ -296,6 +294,10 @@ async fn main() -> Result<()> {
     };
     let result = bench.run(&mut out).await;
     let _ = bench.child.start_kill();
+    if let Some((_, watcher)) = bench.ready.take() {
+        watcher.abort();
+        let _ = watcher.await;
+    }
     if let Some(p) = &bench.args.request_log {
         let _ = std::fs::copy(&log_path, p.with_extension("operator.log"));
     }
@@ -303,7 +305,10 @@ async fn main() -> Result<()> {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        eprintln!("bench failed: {e:#}\noperator log tail:\n{}", tail.join("\n"));
+        eprintln!(
+            "bench failed: {e:#}\noperator log tail:\n{}",
+            tail.join("\n")
+        );
         out.put("error", format!("{e:#}").replace('\n', " "));
     }
     println!("---- aoai-bench results ----");
@@ -324,7 +329,9 @@ impl Bench {
         out.put(
             "throttled_responses",
             log.iter()
-                .filter(|r| r.status == 429 && r.started >= converging_from && r.started <= steady_to)
+                .filter(|r| {
+                    r.status == 429 && r.started >= converging_from && r.started <= steady_to
+                })
                 .count(),
         );
         self.trickle(out).await?;
@@ -383,7 +390,7 @@ impl Bench {
 
     async fn wait(&mut self, pop: &Population) -> Result<Instant> {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
-        let ready = self.ready.clone().expect("watching");
+        let ready = self.ready.as_ref().expect("watching").0.clone();
         population::wait_converged(&ready, pop, remaining, &mut self.child).await
     }
 
@@ -439,7 +446,10 @@ impl Bench {
         out.put("azure_calls_converge_poll_min", n);
         out.put("azure_calls_converge_token", tokens);
         out.put("azure_calls_converge_token_min", 0);
-        out.put("azure_calls_converge_other", total - puts - gets - polls - tokens);
+        out.put(
+            "azure_calls_converge_other",
+            total - puts - gets - polls - tokens,
+        );
         out.f("azure_calls_converge_ratio", total as f64 / (3 * n) as f64);
         let mut kinds: Vec<_> = c.iter().collect();
         kinds.sort();
@@ -451,8 +461,14 @@ impl Bench {
                 .collect::<Vec<_>>()
                 .join(","),
         );
-        out.put("arm_throttled_429", log.iter().filter(|r| r.status == 429).count());
-        out.put("arm_conflicts_409", log.iter().filter(|r| r.status == 409).count());
+        out.put(
+            "arm_throttled_429",
+            log.iter().filter(|r| r.status == 429).count(),
+        );
+        out.put(
+            "arm_conflicts_409",
+            log.iter().filter(|r| r.status == 409).count(),
+        );
         let gaps = handoff_gaps(&log, d);
         out.f("write_handoff_gap_p50_ms", percentile(&gaps, 50.0));
         out.f("write_handoff_gap_p99_ms", percentile(&gaps, 99.0));
@@ -460,7 +476,10 @@ impl Bench {
         out.f("first_call_latency_p50_ms", percentile(&lat, 50.0));
         out.f("first_call_latency_p99_ms", percentile(&lat, 99.0));
         out.f("first_call_latency_burst_p99_ms", percentile(&lat, 99.0));
-        out.f("first_call_latency_max_ms", lat.last().copied().unwrap_or(f64::NAN));
+        out.f(
+            "first_call_latency_max_ms",
+            lat.last().copied().unwrap_or(f64::NAN),
+        );
         Ok(pop)
     }
 
@@ -491,7 +510,10 @@ impl Bench {
         let min_calls = (a * pages) as f64 * resyncs;
         out.put("steady_resyncs", k);
         out.f("steady_window_seconds", (s1 - s0).as_secs_f64());
-        out.put("steady_writes", steady.iter().filter(|r| is_write(r)).count());
+        out.put(
+            "steady_writes",
+            steady.iter().filter(|r| is_write(r)).count(),
+        );
         out.put("steady_arm_reads", reads);
         out.put("steady_deployment_lists", lists);
         out.f(
@@ -513,7 +535,10 @@ impl Bench {
                 .join(","),
         );
         out.f("azure_calls_steady_min", min_calls);
-        out.f("azure_calls_ratio", steady.len() as f64 / min_calls.max(1e-9));
+        out.f(
+            "azure_calls_ratio",
+            steady.len() as f64 / min_calls.max(1e-9),
+        );
         out.f(
             "steady_kube_writes_per_deployment_per_resync",
             self.kube.between(rv0, rv1) as f64 / n as f64 / resyncs,
@@ -527,7 +552,11 @@ impl Bench {
 
     /// Deployments created one per second, as app teams create them: the first call's latency.
     async fn trickle(&mut self, out: &mut Out) -> Result<()> {
-        let (n, a, t) = (self.args.deployments, self.args.accounts.max(1), self.args.trickle);
+        let (n, a, t) = (
+            self.args.deployments,
+            self.args.accounts.max(1),
+            self.args.trickle,
+        );
         if t == 0 {
             return Ok(());
         }
@@ -542,7 +571,11 @@ impl Bench {
         .await?;
         self.wait(&pop).await?;
         let lat = latencies(&pop, &self.azure.request_log(), a);
-        anyhow::ensure!(lat.len() == t, "{} of {t} trickled deployments were called", lat.len());
+        anyhow::ensure!(
+            lat.len() == t,
+            "{} of {t} trickled deployments were called",
+            lat.len()
+        );
         out.put("trickle_deployments", t);
         out.f("first_call_latency_trickle_p50_ms", percentile(&lat, 50.0));
         out.f("first_call_latency_trickle_p99_ms", percentile(&lat, 99.0));
@@ -564,8 +597,8 @@ impl Bench {
             c.read_capacity = 1_000_000;
             c.read_refill_per_sec = 100_000;
         });
-        let pop = population::create_population(&self.client, n..self.args.large, a, NAMESPACES)
-            .await?;
+        let pop =
+            population::create_population(&self.client, n..self.args.large, a, NAMESPACES).await?;
         let end = self.wait(&pop).await?;
         out.f(
             "converge_seconds_large_10ms",
@@ -595,7 +628,8 @@ mod tests {
         assert_eq!(write_budget_bound(500, 200, 10, d), 31.0);
         assert_eq!(write_budget_bound(25, 200, 10, d), 1.0, "within the bucket");
         // Accounts spread evenly over subscriptions.
-        let subs: std::collections::HashSet<String> = (0..200).map(|i| subscription(i, 10)).collect();
+        let subs: std::collections::HashSet<String> =
+            (0..200).map(|i| subscription(i, 10)).collect();
         assert_eq!(subs.len(), 10);
     }
 }

@@ -4,9 +4,9 @@
 use anyhow::{Context, Result, bail};
 use aoai_operator::crd::ModelDeployment;
 use futures::StreamExt;
-use kube::api::{Api, PostParams};
-use kube::runtime::watcher;
 use kube::ResourceExt;
+use kube::api::{Api, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,12 +15,17 @@ use std::time::{Duration, Instant};
 /// Records when each ModelDeployment is Ready for its current generation.
 pub type ReadyTimes = Arc<Mutex<HashMap<String, Instant>>>;
 
-pub fn spawn_ready_watcher(client: kube::Client) -> ReadyTimes {
+/// The watcher task is returned so that it is stopped before the control plane: a watcher whose
+/// apiserver is gone retries (with backoff, never in a tight loop that would keep the runtime
+/// from shutting down).
+pub fn spawn_ready_watcher(client: kube::Client) -> (ReadyTimes, tokio::task::JoinHandle<()>) {
     let ready: ReadyTimes = Default::default();
     let r = ready.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let api: Api<ModelDeployment> = Api::all(client);
-        let mut s = watcher(api, watcher::Config::default()).boxed();
+        let mut s = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         while let Some(ev) = s.next().await {
             let objs = match ev {
                 Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::InitApply(o)) => vec![o],
@@ -41,7 +46,7 @@ pub fn spawn_ready_watcher(client: kube::Client) -> ReadyTimes {
             }
         }
     });
-    ready
+    (ready, task)
 }
 
 pub fn md(ns: &str, name: &str, account: &str, i: usize) -> ModelDeployment {
@@ -182,4 +187,3 @@ pub async fn wait_converged(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
-

@@ -86,7 +86,6 @@ pub fn count(log: &[RequestRecord], from: Instant, to: Instant) -> HashMap<Kind,
     m
 }
 
-
 /// An ARM read (what ARM's read budget counts).
 pub fn is_arm_read(r: &RequestRecord) -> bool {
     r.surface == Surface::Arm && r.method == "GET"
@@ -131,8 +130,12 @@ mod tests {
 
     #[test]
     fn paths_are_told_apart() {
-        let a = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/A";
-        assert_eq!(deployment_of(&format!("{a}/deployments")), Some(("a".into(), "".into())));
+        let a =
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/A";
+        assert_eq!(
+            deployment_of(&format!("{a}/deployments")),
+            Some(("a".into(), "".into()))
+        );
         assert_eq!(
             deployment_of(&format!("{a}/deployments/X.y")),
             Some(("a".into(), "x.y".into()))

@@ -43,7 +43,16 @@ fn a_small_run_prints_every_judged_figure_as_name_value_lines() {
             "--provisioning-ms",
             "20",
         ])
-        .args(["--large", "0", "--resyncs", "1", "--resync-secs", "2", "--trickle", "2"])
+        .args([
+            "--large",
+            "0",
+            "--resyncs",
+            "1",
+            "--resync-secs",
+            "2",
+            "--trickle",
+            "2",
+        ])
         .args(["--subscriptions", "2"])
         .args(["--timeout-secs", "240"])
         .output()

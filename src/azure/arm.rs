@@ -374,8 +374,16 @@ impl ArmClient {
         priority: Priority,
         url: String,
     ) -> Result<Resp, AzureError> {
-        self.call(cred, op, Access::Read, priority, reqwest::Method::GET, url, None)
-            .await
+        self.call(
+            cred,
+            op,
+            Access::Read,
+            priority,
+            reqwest::Method::GET,
+            url,
+            None,
+        )
+        .await
     }
 
     pub async fn get_account(
@@ -492,9 +500,13 @@ impl ArmClient {
             )
             .await?;
         let v: Option<serde_json::Value> = r.json_unless_missing(op)?;
-        v.map(Deployment::from_json)
-            .transpose()
-            .map_err(|e| AzureError::invalid_response(op, r.status, format!("cannot parse Azure's deployment: {e}")))
+        v.map(Deployment::from_json).transpose().map_err(|e| {
+            AzureError::invalid_response(
+                op,
+                r.status,
+                format!("cannot parse Azure's deployment: {e}"),
+            )
+        })
     }
 
     pub async fn put_deployment(
@@ -606,7 +618,9 @@ impl ArmClient {
                 retry_after: None,
             });
         }
-        let r = self.get(cred, op, Priority::Urgent, url.to_string()).await?;
+        let r = self
+            .get(cred, op, Priority::Urgent, url.to_string())
+            .await?;
         let retry = retry_after(&r.headers);
         if is_async {
             let s: OperationStatus = r.ok_json(op)?;
@@ -658,7 +672,11 @@ fn outcome(r: &Resp, op: &str) -> Result<WriteOutcome, AzureError> {
     } else {
         let v: serde_json::Value = r.json(op)?;
         Some(Deployment::from_json(v).map_err(|e| {
-            AzureError::invalid_response(op, r.status, format!("cannot parse Azure's deployment: {e}"))
+            AzureError::invalid_response(
+                op,
+                r.status,
+                format!("cannot parse Azure's deployment: {e}"),
+            )
         })?)
     };
     Ok(WriteOutcome {

@@ -437,10 +437,18 @@ mod tests {
         };
         // As azure_identity wraps them: a Credential error around the response.
         let wrapped = |inner| azure_core::Error::with_error(ErrorKind::Credential, inner, "failed");
-        assert!(transient_identity_error(&wrapped(http(StatusCode::ServiceUnavailable))));
-        assert!(transient_identity_error(&wrapped(http(StatusCode::TooManyRequests))));
-        assert!(!transient_identity_error(&wrapped(http(StatusCode::Unauthorized))));
-        assert!(!transient_identity_error(&wrapped(http(StatusCode::BadRequest))));
+        assert!(transient_identity_error(&wrapped(http(
+            StatusCode::ServiceUnavailable
+        ))));
+        assert!(transient_identity_error(&wrapped(http(
+            StatusCode::TooManyRequests
+        ))));
+        assert!(!transient_identity_error(&wrapped(http(
+            StatusCode::Unauthorized
+        ))));
+        assert!(!transient_identity_error(&wrapped(http(
+            StatusCode::BadRequest
+        ))));
         assert!(transient_identity_error(&azure_core::Error::with_message(
             ErrorKind::Connection,
             "refused"

@@ -108,7 +108,8 @@ impl ArmBudget {
             at: now,
             blocked_until: None,
         });
-        b.tokens = (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate).min(capacity);
+        b.tokens =
+            (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate).min(capacity);
         b.at = now;
         if let Some(until) = b.blocked_until {
             if until > now {
@@ -124,7 +125,9 @@ impl ArmBudget {
             b.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((floor - b.tokens) / rate.max(0.001)))
+            Err(Duration::from_secs_f64(
+                (floor - b.tokens) / rate.max(0.001),
+            ))
         }
     }
 
@@ -136,7 +139,11 @@ impl ArmBudget {
         access: Access,
         priority: Priority,
     ) {
-        let key = (subscription.to_ascii_lowercase(), principal.to_string(), access);
+        let key = (
+            subscription.to_ascii_lowercase(),
+            principal.to_string(),
+            access,
+        );
         loop {
             match self.try_take(&key, priority, Instant::now()) {
                 Ok(()) => return,
@@ -155,7 +162,11 @@ impl ArmBudget {
         remaining: Option<u64>,
         throttled: Option<Duration>,
     ) {
-        let key = (subscription.to_ascii_lowercase(), principal.to_string(), access);
+        let key = (
+            subscription.to_ascii_lowercase(),
+            principal.to_string(),
+            access,
+        );
         let (capacity, _) = self.shape(access);
         let now = Instant::now();
         let mut buckets = self.buckets.lock();
@@ -204,13 +215,23 @@ mod tests {
         let wait = b
             .try_take(&key(Access::Read), Priority::Urgent, t0)
             .unwrap_err();
-        assert!(wait > Duration::from_millis(400) && wait <= Duration::from_millis(500), "{wait:?}");
         assert!(
-            b.try_take(&key(Access::Read), Priority::Urgent, t0 + Duration::from_millis(500))
-                .is_ok()
+            wait > Duration::from_millis(400) && wait <= Duration::from_millis(500),
+            "{wait:?}"
+        );
+        assert!(
+            b.try_take(
+                &key(Access::Read),
+                Priority::Urgent,
+                t0 + Duration::from_millis(500)
+            )
+            .is_ok()
         );
         // Writes have a bucket of their own.
-        assert!(b.try_take(&key(Access::Write), Priority::Urgent, t0).is_ok());
+        assert!(
+            b.try_take(&key(Access::Write), Priority::Urgent, t0)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -223,10 +244,16 @@ mod tests {
         });
         let t0 = Instant::now();
         let mut background = 0;
-        while b.try_take(&key(Access::Read), Priority::Background, t0).is_ok() {
+        while b
+            .try_take(&key(Access::Read), Priority::Background, t0)
+            .is_ok()
+        {
             background += 1;
         }
-        assert_eq!(background, 5, "10 tokens, 5 of them reserved for urgent requests");
+        assert_eq!(
+            background, 5,
+            "10 tokens, 5 of them reserved for urgent requests"
+        );
         let mut urgent = 0;
         while b.try_take(&key(Access::Read), Priority::Urgent, t0).is_ok() {
             urgent += 1;
@@ -245,7 +272,13 @@ mod tests {
                 .is_err(),
             "ARM says none are left (subscriptions are case-insensitive)"
         );
-        b.observe("sub", "me", Access::Write, None, Some(Duration::from_secs(5)));
+        b.observe(
+            "sub",
+            "me",
+            Access::Write,
+            None,
+            Some(Duration::from_secs(5)),
+        );
         let wait = b
             .try_take(&key(Access::Write), Priority::Urgent, Instant::now())
             .unwrap_err();

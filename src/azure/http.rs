@@ -30,9 +30,12 @@ pub fn build_client(ca_file: Option<&Path>, timeout: Duration) -> Result<reqwest
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
             let cert = cert
                 .map_err(|e| format!("the CA bundle {} is not valid PEM: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("the CA bundle {} holds a bad certificate: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| {
+                format!(
+                    "the CA bundle {} holds a bad certificate: {e}",
+                    path.display()
+                )
+            })?;
             added += 1;
         }
         if added == 0 {
@@ -112,7 +115,9 @@ pub fn error_from_body(
             ..
         }) => (
             i.get("code").and_then(|v| v.as_str()).map(str::to_string),
-            i.get("message").and_then(|v| v.as_str()).map(str::to_string),
+            i.get("message")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
         ),
         Some(Outer {
             error: Some(serde_json::Value::String(code)),
@@ -231,7 +236,10 @@ impl Resp {
         self.json(operation).map(Some)
     }
     /// The body of a successful response, or Azure's error.
-    pub fn ok_json<T: serde::de::DeserializeOwned>(&self, operation: &str) -> Result<T, AzureError> {
+    pub fn ok_json<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &str,
+    ) -> Result<T, AzureError> {
         if !self.ok() {
             return Err(self.error(operation));
         }
@@ -264,7 +272,10 @@ mod tests {
         assert_eq!(e.code, "InsufficientQuota");
         assert_eq!(e.class, ErrorClass::Terminal);
         let e = error_from_body("x", 409, Some(Duration::from_secs(3)), "");
-        assert_eq!((e.code.as_str(), e.class), ("Conflict", ErrorClass::Transient));
+        assert_eq!(
+            (e.code.as_str(), e.class),
+            ("Conflict", ErrorClass::Transient)
+        );
         assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
         let e = error_from_body("x", 503, None, "<html>");
         assert!(e.is_transient());
@@ -283,9 +294,15 @@ mod tests {
         let mut h = reqwest::header::HeaderMap::new();
         h.insert("retry-after", "7".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past");
-        h.insert("x-ms-ratelimit-remaining-subscription-reads", "249".parse().unwrap());
+        h.insert(
+            "x-ms-ratelimit-remaining-subscription-reads",
+            "249".parse().unwrap(),
+        );
         h.insert(
             "x-ms-ratelimit-remaining-subscription-global-reads",
             "12000".parse().unwrap(),

@@ -145,14 +145,19 @@ mod tests {
             let inv = inv.clone();
             let calls = calls.clone();
             tasks.push(tokio::spawn(async move {
-                inv.refresh("acct", &format!("d{i}"), Duration::from_secs(60), || async {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    Ok(Listing {
-                        deployments: (0..20).map(|j| dep(&format!("D{j}"), j)).collect(),
-                        pages: 2,
-                    })
-                })
+                inv.refresh(
+                    "acct",
+                    &format!("d{i}"),
+                    Duration::from_secs(60),
+                    || async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok(Listing {
+                            deployments: (0..20).map(|j| dep(&format!("D{j}"), j)).collect(),
+                            pages: 2,
+                        })
+                    },
+                )
                 .await
                 .unwrap()
             }));
@@ -163,7 +168,11 @@ mod tests {
             let d = seen.deployment.expect("names are case-insensitive");
             assert_eq!(d.sku.as_ref().unwrap().capacity, Some(i as i32));
         }
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "one LIST for twenty reconciles");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "one LIST for twenty reconciles"
+        );
     }
 
     #[tokio::test]
@@ -171,7 +180,10 @@ mod tests {
         let inv = Inventory::default();
         assert!(inv.seen("acct", "a").is_none(), "never listed");
         inv.record("acct", "a", Some(dep("a", 1)));
-        assert!(inv.seen("acct", "a").is_none(), "a record alone is not a listing");
+        assert!(
+            inv.seen("acct", "a").is_none(),
+            "a record alone is not a listing"
+        );
         let list = |n: i32| async move {
             Ok(Listing {
                 deployments: vec![dep("a", n)],
@@ -185,22 +197,36 @@ mod tests {
             .refresh("acct", "a", Duration::from_secs(60), || list(2))
             .await
             .unwrap();
-        assert_eq!(fresh.deployment.unwrap().sku.as_ref().unwrap().capacity, Some(1), "young enough");
+        assert_eq!(
+            fresh.deployment.unwrap().sku.as_ref().unwrap().capacity,
+            Some(1),
+            "young enough"
+        );
         let stale = inv
             .refresh("acct", "a", Duration::ZERO, || list(3))
             .await
             .unwrap();
-        assert_eq!(stale.deployment.unwrap().sku.as_ref().unwrap().capacity, Some(3));
+        assert_eq!(
+            stale.deployment.unwrap().sku.as_ref().unwrap().capacity,
+            Some(3)
+        );
         inv.record("acct", "b", Some(dep("b", 7)));
         assert!(inv.seen("acct", "B").unwrap().deployment.is_some());
         inv.record("acct", "a", None);
         assert!(inv.seen("acct", "a").unwrap().deployment.is_none());
         let err = inv
             .refresh("acct", "a", Duration::ZERO, || async {
-                Err(AzureError::transport("deployments.list", "Timeout", "slow".into()))
+                Err(AzureError::transport(
+                    "deployments.list",
+                    "Timeout",
+                    "slow".into(),
+                ))
             })
             .await;
         assert!(err.is_err());
-        assert!(inv.seen("acct", "b").is_some(), "a failed refresh keeps the last listing");
+        assert!(
+            inv.seen("acct", "b").is_some(),
+            "a failed refresh keeps the last listing"
+        );
     }
 }

@@ -166,7 +166,8 @@ impl WriteGate {
 
     fn expire(&self, slot: &mut Slot, account: &str, now: Instant) {
         let ttl = self.inner.waiter_ttl;
-        slot.waiters.retain(|(_, seen)| now.duration_since(*seen) < ttl);
+        slot.waiters
+            .retain(|(_, seen)| now.duration_since(*seen) < ttl);
         if let Some(h) = &slot.holder
             && h.by_operation
             && now.duration_since(h.since) >= self.inner.max_operation_hold
@@ -324,7 +325,9 @@ mod tests {
         assert_eq!(g.try_acquire("acc", "b").unwrap_err(), 0);
         assert_eq!(g.try_acquire("acc", "c").unwrap_err(), 1);
         assert_eq!(g.try_acquire("acc", "b").unwrap_err(), 0, "keeps its place");
-        let other = g.try_acquire("other", "c").expect("other accounts are independent");
+        let other = g
+            .try_acquire("other", "c")
+            .expect("other accounts are independent");
         assert_eq!(
             g.view("acc", "b"),
             SlotView::Busy {
@@ -350,7 +353,10 @@ mod tests {
             Err("Azure said no")
         }
         assert!(write_that_fails(&g).is_err());
-        assert!(g.try_acquire("acc", "b").is_ok(), "released by the early return");
+        assert!(
+            g.try_acquire("acc", "b").is_ok(),
+            "released by the early return"
+        );
     }
 
     #[test]
@@ -360,9 +366,15 @@ mod tests {
         assert_eq!(g.view("acc", "a"), SlotView::HeldByMyOperation);
         assert!(g.try_acquire("acc", "b").is_err());
         assert!(woken(&mut rx).is_empty(), "handing over releases nothing");
-        assert!(g.operation_ended("acc", "b").is_none(), "only the holder ends it");
+        assert!(
+            g.operation_ended("acc", "b").is_none(),
+            "only the holder ends it"
+        );
         let back = g.operation_ended("acc", "a").expect("a's operation");
-        assert!(g.try_acquire("acc", "b").is_err(), "still held by the guard");
+        assert!(
+            g.try_acquire("acc", "b").is_err(),
+            "still held by the guard"
+        );
         drop(back);
         assert_eq!(woken(&mut rx), vec!["b"]);
         assert!(g.try_acquire("acc", "b").is_ok());
@@ -373,7 +385,10 @@ mod tests {
         let (tx, _rx) = unbounded_channel();
         let g = WriteGate::new(Duration::ZERO, Duration::from_secs(60), tx);
         g.resume_operation("acc", "a");
-        assert!(g.try_acquire("acc", "b").is_ok(), "an abandoned hold expires");
+        assert!(
+            g.try_acquire("acc", "b").is_ok(),
+            "an abandoned hold expires"
+        );
         let (g, _rx) = gate();
         g.resume_operation("acc", "a");
         assert_eq!(g.view("acc", "a"), SlotView::HeldByMyOperation);

@@ -148,7 +148,9 @@ impl PollClock {
             // Seen running, then done: it ended after that, within the planned interval (a
             // poll that ran late must not inflate the estimate); the next is first polled at the
             // end of that interval, where this one was surely done.
-            Some((running_at, interval)) => running_at + seen.saturating_sub(running_at).min(interval),
+            Some((running_at, interval)) => {
+                running_at + seen.saturating_sub(running_at).min(interval)
+            }
             // Done by the first poll: it may have ended well before; try a little earlier than
             // planned (again, not than the poll actually ran, which may have been late).
             None => r.first_poll.min(seen).mul_f64(DECAY),

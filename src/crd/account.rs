@@ -173,4 +173,3 @@ pub struct AIAccountStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,
 }
-

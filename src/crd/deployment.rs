@@ -392,4 +392,3 @@ pub fn default_deployment_name(namespace: &str, name: &str) -> String {
     let keep: String = full.chars().take(64 - 9).collect();
     format!("{}-{hash}", keep.trim_end_matches(['.', '-', '_']))
 }
-

@@ -3,8 +3,8 @@
 //! when the secret differs (the key itself never enters the snapshot: `observe` compares it),
 //! and report Ready. Deletion is held while ModelDeployments still use the account.
 
-use super::status::{EventSpec, ready_condition, set_condition};
 use super::Then;
+use super::status::{EventSpec, ready_condition, set_condition};
 use crate::azure::arm::Account;
 use crate::context::Timing;
 use crate::crd::{AIAccountSpec, AIAccountStatus, KeyVaultSecretRef};
@@ -181,8 +181,12 @@ pub fn decide_account(s: &AccountSnapshot) -> AccountStep {
         status: st,
         ..s.clone()
     };
-    let AccountStep::Finish(mut f) = with.finish(true, reason::READY, &msg, Then::Requeue(s.timing.account_resync))
-    else {
+    let AccountStep::Finish(mut f) = with.finish(
+        true,
+        reason::READY,
+        &msg,
+        Then::Requeue(s.timing.account_resync),
+    ) else {
         unreachable!("finish is a finish")
     };
     // Stamped only when something changed: an unchanged resync writes nothing.

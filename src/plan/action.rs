@@ -432,5 +432,3 @@ pub fn deletion_action(
         _ => DeleteAction::Delete,
     }
 }
-
-

@@ -101,7 +101,9 @@ pub fn build_body(
     sku.insert("capacity".into(), json!(spec.sku.capacity));
     let props = object(&mut body, "properties");
     // The deprecated scaleSettings, if Azure still reports it, must not contradict sku.
-    if let Some(s) = props.get_mut("scaleSettings").and_then(Value::as_object_mut)
+    if let Some(s) = props
+        .get_mut("scaleSettings")
+        .and_then(Value::as_object_mut)
         && s.contains_key("capacity")
     {
         s.insert("capacity".into(), json!(spec.sku.capacity));
@@ -117,7 +119,11 @@ pub fn build_body(
     let version = if keep_observed_version {
         observed_version
     } else {
-        spec.model.version.clone().map(Value::from).or(observed_version)
+        spec.model
+            .version
+            .clone()
+            .map(Value::from)
+            .or(observed_version)
     };
     match version {
         Some(v) if !v.is_null() => {
@@ -279,7 +285,9 @@ mod tests {
     #[test]
     fn the_read_only_list_matches_the_spec() {
         let Some(dir) = std::env::var_os("AZURE_SPECS_DIR") else {
-            eprintln!("SKIPPED (loudly): AZURE_SPECS_DIR is not set; the read-only list was not checked against the spec");
+            eprintln!(
+                "SKIPPED (loudly): AZURE_SPECS_DIR is not set; the read-only list was not checked against the spec"
+            );
             return;
         };
         let path = std::path::Path::new(&dir).join(
@@ -295,7 +303,11 @@ mod tests {
                 return;
             };
             for (k, v) in props {
-                let here = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let here = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 if v["readOnly"] == json!(true) {
                     out.push(here);
                     continue;

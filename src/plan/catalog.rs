@@ -285,7 +285,14 @@ mod tests {
         let rules = |v: serde_json::Value| -> CapacityConfig { serde_json::from_value(v).unwrap() };
         // PTU: a minimum and an increment (e.g. GlobalProvisionedManaged: 15, then steps of 5).
         let ptu = rules(json!({"minimum": 15, "maximum": 10000, "step": 5, "default": 15}));
-        for (c, ok) in [(15, true), (20, true), (3, false), (16, false), (10000, true), (10005, false)] {
+        for (c, ok) in [
+            (15, true),
+            (20, true),
+            (3, false),
+            (16, false),
+            (10000, true),
+            (10005, false),
+        ] {
             assert_eq!(check_capacity(c, &ptu).is_ok(), ok, "{c}");
         }
         assert_eq!(
@@ -298,7 +305,10 @@ mod tests {
             check_capacity(75, &listed).unwrap_err(),
             "the allowed values are 50, 100, 200"
         );
-        assert!(check_capacity(1, &CapacityConfig::default()).is_ok(), "no rules: anything from 1");
+        assert!(
+            check_capacity(1, &CapacityConfig::default()).is_ok(),
+            "no rules: anything from 1"
+        );
         assert_eq!(
             check_capacity(0, &rules(json!({"maximum": 10}))).unwrap_err(),
             "allowed are 1 to 10"
@@ -310,11 +320,15 @@ mod tests {
                        "capacity": {"minimum": 15, "maximum": 10000, "step": 5}}]}
         ]))
         .unwrap();
-        let s = spec(json!({"model": {"name": "gpt-4o"}, "sku": {"name": "GlobalProvisionedManaged", "capacity": 3}}));
+        let s = spec(
+            json!({"model": {"name": "gpt-4o"}, "sku": {"name": "GlobalProvisionedManaged", "capacity": 3}}),
+        );
         let e = check_catalog(&s, &m).unwrap_err();
         assert_eq!(e.code, "InvalidCapacity");
         assert!(e.message.contains("steps of 5"), "{}", e.message);
-        let s = spec(json!({"model": {"name": "gpt-4o"}, "sku": {"name": "GlobalProvisionedManaged", "capacity": 25}}));
+        let s = spec(
+            json!({"model": {"name": "gpt-4o"}, "sku": {"name": "GlobalProvisionedManaged", "capacity": 25}}),
+        );
         assert!(check_catalog(&s, &m).is_ok());
     }
 

@@ -167,13 +167,21 @@ fn usages(current: f64, limit: f64) -> Arc<Vec<Usage>> {
 }
 
 fn azure_error(status: u16, code: &str) -> AzureError {
-    AzureError::response("deployments.put", status, code.into(), format!("{code} happened"), None)
+    AzureError::response(
+        "deployments.put",
+        status,
+        code.into(),
+        format!("{code} happened"),
+        None,
+    )
 }
 
 fn accepted_outcome(state: &str, long_running: bool) -> WriteOutcome {
     WriteOutcome {
         status: if long_running { 201 } else { 200 },
-        deployment: Some(deployment(json!({"properties": {"provisioningState": state}}))),
+        deployment: Some(deployment(
+            json!({"properties": {"provisioningState": state}}),
+        )),
         async_operation_url: long_running.then(|| "https://arm/op/1".to_string()),
         location_url: None,
         retry_after: None,
@@ -247,7 +255,11 @@ fn a_pending_operation_goes_first() {
     };
     let step = decide(&s);
     let f = finish(&step);
-    assert_eq!(f.then, Then::Requeue(Duration::from_millis(700)), "not due: wait");
+    assert_eq!(
+        f.then,
+        Then::Requeue(Duration::from_millis(700)),
+        "not due: wait"
+    );
     assert_eq!(f.status, s.md.status, "and write nothing");
 
     s.op = OpState::Pending {
@@ -321,7 +333,11 @@ fn an_ended_operation_is_the_state_or_is_read_fresh() {
         op: Some(pending(OperationKind::Update)),
         outcome: OpOutcome::Succeeded { accepted: None },
     };
-    assert_eq!(decide(&s), Step::Observe(Need::Fresh), "a spec change meanwhile: read it");
+    assert_eq!(
+        decide(&s),
+        Step::Observe(Need::Fresh),
+        "a spec change meanwhile: read it"
+    );
 
     s.op = OpState::Ended {
         op: Some(pending(OperationKind::Create)),
@@ -431,7 +447,11 @@ fn what_azure_holds_comes_from_the_listing() {
     let step = decide(&s);
     let f = finish(&step);
     assert_eq!(reason_of(f), "AuthorizationFailed");
-    assert!(f.status.conditions[0].message.contains("Cognitive Services Contributor"));
+    assert!(
+        f.status.conditions[0]
+            .message
+            .contains("Cognitive Services Contributor")
+    );
     assert_eq!(f.then, Then::Resync);
 }
 
@@ -445,7 +465,10 @@ fn in_sync_and_the_other_outcomes_without_a_write() {
     let f = finish(&step);
     assert_eq!(reason_of(f), reason::READY);
     assert!(f.effects.contains(&Effect::ConfigMap));
-    assert_eq!(f.status.last_sync_time.as_deref(), Some("2026-12-02T00:00:00Z"));
+    assert_eq!(
+        f.status.last_sync_time.as_deref(),
+        Some("2026-12-02T00:00:00Z")
+    );
     assert_eq!(f.status.endpoint.as_deref(), Some("https://acct.example/"));
     assert_eq!(f.then, Then::Resync);
     // Unchanged on the next resync: the status is left as it is (no Kubernetes write).
@@ -455,7 +478,10 @@ fn in_sync_and_the_other_outcomes_without_a_write() {
 
     let mut s = snap();
     s.observed = listed(Some(deployment(json!({"tags": {OWNER_TAG: "team-b/x"}}))));
-    assert_eq!(reason_of(finish(&decide(&s))), reason::OWNED_BY_ANOTHER_RESOURCE);
+    assert_eq!(
+        reason_of(finish(&decide(&s))),
+        reason::OWNED_BY_ANOTHER_RESOURCE
+    );
     s.observed = listed(Some(deployment(json!({"tags": null}))));
     assert_eq!(reason_of(finish(&decide(&s))), reason::ADOPTION_REFUSED);
     s.observed = listed(Some(deployment(
@@ -480,7 +506,10 @@ fn in_sync_and_the_other_outcomes_without_a_write() {
     let step = decide(&s);
     let f = finish(&step);
     assert_eq!(reason_of(f), "InsufficientQuota", "held, no write");
-    assert_eq!(f.then, Then::Requeue(s.timing.terminal_recheck - Duration::from_secs(60)));
+    assert_eq!(
+        f.then,
+        Then::Requeue(s.timing.terminal_recheck - Duration::from_secs(60))
+    );
 }
 
 // ------------------------------------------------------------------ 6. the write path
@@ -491,12 +520,17 @@ fn a_write_is_prevalidated_once_then_queued_then_read_fresh() {
     s.observed = listed(None);
     assert_eq!(decide(&s), Step::Observe(Need::Catalog));
     // Capacity rules: a PTU-like minimum and increment.
-    s.prevalidation.catalog = Some(Ok(catalog(json!({"minimum": 15, "maximum": 1000, "step": 5}))));
+    s.prevalidation.catalog = Some(Ok(catalog(
+        json!({"minimum": 15, "maximum": 1000, "step": 5}),
+    )));
     let step = decide(&s);
     let f = finish(&step);
     assert_eq!(reason_of(f), reason::INVALID_CAPACITY);
     assert!(f.status.conditions[0].message.contains("steps of 5"));
-    assert_eq!(f.status.last_error.as_ref().unwrap().code, reason::INVALID_CAPACITY);
+    assert_eq!(
+        f.status.last_error.as_ref().unwrap().code,
+        reason::INVALID_CAPACITY
+    );
 
     s.prevalidation.catalog = Some(Ok(catalog(json!({"minimum": 1, "maximum": 1000}))));
     assert_eq!(decide(&s), Step::Observe(Need::Usages));
@@ -529,7 +563,11 @@ fn a_write_is_prevalidated_once_then_queued_then_read_fresh() {
     assert_eq!(reason_of(finish(&decide(&s))), reason::WAITING_FOR_ACCOUNT);
     s.md.generation = 2;
     s.slot = Slot::Taken;
-    assert_eq!(decide(&s), Step::Observe(Need::Fresh), "ARM has no precondition for a create");
+    assert_eq!(
+        decide(&s),
+        Step::Observe(Need::Fresh),
+        "ARM has no precondition for a create"
+    );
     // The fresh read says it is there and matches: no write after all.
     s.observed = Observed::Fresh(Some(deployment(json!({}))));
     assert_eq!(reason_of(finish(&decide(&s))), reason::READY);
@@ -537,9 +575,14 @@ fn a_write_is_prevalidated_once_then_queued_then_read_fresh() {
     match decide(&s) {
         Step::Write(w) => {
             assert_eq!(w.kind, OperationKind::Create);
-            let Request::Put(body) = w.request else { panic!("a PUT") };
+            let Request::Put(body) = w.request else {
+                panic!("a PUT")
+            };
             assert_eq!(body["tags"][OWNER_TAG], OWNER);
-            assert_eq!(body["sku"], json!({"name": "GlobalStandard", "capacity": 10}));
+            assert_eq!(
+                body["sku"],
+                json!({"name": "GlobalStandard", "capacity": 10})
+            );
         }
         other => panic!("{other:#?}"),
     }
@@ -551,20 +594,31 @@ fn an_update_starts_from_azures_body() {
         "properties": {"routing": {"mode": "balanced"}, "contextCacheContainerId": "c1"}
     }))));
     s.md.spec.sku.capacity = 25;
-    let Step::Write(w) = decide(&s) else { panic!("a write") };
+    let Step::Write(w) = decide(&s) else {
+        panic!("a write")
+    };
     assert_eq!(w.kind, OperationKind::Update);
-    let Request::Put(body) = w.request else { panic!("a PUT") };
+    let Request::Put(body) = w.request else {
+        panic!("a PUT")
+    };
     assert_eq!(body["sku"]["capacity"], 25);
     assert_eq!(body["properties"]["routing"]["mode"], "balanced");
     assert_eq!(body["properties"]["contextCacheContainerId"], "c1");
     assert_eq!(body["properties"]["model"]["publisher"], "OpenAI");
-    assert_eq!(body["properties"]["capacitySettings"]["designatedCapacity"], 10);
+    assert_eq!(
+        body["properties"]["capacitySettings"]["designatedCapacity"],
+        10
+    );
     assert!(body["properties"].get("provisioningState").is_none());
     // Capacity and version together: capacity first, with the observed version.
     s.md.spec.model.version = Some("2024-09-01".into());
-    let Step::Write(w) = decide(&s) else { panic!("a write") };
+    let Step::Write(w) = decide(&s) else {
+        panic!("a write")
+    };
     assert_eq!(w.kind, OperationKind::UpdateCapacity);
-    let Request::Put(body) = w.request else { panic!("a PUT") };
+    let Request::Put(body) = w.request else {
+        panic!("a PUT")
+    };
     assert_eq!(body["properties"]["model"]["version"], "2024-07-18");
     // Pause and resume are actions, not PUTs, and need no pre-validation.
     let mut p = snap();
@@ -573,7 +627,9 @@ fn an_update_starts_from_azures_body() {
     assert_eq!(decide(&p), Step::TakeSlot);
     p.slot = Slot::Taken;
     p.observed = Observed::Fresh(Some(deployment(json!({}))));
-    let Step::Write(w) = decide(&p) else { panic!("a write") };
+    let Step::Write(w) = decide(&p) else {
+        panic!("a write")
+    };
     assert_eq!((w.kind, w.request), (OperationKind::Pause, Request::Pause));
 }
 
@@ -584,7 +640,11 @@ fn azures_answer_to_a_write_is_classified() {
     let step = decide(&s);
     let f = finish(&step);
     assert_eq!(reason_of(f), reason::CREATING);
-    let p = f.status.pending_operation.as_ref().expect("recorded in status");
+    let p = f
+        .status
+        .pending_operation
+        .as_ref()
+        .expect("recorded in status");
     assert_eq!((p.kind, p.generation), (OperationKind::Create, Some(2)));
     assert_eq!(p.async_operation_url.as_deref(), Some("https://arm/op/1"));
     assert!(f.effects.iter().any(|e| matches!(e, Effect::HandSlotToOperation { what, accepted: Some(_) } if what == "Create/GlobalStandard")));
@@ -596,7 +656,11 @@ fn azures_answer_to_a_write_is_classified() {
     let step = decide(&s);
     let f = finish(&step);
     assert_eq!(f.then, Then::Requeue(Duration::from_millis(10)));
-    assert!(!f.effects.iter().any(|e| matches!(e, Effect::HandSlotToOperation { .. })));
+    assert!(
+        !f.effects
+            .iter()
+            .any(|e| matches!(e, Effect::HandSlotToOperation { .. }))
+    );
 
     for (status, code, want, event) in [
         (409, "RequestConflict", reason::WAITING_FOR_AZURE, false),
@@ -615,8 +679,15 @@ fn azures_answer_to_a_write_is_classified() {
     let step = decide(&s);
     let f = finish(&step);
     assert_eq!(reason_of(f), "InsufficientQuota");
-    assert!(f.status.conditions[0].message.contains("request more quota"));
-    assert_eq!(f.status.last_error.as_ref().unwrap().code, "InsufficientQuota");
+    assert!(
+        f.status.conditions[0]
+            .message
+            .contains("request more quota")
+    );
+    assert_eq!(
+        f.status.last_error.as_ref().unwrap().code,
+        "InsufficientQuota"
+    );
     assert!(!f.effects.contains(&Effect::ForgetCatalog));
     s.write = Some(Err(azure_error(400, "DeploymentModelNotSupported")));
     assert!(finish(&decide(&s)).effects.contains(&Effect::ForgetCatalog));
@@ -635,26 +706,46 @@ fn changes_made_outside_the_operator_are_reported_as_drift() {
     s.write = Some(Ok(accepted_outcome("Updating", true)));
     let step = decide(&s);
     let f = finish(&step);
-    assert!(f.events.iter().any(|e| e.reason == reason::DRIFT_DETECTED && e.warning && e.note.contains("changed outside")));
+    assert!(f.events.iter().any(|e| e.reason == reason::DRIFT_DETECTED
+        && e.warning
+        && e.note.contains("changed outside")));
     let mut s = at_write(None);
     s.md.status.azure_resource_id = Some("/x".into());
     s.write = Some(Ok(accepted_outcome("Creating", true)));
-    assert!(finish(&decide(&s)).events.iter().any(|e| e.note.contains("deleted outside")));
+    assert!(
+        finish(&decide(&s))
+            .events
+            .iter()
+            .any(|e| e.note.contains("deleted outside"))
+    );
     // A spec change is not drift.
     let mut s = at_write(Some(deployment(json!({}))));
     s.md.generation = 3;
     s.md.spec.sku.capacity = 30;
     s.write = Some(Ok(accepted_outcome("Updating", true)));
-    assert!(!finish(&decide(&s)).events.iter().any(|e| e.reason == reason::DRIFT_DETECTED));
+    assert!(
+        !finish(&decide(&s))
+            .events
+            .iter()
+            .any(|e| e.reason == reason::DRIFT_DETECTED)
+    );
 }
 
 // ------------------------------------------------------------------ whole passes
 
 /// Plays the executor's part for a scripted Azure and Kubernetes: the steps of one pass.
-fn drive(mut s: Snapshot, azure: &dyn Fn(&Need) -> Snapshot, delete: bool) -> (Vec<String>, Finish) {
+fn drive(
+    mut s: Snapshot,
+    azure: &dyn Fn(&Need) -> Snapshot,
+    delete: bool,
+) -> (Vec<String>, Finish) {
     let mut steps = vec![];
     for _ in 0..20 {
-        let step = if delete { decide_delete(&s) } else { decide(&s) };
+        let step = if delete {
+            decide_delete(&s)
+        } else {
+            decide(&s)
+        };
         let name = match &step {
             Step::Observe(n) => format!("Observe({n:?})"),
             Step::Write(w) => format!("Write({})", w.kind.as_str()),
@@ -726,7 +817,10 @@ fn a_create_pass_in_order() {
     handed.observed = listed(None);
     handed.prevalidation.passed = true;
     let (steps, _) = drive(handed, &azure, false);
-    assert_eq!(steps, ["TakeSlot", "Observe(Fresh)", "Write(Create)", "Finish"]);
+    assert_eq!(
+        steps,
+        ["TakeSlot", "Observe(Fresh)", "Write(Create)", "Finish"]
+    );
 
     // Steady state: one shared listing, nothing else.
     let mut steady = snap();
@@ -796,7 +890,10 @@ fn combinations() -> Vec<Snapshot> {
     let accounts = vec![Some(ready_account()), None];
     let writes = vec![None, Some(Ok(accepted_outcome("Updating", true)))];
     let prevalidated = [false, true];
-    let policies = [crate::crd::DeletionPolicy::Delete, crate::crd::DeletionPolicy::Retain];
+    let policies = [
+        crate::crd::DeletionPolicy::Delete,
+        crate::crd::DeletionPolicy::Retain,
+    ];
     let mut out = vec![];
     for op in &ops {
         for slot in &slots {
@@ -828,7 +925,9 @@ fn calls_azure(step: &Step) -> bool {
     matches!(
         step,
         Step::Write(_)
-            | Step::Observe(Need::Poll | Need::Listing { .. } | Need::Fresh | Need::Catalog | Need::Usages)
+            | Step::Observe(
+                Need::Poll | Need::Listing { .. } | Need::Fresh | Need::Catalog | Need::Usages
+            )
     )
 }
 
@@ -878,7 +977,10 @@ fn invariants_over_every_combination() {
                     assert_eq!(c.observed_generation, Some(s.md.generation), "{}", ctx());
                 }
                 // A finished pass hands the slot to an operation only with one recorded.
-                if f.effects.iter().any(|e| matches!(e, Effect::HandSlotToOperation { .. })) {
+                if f.effects
+                    .iter()
+                    .any(|e| matches!(e, Effect::HandSlotToOperation { .. }))
+                {
                     assert!(f.status.pending_operation.is_some(), "{}", ctx());
                 }
             }
@@ -905,7 +1007,11 @@ fn deletion_table() {
     assert!(f.events[0].warning && f.events[0].reason == reason::NOT_DELETED_IN_AZURE);
 
     let mut s = snap();
-    assert_eq!(decide_delete(&s), Step::Observe(Need::Fresh), "a delete reads fresh");
+    assert_eq!(
+        decide_delete(&s),
+        Step::Observe(Need::Fresh),
+        "a delete reads fresh"
+    );
     s.observed = Observed::Fresh(None);
     s.md.status.azure_resource_id = Some("/x".into());
     let step = decide_delete(&s);
@@ -916,8 +1022,13 @@ fn deletion_table() {
     s.observed = Observed::Fresh(Some(deployment(json!({"tags": null}))));
     let step = decide_delete(&s);
     assert_eq!(finish(&step).events[0].reason, reason::LEFT_IN_PLACE);
-    s.observed = Observed::Fresh(Some(deployment(json!({"properties": {"provisioningState": "Deleting"}}))));
-    assert_eq!(finish(&decide_delete(&s)).then, Then::DeletionWait(s.timing.poll_interval));
+    s.observed = Observed::Fresh(Some(deployment(
+        json!({"properties": {"provisioningState": "Deleting"}}),
+    )));
+    assert_eq!(
+        finish(&decide_delete(&s)).then,
+        Then::DeletionWait(s.timing.poll_interval)
+    );
 
     s.observed = Observed::Fresh(Some(deployment(json!({}))));
     assert_eq!(decide_delete(&s), Step::TakeSlot);
@@ -925,9 +1036,18 @@ fn deletion_table() {
         holder: Some("x/y".into()),
         position: Some(0),
     };
-    assert_eq!(finish(&decide_delete(&s)).then, Then::DeletionWait(s.timing.write_slot_retry));
+    assert_eq!(
+        finish(&decide_delete(&s)).then,
+        Then::DeletionWait(s.timing.write_slot_retry)
+    );
     s.slot = Slot::Taken;
-    assert!(matches!(decide_delete(&s), Step::Write(Write { request: Request::Delete, .. })));
+    assert!(matches!(
+        decide_delete(&s),
+        Step::Write(Write {
+            request: Request::Delete,
+            ..
+        })
+    ));
     s.write = Some(Ok(WriteOutcome {
         status: 202,
         location_url: Some("https://arm/op".into()),
@@ -935,7 +1055,10 @@ fn deletion_table() {
     }));
     let step = decide_delete(&s);
     let f = finish(&step);
-    assert_eq!(f.status.pending_operation.as_ref().unwrap().kind, OperationKind::Delete);
+    assert_eq!(
+        f.status.pending_operation.as_ref().unwrap().kind,
+        OperationKind::Delete
+    );
     assert!(matches!(f.then, Then::FirstPoll { .. }));
     s.write = Some(Ok(WriteOutcome {
         status: 404,
@@ -945,7 +1068,11 @@ fn deletion_table() {
     s.write = Some(Err(azure_error(400, "CannotDelete")));
     let step = decide_delete(&s);
     let f = finish(&step);
-    assert!(f.status.conditions[0].message.contains("deletionPolicy: Retain"));
+    assert!(
+        f.status.conditions[0]
+            .message
+            .contains("deletionPolicy: Retain")
+    );
     assert!(matches!(f.then, Then::DeletionWait(_)));
 
     // A running operation is waited for, then the deployment is read again.
@@ -956,7 +1083,10 @@ fn deletion_table() {
         next_poll: Duration::from_millis(300),
         accepted: None,
     };
-    assert_eq!(finish(&decide_delete(&s)).then, Then::DeletionWait(Duration::from_millis(300)));
+    assert_eq!(
+        finish(&decide_delete(&s)).then,
+        Then::DeletionWait(Duration::from_millis(300))
+    );
 }
 
 // ------------------------------------------------------------------ AIAccount
@@ -993,7 +1123,10 @@ fn account_finish(step: AccountStep) -> AccountFinish {
 #[test]
 fn account_table() {
     let mut s = account_snap();
-    assert_eq!(decide_account(&s), AccountStep::Observe(AccountNeed::Account));
+    assert_eq!(
+        decide_account(&s),
+        AccountStep::Observe(AccountNeed::Account)
+    );
     s.account = Some(Err(AzureError::response(
         "accounts.get",
         404,
@@ -1002,10 +1135,21 @@ fn account_table() {
         None,
     )));
     let f = account_finish(decide_account(&s));
-    assert!(f.status.conditions[0].message.contains("check subscriptionId"));
+    assert!(
+        f.status.conditions[0]
+            .message
+            .contains("check subscriptionId")
+    );
     assert_eq!(f.events.len(), 1);
-    s.account = Some(Err(AzureError::transport("accounts.get", "Timeout", "slow".into())));
-    assert!(matches!(account_finish(decide_account(&s)).then, Then::Retry(_)));
+    s.account = Some(Err(AzureError::transport(
+        "accounts.get",
+        "Timeout",
+        "slow".into(),
+    )));
+    assert!(matches!(
+        account_finish(decide_account(&s)).then,
+        Then::Retry(_)
+    ));
     s.account = Some(Ok(serde_json::from_value(json!({
         "id": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/acct",
         "kind": "AIServices", "location": "eastus", "properties": {"endpoint": "https://acct/"}
@@ -1013,9 +1157,15 @@ fn account_table() {
     .unwrap()));
     assert_eq!(decide_account(&s), AccountStep::Observe(AccountNeed::Keys));
     s.has_key = Some(Ok(false));
-    assert_eq!(account_finish(decide_account(&s)).status.conditions[0].reason, reason::NO_KEYS);
+    assert_eq!(
+        account_finish(decide_account(&s)).status.conditions[0].reason,
+        reason::NO_KEYS
+    );
     s.has_key = Some(Ok(true));
-    assert_eq!(decide_account(&s), AccountStep::Observe(AccountNeed::StoredKey));
+    assert_eq!(
+        decide_account(&s),
+        AccountStep::Observe(AccountNeed::StoredKey)
+    );
     s.stored = Some(Ok(StoredKey {
         matches: false,
         version: Some("old".into()),
@@ -1024,7 +1174,15 @@ fn account_table() {
     s.written = Some(Ok(Some("v2".into())));
     let f = account_finish(decide_account(&s));
     assert_eq!(f.status.conditions[0].reason, reason::READY);
-    assert_eq!(f.status.key_vault_secret.as_ref().unwrap().version.as_deref(), Some("v2"));
+    assert_eq!(
+        f.status
+            .key_vault_secret
+            .as_ref()
+            .unwrap()
+            .version
+            .as_deref(),
+        Some("v2")
+    );
     assert_eq!(f.status.endpoint.as_deref(), Some("https://acct/"));
     assert_eq!(f.events[0].reason, reason::KEY_STORED);
     assert_eq!(f.status.last_sync_time.as_deref(), Some("now"));
@@ -1042,13 +1200,19 @@ fn account_table() {
 
     let mut d = account_snap();
     d.deleting = true;
-    assert_eq!(decide_account_delete(&d), AccountStep::Observe(AccountNeed::Users));
+    assert_eq!(
+        decide_account_delete(&d),
+        AccountStep::Observe(AccountNeed::Users)
+    );
     d.users = Some(vec!["team-a/chat".into()]);
     let f = account_finish(decide_account_delete(&d));
     assert_eq!(f.status.conditions[0].reason, reason::IN_USE);
     assert!(matches!(f.then, Then::DeletionWait(_)));
     d.users = Some(vec![]);
-    assert_eq!(account_finish(decide_account_delete(&d)).then, Then::Released);
+    assert_eq!(
+        account_finish(decide_account_delete(&d)).then,
+        Then::Released
+    );
     let mut c = account_snap();
     c.credential_error = Some("bad".into());
     assert_eq!(

@@ -73,9 +73,13 @@ pub fn decide_delete(s: &Snapshot) -> Step {
         } => return wait_for(s, *next_poll),
         OpState::Polled { result, .. } => {
             return Step::EndOperation(match result {
-                Ok(Poll::Failed { code, message }) => OpOutcome::Failed(
-                    AzureError::operation_failed("deployments.operation", code.clone(), message.clone()),
-                ),
+                Ok(Poll::Failed { code, message }) => {
+                    OpOutcome::Failed(AzureError::operation_failed(
+                        "deployments.operation",
+                        code.clone(),
+                        message.clone(),
+                    ))
+                }
                 Err(e) => OpOutcome::Lost(e.clone()),
                 _ => OpOutcome::Succeeded { accepted: None },
             });
@@ -95,12 +99,7 @@ pub fn decide_delete(s: &Snapshot) -> Step {
         Observed::FreshFailed(e) => return delete_failed(s, e),
         _ => return Step::Observe(Need::Fresh),
     };
-    match action::deletion_action(
-        s.md.spec.deletion_policy,
-        observed,
-        &s.md.owner,
-        &s.cluster,
-    ) {
+    match action::deletion_action(s.md.spec.deletion_policy, observed, &s.md.owner, &s.cluster) {
         DeleteAction::Retain => done(vec![]),
         DeleteAction::Gone => {
             let events = if s.md.status.azure_resource_id.is_some() {
@@ -158,7 +157,11 @@ pub fn decide_delete(s: &Snapshot) -> Step {
                     if out.async_operation_url.is_some() || out.location_url.is_some() {
                         let pending = pending_operation_of(s, OperationKind::Delete, out);
                         let mut f = s
-                            .finish(false, reason::DELETING, &format!("Azure is deleting deployment {name}"))
+                            .finish(
+                                false,
+                                reason::DELETING,
+                                &format!("Azure is deleting deployment {name}"),
+                            )
                             .status(move |st| st.pending_operation = Some(pending))
                             .effect(Effect::HandSlotToOperation {
                                 what: format!("Delete/{}", s.md.spec.sku.name.as_str()),
@@ -201,6 +204,8 @@ fn delete_failed(s: &Snapshot, e: &AzureError) -> Step {
     );
     s.finish(false, &e.code, &msg)
         .event(s.warn_on_change(&e.code, &msg))
-        .then(Then::DeletionWait(s.timing.terminal_recheck.min(s.timing.resync)))
+        .then(Then::DeletionWait(
+            s.timing.terminal_recheck.min(s.timing.resync),
+        ))
         .step()
 }

@@ -110,7 +110,9 @@ pub enum OpState {
 #[derive(Clone, Debug, PartialEq)]
 pub enum OpOutcome {
     /// Succeeded; Azure's accepted deployment when it was for the current generation.
-    Succeeded { accepted: Option<Deployment> },
+    Succeeded {
+        accepted: Option<Deployment>,
+    },
     Failed(AzureError),
     /// Cannot be polled any more (expired, unknown): the deployment's own state tells.
     Lost(AzureError),
@@ -235,7 +237,9 @@ pub enum Then {
     /// The drift resync, jittered.
     Resync,
     /// When the poll clock says the new operation is first due (at least Retry-After).
-    FirstPoll { retry_after: Option<Duration> },
+    FirstPoll {
+        retry_after: Option<Duration>,
+    },
     /// Transient failure: back off (honouring Retry-After) and retry.
     Retry(AzureError),
     /// (Deletion) done: the finalizer may go.
@@ -394,7 +398,9 @@ pub fn what_to_do(code: &str) -> &'static str {
         reason::INSUFFICIENT_QUOTA => {
             " — lower spec.sku.capacity, free quota on the subscription, or request more quota"
         }
-        reason::DEPLOYMENT_MODEL_NOT_SUPPORTED | reason::INVALID_RESOURCE_PROPERTIES | "InvalidModel" => {
+        reason::DEPLOYMENT_MODEL_NOT_SUPPORTED
+        | reason::INVALID_RESOURCE_PROPERTIES
+        | "InvalidModel" => {
             " — check spec.model and spec.sku against the models available on the account"
         }
         _ => "",
@@ -471,7 +477,11 @@ fn read_error(s: &Snapshot, e: &AzureError) -> Step {
     }
     let msg = format!(
         "{e}{}",
-        if e.class == ErrorClass::Auth { AUTH_HINT } else { "" }
+        if e.class == ErrorClass::Auth {
+            AUTH_HINT
+        } else {
+            ""
+        }
     );
     s.finish(false, &e.code, &msg)
         .event(s.warn_on_change(&e.code, &msg))
@@ -562,7 +572,11 @@ pub fn decide(s: &Snapshot) -> Step {
 
 /// 1. The account gate and the credential.
 fn gate(s: &Snapshot) -> Option<Step> {
-    let facts = s.account.as_ref().map(|a| a.facts.clone()).unwrap_or_default();
+    let facts = s
+        .account
+        .as_ref()
+        .map(|a| a.facts.clone())
+        .unwrap_or_default();
     if let Gate::Blocked { reason, message } =
         action::precheck(&s.md.spec.account_ref.name, &s.md.namespace, &facts)
     {
@@ -588,13 +602,13 @@ fn pending_operation(s: &Snapshot) -> Option<Step> {
     match &s.op {
         // The slot says an operation of ours runs, but the status lost it (its write failed
         // after Azure accepted): end that hold, and read the deployment itself.
-        OpState::Idle if s.slot == Slot::HeldByMyOperation => Some(Step::EndOperation(
-            OpOutcome::Lost(AzureError::transport(
+        OpState::Idle if s.slot == Slot::HeldByMyOperation => {
+            Some(Step::EndOperation(OpOutcome::Lost(AzureError::transport(
                 "deployments.operation",
                 "OperationNotRecorded",
                 "the running operation was not recorded in status".into(),
-            )),
-        )),
+            ))))
+        }
         OpState::Idle => None,
         OpState::Pending {
             due_in: Some(wait), ..
@@ -606,7 +620,9 @@ fn pending_operation(s: &Snapshot) -> Option<Step> {
         })),
         OpState::Pending { due_in: None, .. } => Some(Step::Observe(Need::Poll)),
         OpState::Polled { result: Err(e), .. } if e.is_transient() => Some(transient(s, e)),
-        OpState::Polled { result: Err(e), .. } => Some(Step::EndOperation(OpOutcome::Lost(e.clone()))),
+        OpState::Polled { result: Err(e), .. } => {
+            Some(Step::EndOperation(OpOutcome::Lost(e.clone())))
+        }
         OpState::Polled {
             op,
             result: Ok(Poll::InProgress { .. }),
@@ -721,7 +737,9 @@ fn what_azure_holds(s: &Snapshot) -> Result<(Option<&Deployment>, bool), Step> {
         Observed::Fresh(d) => Ok((d.as_ref(), false)),
         Observed::Listed(seen) => Ok((seen.deployment.as_deref(), seen.age > s.timing.resync)),
         // An operation ended without an accepted state: read the deployment itself.
-        Observed::Unknown if matches!(s.op, OpState::Ended { .. }) => Err(Step::Observe(Need::Fresh)),
+        Observed::Unknown if matches!(s.op, OpState::Ended { .. }) => {
+            Err(Step::Observe(Need::Fresh))
+        }
         Observed::Unknown => Err(Step::Observe(Need::Listing { urgent: true })),
         Observed::ListFailed(e) | Observed::FreshFailed(e) => Err(read_error(s, e)),
     }
@@ -864,11 +882,7 @@ fn prevalidate(s: &Snapshot, observed: Option<&Deployment>) -> Option<Step> {
     }
 }
 
-fn after_write(
-    s: &Snapshot,
-    write: Write,
-    result: &Result<WriteOutcome, AzureError>,
-) -> Step {
+fn after_write(s: &Snapshot, write: Write, result: &Result<WriteOutcome, AzureError>) -> Step {
     let name = &s.md.deployment_name;
     let kind = write.kind;
     let changes = write.changes.join(", ");
@@ -901,7 +915,9 @@ fn after_write(
                 events.push(EventSpec::warning(
                     reason::DRIFT_DETECTED,
                     "Reconcile",
-                    format!("Azure deployment {name} was deleted outside the operator; re-creating it"),
+                    format!(
+                        "Azure deployment {name} was deleted outside the operator; re-creating it"
+                    ),
                 ));
             } else if drift {
                 events.push(EventSpec::warning(

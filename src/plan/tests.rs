@@ -151,7 +151,14 @@ fn check(c: &Case) {
             },
         ) => {
             let raw = c.observed.as_ref().and_then(|d| d.raw.as_deref());
-            k == kind && f(&build_body(&c.spec, raw, OWNER, CLUSTER, *keep_observed_version))
+            k == kind
+                && f(&build_body(
+                    &c.spec,
+                    raw,
+                    OWNER,
+                    CLUSTER,
+                    *keep_observed_version,
+                ))
         }
         (Expect::Paused(p), Action::SetPaused(q)) => p == q,
         (Expect::Wait, Action::WaitForProvisioning(_)) => true,

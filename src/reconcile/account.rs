@@ -118,8 +118,15 @@ async fn run(acct: &AIAccount, ctx: &Context, deleting: bool) -> Result<Action> 
             AccountStep::Finish(f) => {
                 let reference = acct.object_ref(&());
                 for e in &f.events {
-                    publish(ctx, &reference, e.warning, &e.reason, e.action, e.note.clone())
-                        .await;
+                    publish(
+                        ctx,
+                        &reference,
+                        e.warning,
+                        &e.reason,
+                        e.action,
+                        e.note.clone(),
+                    )
+                    .await;
                 }
                 if f.status != snap.status {
                     let api: Api<AIAccount> = Api::all(ctx.client());
@@ -179,7 +186,9 @@ async fn observe(
         return Ok(());
     }
     let Some(cred) = cred else {
-        return Err(Error::Unsettled("an Azure read without a credential".into()));
+        return Err(Error::Unsettled(
+            "an Azure read without a credential".into(),
+        ));
     };
     match need {
         AccountNeed::Account => snap.account = Some(ctx.azure.arm.get_account(cred, id).await),
@@ -193,15 +202,21 @@ async fn observe(
             let current = ctx
                 .azure
                 .keyvault
-                .get_secret(cred, &acct.spec.key_vault.vault_uri, &acct.spec.key_vault.secret_name)
+                .get_secret(
+                    cred,
+                    &acct.spec.key_vault.vault_uri,
+                    &acct.spec.key_vault.secret_name,
+                )
                 .await;
-            snap.stored = Some(current.map(|c| StoredKey {
-                matches: c
-                    .as_ref()
-                    .and_then(|c| c.value.as_deref())
-                    .zip(key.as_ref())
-                    .is_some_and(|(v, k)| secret_eq(v, k.expose())),
-                version: c.and_then(|c| c.version()),
+            snap.stored = Some(current.map(|c| {
+                StoredKey {
+                    matches: c
+                        .as_ref()
+                        .and_then(|c| c.value.as_deref())
+                        .zip(key.as_ref())
+                        .is_some_and(|(v, k)| secret_eq(v, k.expose())),
+                    version: c.and_then(|c| c.version()),
+                }
             }));
         }
         AccountNeed::Users => unreachable!("handled above"),

@@ -79,7 +79,9 @@ pub fn error_policy(md: Arc<ModelDeployment>, err: &Error, ctx: Arc<Context>) ->
         .reconcile_failed("ModelDeployment", &err.metric_label());
     let t = &ctx.config.timing;
     if let Error::DeletionInProgress { retry_in, .. } = err.inner() {
-        let d = (*retry_in).max(Duration::from_millis(10)).min(t.max_poll_interval.max(t.resync));
+        let d = (*retry_in)
+            .max(Duration::from_millis(10))
+            .min(t.max_poll_interval.max(t.resync));
         return Action::requeue(d.mul_f64(rand::random_range(0.95..1.05)));
     }
     let key = key_of(&md);

@@ -86,7 +86,10 @@ impl Pass<'_> {
     }
 
     pub fn evict_holder(&mut self, holder: &str) {
-        tracing::warn!(holder, "releasing the write slot of a deleted ModelDeployment");
+        tracing::warn!(
+            holder,
+            "releasing the write slot of a deleted ModelDeployment"
+        );
         let key = self.gate_key().to_string();
         self.ctx.writes.gate.evict(&key, holder);
         self.snap.holder_exists = None;
@@ -106,10 +109,14 @@ impl Pass<'_> {
     pub async fn write(&mut self, w: Write) -> Result<()> {
         let ctx = self.ctx;
         let (Some((id, _)), Some(cred)) = (&self.account, &self.cred) else {
-            return Err(Error::Unsettled("a write without an account and credential".into()));
+            return Err(Error::Unsettled(
+                "a write without an account and credential".into(),
+            ));
         };
         if self.guard.is_none() {
-            return Err(Error::Unsettled("a write without the account's write slot".into()));
+            return Err(Error::Unsettled(
+                "a write without the account's write slot".into(),
+            ));
         }
         let name = &self.snap.md.deployment_name;
         let arm = &ctx.azure.arm;
@@ -130,7 +137,15 @@ impl Pass<'_> {
         let key = self.gate_key().to_string();
         let reference = self.md.object_ref(&());
         for e in &f.events {
-            publish(ctx, &reference, e.warning, &e.reason, e.action, e.note.clone()).await;
+            publish(
+                ctx,
+                &reference,
+                e.warning,
+                &e.reason,
+                e.action,
+                e.note.clone(),
+            )
+            .await;
         }
         let mut what = String::new();
         for effect in f.effects {

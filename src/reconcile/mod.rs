@@ -187,7 +187,7 @@ pub async fn run_controllers(
     let acct_stream = acct_stream
         .reflect(wiring.accounts)
         .applied_objects()
-    .predicate_filter(account_trigger_hash, Default::default());
+        .predicate_filter(account_trigger_hash, Default::default());
     // Namespace label changes can allow/deny namespaces selected by an AIAccount's selector.
     let ns_stream = watcher(
         Api::<Namespace>::all(client.clone()),

@@ -223,14 +223,20 @@ impl<'a> Pass<'a> {
             }
             Need::Poll => {
                 let OpState::Pending { op, .. } = &self.snap.op else {
-                    return Err(Error::Unsettled("poll asked without a pending operation".into()));
+                    return Err(Error::Unsettled(
+                        "poll asked without a pending operation".into(),
+                    ));
                 };
                 let op = op.clone();
                 let (_, cred) = self.azure()?;
                 let result = ctx
                     .azure
                     .arm
-                    .poll(cred, op.async_operation_url.as_deref(), op.location_url.as_deref())
+                    .poll(
+                        cred,
+                        op.async_operation_url.as_deref(),
+                        op.location_url.as_deref(),
+                    )
                     .await;
                 // Only a running operation moves the poll clock (a finished one teaches it at its end).
                 let next_poll = match &result {
@@ -271,7 +277,9 @@ impl<'a> Pass<'a> {
                 let (id, cred) = self.azure()?;
                 self.snap.observed = match ctx.azure.arm.get_deployment(cred, id, &name).await {
                     Ok(d) => {
-                        ctx.shared.inventory.record(self.gate_key(), &name, d.clone());
+                        ctx.shared
+                            .inventory
+                            .record(self.gate_key(), &name, d.clone());
                         Observed::Fresh(d)
                     }
                     Err(e) => Observed::FreshFailed(e),

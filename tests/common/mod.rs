@@ -302,6 +302,28 @@ impl Bed {
         }
     }
 
+    /// Waits (up to 20 s) for an event on `name` that `pred` accepts: events are published after
+    /// the write and the status save they report, so an Azure change can be seen before its event.
+    pub async fn wait_event(
+        &self,
+        ns: &str,
+        name: &str,
+        pred: impl Fn(&(String, String, String)) -> bool,
+    ) -> Vec<(String, String, String)> {
+        let start = std::time::Instant::now();
+        loop {
+            let events = self.events_for(ns, name).await;
+            if events.iter().any(&pred) {
+                return events;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "no matching event on {ns}/{name} after 20s: {events:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn events_for(&self, ns: &str, name: &str) -> Vec<(String, String, String)> {
         let api: Api<k8s_openapi::api::events::v1::Event> =
             Api::namespaced(self.client.clone(), ns);

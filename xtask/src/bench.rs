@@ -12,11 +12,25 @@ use crate::util::{self, cargo, step};
 
 pub fn run(args: Vec<String>) -> Result<ExitCode> {
     let debug = args.iter().any(|a| a == "--debug");
-    let rest: Vec<String> = args.into_iter().filter(|a| a != "--debug" && a != "--").collect();
+    let rest: Vec<String> = args
+        .into_iter()
+        .filter(|a| a != "--debug" && a != "--")
+        .collect();
     let profile = if debug { "debug" } else { "release" };
-    step(&format!("cargo build ({profile}) -p aoai-operator -p aoai-bench"));
+    step(&format!(
+        "cargo build ({profile}) -p aoai-operator -p aoai-bench"
+    ));
     let mut build = cargo();
-    build.args(["build", "-p", "aoai-operator", "-p", "aoai-bench", "-p", "testbed", "--bins"]);
+    build.args([
+        "build",
+        "-p",
+        "aoai-operator",
+        "-p",
+        "aoai-bench",
+        "-p",
+        "testbed",
+        "--bins",
+    ]);
     if !debug {
         build.arg("--release");
     }
