@@ -173,11 +173,20 @@ pub(crate) struct Operation {
 
 impl Operation {
     pub fn status(&self) -> &'static str {
-        match (&self.finished, &self.failure) {
-            (None, _) => "InProgress",
-            (Some(_), None) => "Succeeded",
-            (Some(_), Some(_)) => "Failed",
-        }
+        operation_status(&self.finished, &self.failure)
+    }
+}
+
+/// An ARM long-running operation's status from when it finished and how it failed (shared by the
+/// Cognitive Services and the Machine Learning operations).
+pub(crate) fn operation_status(
+    finished: &Option<DateTime<Utc>>,
+    failure: &Option<(String, String)>,
+) -> &'static str {
+    match (finished, failure) {
+        (None, _) => "InProgress",
+        (Some(_), None) => "Succeeded",
+        (Some(_), Some(_)) => "Failed",
     }
 }
 

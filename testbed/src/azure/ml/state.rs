@@ -225,11 +225,7 @@ pub(crate) struct Operation {
 
 impl Operation {
     pub fn status(&self) -> &'static str {
-        match (&self.finished, &self.failure) {
-            (None, _) => "InProgress",
-            (Some(_), None) => "Succeeded",
-            (Some(_), Some(_)) => "Failed",
-        }
+        crate::azure::world::operation_status(&self.finished, &self.failure)
     }
 }
 
