@@ -29,7 +29,7 @@ use aoai_operator::crd::AIAccount;
 use clap::Parser;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, PostParams};
-use measure::{KubeWrites, Out, cpu_seconds, machine, percentile, rss};
+use measure::{KubeWrites, Out, cpu_seconds, machine, machine_busy_seconds, percentile, rss};
 use population::{Population, ReadyTimes};
 use requests::{Kind, classify, count, first_calls, handoff_gaps, is_arm_read, is_write};
 use serde_json::json;
@@ -399,9 +399,13 @@ impl Bench {
         let (n, a, d) = (self.args.deployments, self.args.accounts.max(1), self.d);
         let s = self.args.subscription_count();
         let cpu0 = cpu_seconds(self.pid).unwrap_or(0.0);
+        let busy0 = machine_busy_seconds().unwrap_or(0.0);
+        let rv0 = self.kube.mark();
         let pop = population::create_population(&self.client, 0..n, a, NAMESPACES).await?;
         let created_in = pop.first_create.elapsed();
         let end = self.wait(&pop).await?;
+        let busy = machine_busy_seconds().unwrap_or(0.0) - busy0;
+        let rv1 = self.kube.mark();
         let converge = (end - pop.first_create).as_secs_f64();
         let serialization = n.div_ceil(a) as f64 * d.as_secs_f64();
         let cfg = AzureConfig::default();
@@ -423,6 +427,30 @@ impl Bench {
         out.f(
             "operator_cpu_seconds_converge",
             cpu_seconds(self.pid).unwrap_or(0.0) - cpu0,
+        );
+        // The machine's share: the control plane, both emulators and the bench share its cores.
+        out.f("machine_cpu_busy_seconds_converge", busy);
+        out.f(
+            "machine_cpu_utilisation_converge",
+            busy / converge.max(1e-9)
+                / std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+        );
+        out.f(
+            "kube_writes_converge_per_deployment",
+            self.kube.between(rv0, rv1) as f64 / n as f64,
+        );
+        out.f(
+            "kube_requests_converge_per_deployment",
+            self.kube.requests_between(rv0, rv1) as f64 / n as f64,
+        );
+        out.put(
+            "kube_requests_converge_by_kind",
+            self.kube
+                .by_kind(rv0, rv1)
+                .iter()
+                .map(|((verb, resource), c)| format!("{verb}:{resource}={c}"))
+                .collect::<Vec<_>>()
+                .join(","),
         );
         out.put(
             "max_concurrent_writes_per_account",

@@ -2,6 +2,7 @@
 //! machine, percentiles, the `name: value` output, and the operator's Kubernetes writes from the
 //! apiserver's audit log.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The operator's Kubernetes writes (create/update/patch/delete by its ServiceAccount), read
@@ -16,22 +17,70 @@ impl KubeWrites {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
 
+    /// The operator's writes (create, update, patch, delete) answered between two marks.
     pub fn between(&self, from: u64, to: u64) -> usize {
+        self.count(from, to, |verb| {
+            matches!(
+                verb,
+                "create" | "update" | "patch" | "delete" | "deletecollection"
+            )
+        })
+    }
+
+    /// All the operator's requests (reads too, watches as they end) answered between two marks.
+    pub fn requests_between(&self, from: u64, to: u64) -> usize {
+        self.count(from, to, |_| true)
+    }
+
+    fn count(&self, from: u64, to: u64, verb: impl Fn(&str) -> bool) -> usize {
+        self.by_kind(from, to)
+            .into_iter()
+            .filter(|((v, _), _)| verb(v))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The operator's requests between two marks per (verb, resource[/subresource]).
+    pub fn by_kind(&self, from: u64, to: u64) -> BTreeMap<(String, String), usize> {
         let bytes = std::fs::read(&self.path).unwrap_or_default();
         let (from, to) = (from as usize, (to as usize).min(bytes.len()));
-        String::from_utf8_lossy(&bytes[from.min(to)..to])
+        let mut kinds = BTreeMap::new();
+        for e in String::from_utf8_lossy(&bytes[from.min(to)..to])
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|e| {
-                e["stage"] == "ResponseComplete"
-                    && e["user"]["username"] == self.user.as_str()
-                    && matches!(
-                        e["verb"].as_str(),
-                        Some("create" | "update" | "patch" | "delete" | "deletecollection")
-                    )
+                e["stage"] == "ResponseComplete" && e["user"]["username"] == self.user.as_str()
             })
-            .count()
+        {
+            let o = &e["objectRef"];
+            let mut resource = o["resource"].as_str().unwrap_or("-").to_string();
+            if let Some(sub) = o["subresource"].as_str() {
+                resource = format!("{resource}/{sub}");
+            }
+            let verb = e["verb"].as_str().unwrap_or_default().to_string();
+            *kinds.entry((verb, resource)).or_default() += 1;
+        }
+        kinds
     }
+}
+
+/// CPU seconds the whole machine has been busy (all cores: user, nice, system, irq, softirq,
+/// steal), from the first line of /proc/stat.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<f64> = s
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| f.get(i))
+        .sum::<f64>();
+    Some(busy / 100.0)
 }
 
 /// CPU seconds (user + system) a process has used.

@@ -382,18 +382,20 @@ fn a_queued_write_waits_for_the_hand_off_without_reading() {
     let step = decide(&s);
     let f = finish(&step);
     assert_eq!(reason_of(f), reason::WAITING_FOR_ACCOUNT);
-    assert_eq!(f.then, Then::Requeue(s.timing.write_slot_retry));
+    // Third in the queue: re-checked every third interval (the hand-off wakes it at once).
+    assert_eq!(f.then, Then::Requeue(s.timing.write_slot_retry * 3));
     // Already waiting: nothing written.
     s.md.status.conditions = vec![condition(reason::WAITING_FOR_ACCOUNT, false, 2)];
     assert_eq!(finish(&decide(&s)).status, s.md.status);
-    // Far back in the queue: re-checked less often.
+    // Far back in the queue: re-checked every 10 intervals at most, well before the queue
+    // forgets a waiter it has not seen for 20.
     s.slot = Slot::Busy {
         holder: Some("team-b/other".into()),
         position: Some(60),
     };
     assert_eq!(
         finish(&decide(&s)).then,
-        Then::Requeue(s.timing.write_slot_retry * 3)
+        Then::Requeue(s.timing.write_slot_retry * 10)
     );
     // The head of the queue checks that the holder still exists.
     s.slot = Slot::Busy {

@@ -703,9 +703,11 @@ fn wait_for_slot(s: &Snapshot, position: usize) -> Step {
         position + 1
     );
     // The hand-off wakes the next writer at once; this requeue is only the safety net against
-    // a lost wake-up, spaced out further back in the queue so a long queue does not keep the
-    // operator busy re-reading waiters.
-    let spread = 1 + (position as u32 / 25).min(9);
+    // a lost wake-up, spaced out by the place in the queue (the head every interval, the n-th
+    // every n intervals, at most 10) so that a long queue does not keep the operator re-reading
+    // waiters (each re-check is a read of the resource from the apiserver). The queue forgets a
+    // waiter not seen for 20 intervals, so every waiter is seen well within that.
+    let spread = (1 + position as u32).min(10);
     let again = s.timing.write_slot_retry * spread;
     if s.ready_reason() == Some(reason::WAITING_FOR_ACCOUNT) && s.seen_this_generation() {
         return Step::Finish(Finish {
