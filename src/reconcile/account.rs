@@ -118,15 +118,7 @@ async fn run(acct: &AIAccount, ctx: &Context, deleting: bool) -> Result<Action> 
             AccountStep::Finish(f) => {
                 let reference = acct.object_ref(&());
                 for e in &f.events {
-                    publish(
-                        ctx,
-                        &reference,
-                        e.warning,
-                        &e.reason,
-                        e.action,
-                        e.note.clone(),
-                    )
-                    .await;
+                    publish(ctx, &reference, e).await;
                 }
                 if f.status != snap.status {
                     let api: Api<AIAccount> = Api::all(ctx.client());

@@ -137,15 +137,7 @@ impl Pass<'_> {
         let key = self.gate_key().to_string();
         let reference = self.md.object_ref(&());
         for e in &f.events {
-            publish(
-                ctx,
-                &reference,
-                e.warning,
-                &e.reason,
-                e.action,
-                e.note.clone(),
-            )
-            .await;
+            publish(ctx, &reference, e).await;
         }
         let mut what = String::new();
         for effect in f.effects {

@@ -29,24 +29,17 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Publish an event; failures are logged, never fatal.
-pub async fn publish(
-    ctx: &Context,
-    reference: &ObjectReference,
-    warning: bool,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
+/// Publish an event the policy asked for; failures are logged, never fatal.
+pub async fn publish(ctx: &Context, reference: &ObjectReference, e: &crate::plan::EventSpec) {
     let ev = Event {
-        type_: if warning {
+        type_: if e.warning {
             EventType::Warning
         } else {
             EventType::Normal
         },
-        reason: reason.into(),
-        note: Some(truncate(&note, 1000)),
-        action: action.into(),
+        reason: e.reason.clone(),
+        note: Some(truncate(&e.note, 1000)),
+        action: e.action.into(),
         secondary: None,
     };
     // A Recorder per event, as kube-runtime intends: a long-lived one caches every event it
@@ -54,8 +47,8 @@ pub async fn publish(
     // resources is most of the operator's memory. Repeats are rare here: warnings are published
     // only when the reason changes.
     let recorder = Recorder::new(ctx.client(), ctx.kube.reporter.clone());
-    if let Err(e) = recorder.publish(&ev, reference).await {
-        tracing::warn!(error = %e, reason, "cannot publish event");
+    if let Err(err) = recorder.publish(&ev, reference).await {
+        tracing::warn!(error = %err, reason = %e.reason, "cannot publish event");
     }
 }
 
