@@ -19,25 +19,7 @@ impl KubeWrites {
 
     /// The operator's writes (create, update, patch, delete) answered between two marks.
     pub fn between(&self, from: u64, to: u64) -> usize {
-        self.count(from, to, |verb| {
-            matches!(
-                verb,
-                "create" | "update" | "patch" | "delete" | "deletecollection"
-            )
-        })
-    }
-
-    /// All the operator's requests (reads too, watches as they end) answered between two marks.
-    pub fn requests_between(&self, from: u64, to: u64) -> usize {
-        self.count(from, to, |_| true)
-    }
-
-    fn count(&self, from: u64, to: u64, verb: impl Fn(&str) -> bool) -> usize {
-        self.by_kind(from, to)
-            .into_iter()
-            .filter(|((v, _), _)| verb(v))
-            .map(|(_, n)| n)
-            .sum()
+        writes(&self.by_kind(from, to))
     }
 
     /// The operator's requests between two marks per (verb, resource[/subresource]).
@@ -62,6 +44,20 @@ impl KubeWrites {
         }
         kinds
     }
+}
+
+/// The writes among requests counted by [`KubeWrites::by_kind`].
+pub fn writes(kinds: &BTreeMap<(String, String), usize>) -> usize {
+    kinds
+        .iter()
+        .filter(|((verb, _), _)| {
+            matches!(
+                verb.as_str(),
+                "create" | "update" | "patch" | "delete" | "deletecollection"
+            )
+        })
+        .map(|(_, n)| n)
+        .sum()
 }
 
 /// CPU seconds the whole machine has been busy (all cores: user, nice, system, irq, softirq,
