@@ -3,6 +3,8 @@
 //! A refresh is single-flight (concurrent reconciles of one account wait for one LIST), and the
 //! operator's own fresh reads and accepted writes are recorded in it so it never lags behind them.
 //! Listings keep deployments without Azure's whole body (a write always reads its target fresh).
+//! The listing also tells whether an operation the operator does not follow runs on the account
+//! ([`Inventory::activity`]): Azure takes one write at a time per account.
 
 use super::arm::{Deployment, Listing};
 use crate::error::AzureError;
@@ -36,6 +38,22 @@ pub struct Seen {
     pub deployment: Option<Arc<Deployment>>,
 }
 
+/// A deployment of the account that Azure shows in a non-terminal provisioningState.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Busy {
+    pub deployment: String,
+    pub state: String,
+}
+
+/// What the account's listing says of operations on the account's other deployments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Activity {
+    /// The first deployment (by name) that is not in a terminal state, if any.
+    pub busy: Option<Busy>,
+    /// Age of the listing.
+    pub age: Duration,
+}
+
 #[derive(Default)]
 pub struct Inventory {
     accounts: Mutex<HashMap<String, Arc<AccountListing>>>,
@@ -63,6 +81,32 @@ impl Inventory {
             age: l.at.elapsed(),
             pages: l.pages,
             deployment: l.deployments.get(&name_key(name)).cloned(),
+        })
+    }
+
+    /// Whether a deployment of `account` other than `except` is being created, updated or
+    /// deleted, as far as the last listing (and the operator's own later reads and writes) tell;
+    /// None when the account was never listed.
+    pub fn activity(&self, account: &str, except: &str) -> Option<Activity> {
+        let a = self.account(account);
+        let l = a.listed.lock();
+        let l = l.as_ref()?;
+        let except = name_key(except);
+        let busy = l
+            .deployments
+            .iter()
+            .filter(|(k, _)| **k != except)
+            .filter_map(|(k, d)| {
+                let state = d.provisioning_state()?;
+                (!super::arm::is_terminal_state(state)).then(|| Busy {
+                    deployment: d.name.clone().unwrap_or_else(|| k.clone()),
+                    state: state.to_string(),
+                })
+            })
+            .min_by(|a, b| a.deployment.cmp(&b.deployment));
+        Some(Activity {
+            busy,
+            age: l.at.elapsed(),
         })
     }
 
@@ -227,6 +271,49 @@ mod tests {
         assert!(
             inv.seen("acct", "b").is_some(),
             "a failed refresh keeps the last listing"
+        );
+    }
+
+    fn in_state(name: &str, state: &str) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "properties": {"provisioningState": state}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn activity_names_another_deployment_in_a_non_terminal_state() {
+        let inv = Inventory::default();
+        assert!(inv.activity("acct", "a").is_none(), "never listed");
+        let listing = Listing {
+            deployments: vec![
+                in_state("a", "Creating"),
+                in_state("b", "Succeeded"),
+                in_state("c", "Failed"),
+                in_state("d", "Updating"),
+            ],
+            pages: 1,
+        };
+        inv.refresh("acct", "a", Duration::ZERO, || async { Ok(listing) })
+            .await
+            .unwrap();
+        let busy = inv.activity("acct", "a").unwrap().busy.unwrap();
+        assert_eq!(
+            (busy.deployment.as_str(), busy.state.as_str()),
+            ("d", "Updating"),
+            "its own deployment does not count"
+        );
+        assert_eq!(
+            inv.activity("acct", "D").unwrap().busy.unwrap().deployment,
+            "a"
+        );
+        // The operator's own read of the busy deployment clears it.
+        inv.record("acct", "d", Some(in_state("d", "Succeeded")));
+        assert!(inv.activity("acct", "a").unwrap().busy.is_none());
+        inv.record("acct", "e", Some(in_state("e", "Deleting")));
+        assert_eq!(
+            inv.activity("acct", "a").unwrap().busy.unwrap().state,
+            "Deleting"
         );
     }
 }

@@ -5,7 +5,7 @@
 use super::account::*;
 use super::delete::decide_delete;
 use super::*;
-use crate::azure::inventory::Seen;
+use crate::azure::inventory::{Busy, Seen};
 use crate::crd::{Condition, ModelDeploymentSpec};
 use serde_json::{Value, json};
 
@@ -115,12 +115,34 @@ fn snap() -> Snapshot {
         slot: Slot::Free,
         holder_exists: None,
         observed: Observed::Unknown,
+        activity: idle(),
         prevalidation: Prevalidation::default(),
         write: None,
         cluster: "default".into(),
         timing: Timing::default(),
         now: "2026-12-02T00:00:00Z".into(),
         since_last_error: None,
+    }
+}
+
+/// The account's listing shows nothing else running.
+fn idle() -> AccountActivity {
+    AccountActivity::Listed {
+        busy: None,
+        age: Duration::from_millis(10),
+        refreshed: false,
+    }
+}
+
+/// The account's listing, `age` old, shows another deployment being updated.
+fn busy(age: Duration, refreshed: bool) -> AccountActivity {
+    AccountActivity::Listed {
+        busy: Some(Busy {
+            deployment: "team-b.other".into(),
+            state: "Updating".into(),
+        }),
+        age,
+        refreshed,
     }
 }
 
@@ -764,6 +786,12 @@ fn drive(
                     Need::Usages => s.prevalidation.usages = got.prevalidation.usages,
                     Need::Poll => s.op = got.op,
                     Need::HolderExists(_) => s.holder_exists = Some(true),
+                    Need::Activity { .. } => {
+                        s.activity = got.activity;
+                        if !matches!(s.observed, Observed::Fresh(_)) {
+                            s.observed = got.observed;
+                        }
+                    }
                 }
             }
             Step::MarkPrevalidated => s.prevalidation.passed = true,
@@ -832,6 +860,105 @@ fn a_create_pass_in_order() {
     assert_eq!(reason_of(&f), reason::READY);
 }
 
+#[test]
+fn another_operation_on_the_account_holds_writes() {
+    // Ready to create, the slot free: what the account's listing says of the others decides.
+    let mut s = snap();
+    s.observed = listed(None);
+    s.prevalidation.passed = true;
+    s.activity = AccountActivity::Unknown;
+    let t = Timing::default();
+    assert_eq!(
+        decide(&s),
+        Step::Observe(Need::Activity { max_age: t.resync }),
+        "an account never listed is listed first"
+    );
+    s.activity = busy(Duration::from_millis(10), false);
+    let step = decide(&s);
+    let f = finish(&step);
+    assert_eq!(reason_of(f), reason::WAITING_FOR_AZURE);
+    let msg = &f.status.conditions[0].message;
+    assert!(
+        msg.contains("team-b.other") && msg.contains("Updating"),
+        "{msg}"
+    );
+    assert_eq!(f.then, Then::Requeue(t.poll_interval));
+    assert!(f.events.is_empty(), "waiting on Azure is not a warning");
+    assert!(
+        !f.effects.contains(&Effect::LeaveQueue),
+        "the head of the queue keeps its place"
+    );
+    // Seen longer ago than the poll interval: listed again first, then waited on.
+    s.activity = busy(t.poll_interval * 2, false);
+    assert_eq!(
+        decide(&s),
+        Step::Observe(Need::Activity {
+            max_age: t.poll_interval
+        })
+    );
+    s.activity = busy(t.poll_interval * 2, true);
+    assert_eq!(reason_of(finish(&decide(&s))), reason::WAITING_FOR_AZURE);
+    // Holding the slot (an operation of ours just ended) changes nothing.
+    s.slot = Slot::Taken;
+    assert_eq!(reason_of(finish(&decide(&s))), reason::WAITING_FOR_AZURE);
+    // A listing that fails is judged like any read.
+    s.activity = AccountActivity::Failed(azure_error(503, "ServiceUnavailable"));
+    assert!(matches!(finish(&decide(&s)).then, Then::Retry(_)));
+    s.activity = AccountActivity::Failed(azure_error(403, "AuthorizationFailed"));
+    assert_eq!(reason_of(finish(&decide(&s))), "AuthorizationFailed");
+    s.activity = idle();
+    assert_eq!(decide(&s), Step::Observe(Need::Fresh));
+    s.slot = Slot::Free;
+    assert_eq!(decide(&s), Step::TakeSlot);
+    // Queued behind a writer of ours: the hand-off decides, not the listing (our own running
+    // operation shows in it).
+    s.activity = busy(Duration::from_millis(10), false);
+    s.md.generation = 3;
+    s.slot = Slot::Busy {
+        holder: Some("team-b/other".into()),
+        position: Some(0),
+    };
+    assert_eq!(reason_of(finish(&decide(&s))), reason::WAITING_FOR_ACCOUNT);
+
+    // Deletion waits the same way.
+    let mut d = snap();
+    d.observed = Observed::Fresh(Some(deployment(json!({}))));
+    d.activity = busy(Duration::from_millis(10), false);
+    let step = decide_delete(&d);
+    let f = finish(&step);
+    assert_eq!(f.then, Then::DeletionWait(t.poll_interval));
+    assert!(reason_of(f) == reason::DELETING);
+    d.activity = AccountActivity::Unknown;
+    assert_eq!(
+        decide_delete(&d),
+        Step::Observe(Need::Activity { max_age: t.resync })
+    );
+    d.activity = idle();
+    assert_eq!(decide_delete(&d), Step::TakeSlot);
+
+    // Waiting for provisioning the operator does not follow: on a listing no older than the
+    // poll interval.
+    let mut w = snap();
+    w.observed = Observed::Listed(Seen {
+        age: t.poll_interval * 2,
+        pages: 1,
+        deployment: Some(Arc::new(deployment(
+            json!({"properties": {"provisioningState": "Creating"}}),
+        ))),
+    });
+    assert_eq!(
+        decide(&w),
+        Step::Observe(Need::Activity {
+            max_age: t.poll_interval
+        })
+    );
+    w.activity = idle();
+    if let AccountActivity::Listed { refreshed, .. } = &mut w.activity {
+        *refreshed = true;
+    }
+    assert_eq!(reason_of(finish(&decide(&w))), reason::PROVISIONING);
+}
+
 // ------------------------------------------------------------------ invariants
 
 fn combinations() -> Vec<Snapshot> {
@@ -889,6 +1016,13 @@ fn combinations() -> Vec<Snapshot> {
         Observed::ListFailed(azure_error(503, "ServiceUnavailable")),
         Observed::FreshFailed(azure_error(403, "AuthorizationFailed")),
     ];
+    let activities = vec![
+        idle(),
+        AccountActivity::Unknown,
+        busy(Duration::from_millis(10), false),
+        busy(Duration::from_secs(60), false),
+        AccountActivity::Failed(azure_error(503, "ServiceUnavailable")),
+    ];
     let accounts = vec![Some(ready_account()), None];
     let writes = vec![None, Some(Ok(accepted_outcome("Updating", true)))];
     let prevalidated = [false, true];
@@ -904,15 +1038,18 @@ fn combinations() -> Vec<Snapshot> {
                     for w in &writes {
                         for p in prevalidated {
                             for policy in policies {
-                                let mut s = snap();
-                                s.op = op.clone();
-                                s.slot = slot.clone();
-                                s.observed = o.clone();
-                                s.account = a.clone();
-                                s.write = w.clone();
-                                s.prevalidation.passed = p;
-                                s.md.spec.deletion_policy = policy;
-                                out.push(s);
+                                for activity in &activities {
+                                    let mut s = snap();
+                                    s.op = op.clone();
+                                    s.slot = slot.clone();
+                                    s.observed = o.clone();
+                                    s.account = a.clone();
+                                    s.write = w.clone();
+                                    s.prevalidation.passed = p;
+                                    s.md.spec.deletion_policy = policy;
+                                    s.activity = activity.clone();
+                                    out.push(s);
+                                }
                             }
                         }
                     }
@@ -928,7 +1065,12 @@ fn calls_azure(step: &Step) -> bool {
         step,
         Step::Write(_)
             | Step::Observe(
-                Need::Poll | Need::Listing { .. } | Need::Fresh | Need::Catalog | Need::Usages
+                Need::Poll
+                    | Need::Listing { .. }
+                    | Need::Fresh
+                    | Need::Catalog
+                    | Need::Usages
+                    | Need::Activity { .. }
             )
     )
 }
@@ -936,7 +1078,7 @@ fn calls_azure(step: &Step) -> bool {
 #[test]
 fn invariants_over_every_combination() {
     let all = combinations();
-    assert!(all.len() > 4000, "{}", all.len());
+    assert!(all.len() > 20000, "{}", all.len());
     for s in &all {
         for (delete, step) in [(false, decide(s)), (true, decide_delete(s))] {
             let ctx = || format!("delete={delete} {s:#?}\n=> {step:#?}");
@@ -947,6 +1089,12 @@ fn invariants_over_every_combination() {
             // A write needs the slot, and (but for a pause, resume or delete) a fresh read.
             if let Step::Write(w) = &step {
                 assert_eq!(s.slot, Slot::Taken, "{}", ctx());
+                // Never while the account's listing shows another operation running.
+                assert!(
+                    matches!(s.activity, AccountActivity::Listed { busy: None, .. }),
+                    "{}",
+                    ctx()
+                );
                 if matches!(w.request, Request::Put(_) | Request::Delete) {
                     assert!(matches!(s.observed, Observed::Fresh(_)), "{}", ctx());
                 }

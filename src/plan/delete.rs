@@ -131,7 +131,30 @@ pub fn decide_delete(s: &Snapshot) -> Step {
                 Slot::Busy {
                     position: Some(_), ..
                 } => return wait_for(s, s.timing.write_slot_retry),
+                Slot::Free => {}
                 _ => return Step::TakeSlot,
+            }
+            match other_operations(s) {
+                OtherOperations::Clear => {}
+                OtherOperations::Observe(need) => return Step::Observe(need),
+                OtherOperations::Failed(e) if e.is_transient() => {
+                    return Step::Finish(Finish {
+                        status: s.md.status.clone(),
+                        events: vec![],
+                        effects: vec![],
+                        then: Then::Retry(e.clone()),
+                    });
+                }
+                OtherOperations::Failed(e) => return delete_failed(s, e),
+                OtherOperations::Running(b) => {
+                    return s
+                        .finish(false, reason::DELETING, &other_operation_message(s, b))
+                        .then(Then::DeletionWait(s.timing.poll_interval))
+                        .step();
+                }
+            }
+            if s.slot == Slot::Free {
+                return Step::TakeSlot;
             }
             let write = Write {
                 kind: OperationKind::Delete,

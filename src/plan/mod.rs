@@ -42,7 +42,7 @@ pub use body::{CLUSTER_TAG, OWNER_TAG};
 pub use status::EventSpec;
 
 use crate::azure::arm::{AccountModel, Deployment, Poll, Usage, WriteOutcome};
-use crate::azure::inventory::Seen;
+use crate::azure::inventory::{Busy, Seen};
 use crate::context::Timing;
 use crate::crd::{
     KeyVaultSecretRef, LastError, ModelDeploymentSpec, ModelDeploymentStatus, OperationKind,
@@ -145,6 +145,22 @@ pub enum Observed {
     FreshFailed(AzureError),
 }
 
+/// Operations on the account's other deployments, from its listing: Azure takes one write at a
+/// time per account, and an operation the operator does not follow (started outside it, or
+/// accepted just before a restart and never recorded) must end before the operator writes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AccountActivity {
+    /// The account was never listed.
+    Unknown,
+    Listed {
+        busy: Option<Busy>,
+        age: Duration,
+        /// Listed (or found young enough) in this pass.
+        refreshed: bool,
+    },
+    Failed(AzureError),
+}
+
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Prevalidation {
     /// This generation passed before (the check is not repeated on the hand-off).
@@ -166,6 +182,8 @@ pub struct Snapshot {
     /// Whether the slot's holder still exists (asked only by the head of the queue).
     pub holder_exists: Option<bool>,
     pub observed: Observed,
+    /// Operations on the account's other deployments.
+    pub activity: AccountActivity,
     pub prevalidation: Prevalidation,
     /// The write sent in this pass, and Azure's answer.
     pub write: Option<Result<WriteOutcome, AzureError>>,
@@ -193,6 +211,9 @@ pub enum Need {
     Usages,
     /// Whether the slot's holder still exists.
     HolderExists(String),
+    /// The account's listing no older than `max_age`, for what runs on the account (and, unless
+    /// read fresh, for the deployment itself).
+    Activity { max_age: Duration },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -525,6 +546,22 @@ pub fn decide(s: &Snapshot) -> Step {
             urgent: !s.seen_this_generation(),
         });
     }
+    // Waiting for Azure to finish an operation the operator does not follow: on a listing no
+    // older than the poll interval (one LIST per account, shared by whoever waits on it).
+    if matches!(action, Action::WaitForProvisioning(_))
+        && matches!(&s.observed, Observed::Listed(seen) if seen.age > s.timing.poll_interval)
+        && !matches!(
+            s.activity,
+            AccountActivity::Listed {
+                refreshed: true,
+                ..
+            }
+        )
+    {
+        return Step::Observe(Need::Activity {
+            max_age: s.timing.poll_interval,
+        });
+    }
     match action {
         Action::InSync => in_sync(s, observed),
         Action::Blocked { reason, message } => s
@@ -798,15 +835,32 @@ fn write_path(s: &Snapshot, observed: Option<&Deployment>, intent: WriteIntent) 
         }
         return Step::MarkPrevalidated;
     }
-    // b. The account's write slot (taking it queues when it is busy).
+    // b. The account's write slot (taking it queues when it is busy), once no operation the
+    // operator does not follow runs on the account.
     match &s.slot {
-        Slot::Taken => {}
+        Slot::Taken | Slot::Free => {}
         Slot::Busy {
             position: Some(p), ..
         } => return wait_for_slot(s, *p),
-        Slot::Free | Slot::HeldByMyOperation | Slot::Busy { position: None, .. } => {
-            return Step::TakeSlot;
+        Slot::HeldByMyOperation | Slot::Busy { position: None, .. } => return Step::TakeSlot,
+    }
+    match other_operations(s) {
+        OtherOperations::Clear => {}
+        OtherOperations::Observe(need) => return Step::Observe(need),
+        OtherOperations::Failed(e) => return read_error(s, e),
+        OtherOperations::Running(b) => {
+            return s
+                .finish(
+                    false,
+                    reason::WAITING_FOR_AZURE,
+                    &other_operation_message(s, b),
+                )
+                .then(Then::Requeue(s.timing.poll_interval))
+                .step();
         }
+    }
+    if s.slot == Slot::Free {
+        return Step::TakeSlot;
     }
     // c. The target read fresh (the decision above was then made on it).
     if !s.is_fresh() {
@@ -849,6 +903,43 @@ fn write_path(s: &Snapshot, observed: Option<&Deployment>, intent: WriteIntent) 
         None => Step::Write(write),
         Some(result) => after_write(s, write, result),
     }
+}
+
+/// What runs on the account's other deployments, before a write (deletion too).
+pub(crate) enum OtherOperations<'a> {
+    /// Nothing the operator does not follow.
+    Clear,
+    /// The account's listing is needed (never listed), or a younger one (a busy deployment was
+    /// seen longer ago than the poll interval).
+    Observe(Need),
+    Failed(&'a AzureError),
+    /// Wait for it to end (no write meanwhile: Azure would answer 409).
+    Running(&'a Busy),
+}
+
+pub(crate) fn other_operations(s: &Snapshot) -> OtherOperations<'_> {
+    match &s.activity {
+        AccountActivity::Unknown => OtherOperations::Observe(Need::Activity {
+            max_age: s.timing.resync,
+        }),
+        AccountActivity::Failed(e) => OtherOperations::Failed(e),
+        AccountActivity::Listed { busy: None, .. } => OtherOperations::Clear,
+        AccountActivity::Listed {
+            busy: Some(_),
+            age,
+            refreshed: false,
+        } if *age > s.timing.poll_interval => OtherOperations::Observe(Need::Activity {
+            max_age: s.timing.poll_interval,
+        }),
+        AccountActivity::Listed { busy: Some(b), .. } => OtherOperations::Running(b),
+    }
+}
+
+pub(crate) fn other_operation_message(s: &Snapshot, b: &Busy) -> String {
+    format!(
+        "Azure reports provisioningState {} for deployment {} of the account, an operation the operator is not following (started outside it, or before a restart); deployment {} waits for it to end (Azure accepts one write at a time per account)",
+        b.state, b.deployment, s.md.deployment_name
+    )
 }
 
 fn prevalidate(s: &Snapshot, observed: Option<&Deployment>) -> Option<Step> {

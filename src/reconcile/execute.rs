@@ -130,16 +130,13 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Save the status, publish events, apply effects; then when to look again.
+    /// Apply the effects, save the status, publish the events; then when to look again.
     pub async fn finish(mut self, f: Finish, mode: Mode) -> Result<Action> {
         let ctx = self.ctx;
         let owner = self.snap.md.owner.clone();
         let key = self.gate_key().to_string();
-        let reference = self.md.object_ref(&());
-        for e in &f.events {
-            publish(ctx, &reference, e).await;
-        }
         let mut what = String::new();
+        let mut config_map = false;
         for effect in f.effects {
             match effect {
                 Effect::HandSlotToOperation { what: w, accepted } => {
@@ -158,7 +155,7 @@ impl Pass<'_> {
                         ctx.writes.gate.leave_queue(&key, &owner);
                     }
                 }
-                Effect::ConfigMap => write_config_map(ctx, self.md, &f.status).await?,
+                Effect::ConfigMap => config_map = true,
                 Effect::ForgetCatalog => ctx.shared.catalogs.invalidate(&key),
                 Effect::Record(d) => {
                     ctx.shared
@@ -170,7 +167,9 @@ impl Pass<'_> {
         }
         drop(self.guard.take());
         ctx.update_gate_metrics();
-        if f.status != self.snap.md.status {
+        // The status first: it records an operation Azure just accepted, which a restart before
+        // it is saved would only see in the account's listing.
+        let saved = if f.status != self.snap.md.status {
             let ns = self.md.namespace().unwrap_or_default();
             let api: Api<ModelDeployment> = Api::namespaced(ctx.client(), &ns);
             apply_status(
@@ -179,8 +178,18 @@ impl Pass<'_> {
                 self.md,
                 serde_json::to_value(&f.status).expect("status serializes"),
             )
-            .await?;
+            .await
+        } else {
+            Ok(())
+        };
+        if config_map && saved.is_ok() {
+            write_config_map(ctx, self.md, &f.status).await?;
         }
+        let reference = self.md.object_ref(&());
+        for e in &f.events {
+            publish(ctx, &reference, e).await;
+        }
+        saved?;
         let wait = |d: Duration| match mode {
             Mode::Apply => Ok(Action::requeue(d)),
             Mode::Delete => Err(Error::DeletionInProgress {

@@ -13,7 +13,8 @@ use crate::context::Context;
 use crate::crd::{AIAccount, ModelDeployment};
 use crate::error::{Error, Result};
 use crate::plan::{
-    AccountFacts, AccountInfo, Need, Observed, OpState, Prevalidation, Resource, Slot, Snapshot,
+    AccountActivity, AccountFacts, AccountInfo, Need, Observed, OpState, Prevalidation, Resource,
+    Slot, Snapshot,
 };
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
@@ -92,6 +93,18 @@ pub fn usages_key(subscription: &str, location: &str) -> String {
     )
 }
 
+/// What the inventory says of operations on the account's other deployments.
+fn activity(ctx: &Context, key: &str, deployment_name: &str, refreshed: bool) -> AccountActivity {
+    match ctx.shared.inventory.activity(key, deployment_name) {
+        None => AccountActivity::Unknown,
+        Some(a) => AccountActivity::Listed {
+            busy: a.busy,
+            age: a.age,
+            refreshed,
+        },
+    }
+}
+
 impl<'a> Pass<'a> {
     /// The cheap part of observing: nothing here calls Azure.
     pub async fn start(ctx: &'a Context, md: &'a ModelDeployment) -> Result<Pass<'a>> {
@@ -145,6 +158,11 @@ impl<'a> Pass<'a> {
             .as_ref()
             .and_then(|(_, key)| ctx.shared.inventory.seen(key, &deployment_name))
             .map_or(Observed::Unknown, Observed::Listed);
+        let activity = account
+            .as_ref()
+            .map_or(AccountActivity::Unknown, |(_, key)| {
+                activity(ctx, key, &deployment_name, false)
+            });
         let account_generation = info.as_ref().map_or(0, |i| i.generation);
         let passed = ctx.shared.prevalidated.get(&owner) == Some((generation, account_generation));
         let since_last_error = status
@@ -172,6 +190,7 @@ impl<'a> Pass<'a> {
             slot: slot(view),
             holder_exists: None,
             observed,
+            activity,
             prevalidation: Prevalidation {
                 passed,
                 ..Default::default()
@@ -203,6 +222,34 @@ impl<'a> Pass<'a> {
                 "the policy asked for an Azure read without an account and credential".into(),
             )),
         }
+    }
+
+    /// The account's listing no older than `max_age` into the snapshot's account activity (and
+    /// its observed deployment, when `observed`).
+    async fn list(&mut self, max_age: Duration, priority: Priority, observed: bool) -> Result<()> {
+        let ctx = self.ctx;
+        let name = self.snap.md.deployment_name.clone();
+        let (id, cred) = self.azure()?;
+        let arm = &ctx.azure.arm;
+        let key = self.gate_key().to_string();
+        let seen = ctx
+            .shared
+            .inventory
+            .refresh(&key, &name, max_age, || {
+                arm.list_deployments(cred, id, priority)
+            })
+            .await;
+        self.snap.activity = match &seen {
+            Ok(_) => activity(ctx, &key, &name, true),
+            Err(e) => AccountActivity::Failed(e.clone()),
+        };
+        if observed {
+            self.snap.observed = match seen {
+                Ok(s) => Observed::Listed(s),
+                Err(e) => Observed::ListFailed(e),
+            };
+        }
+        Ok(())
     }
 
     /// Fetch what the policy asked for, into the snapshot.
@@ -254,24 +301,17 @@ impl<'a> Pass<'a> {
                 };
             }
             Need::Listing { urgent } => {
-                let (id, cred) = self.azure()?;
                 let priority = if urgent {
                     Priority::Urgent
                 } else {
                     Priority::Background
                 };
-                let arm = &ctx.azure.arm;
-                let seen = ctx
-                    .shared
-                    .inventory
-                    .refresh(self.gate_key(), &name, ctx.config.timing.resync, || {
-                        arm.list_deployments(cred, id, priority)
-                    })
-                    .await;
-                self.snap.observed = match seen {
-                    Ok(s) => Observed::Listed(s),
-                    Err(e) => Observed::ListFailed(e),
-                };
+                self.list(ctx.config.timing.resync, priority, true).await?;
+            }
+            Need::Activity { max_age } => {
+                // Only a write waits on it: urgent. A fresh read of the deployment stays.
+                let fresh = matches!(self.snap.observed, Observed::Fresh(_));
+                self.list(max_age, Priority::Urgent, !fresh).await?;
             }
             Need::Fresh => {
                 let (id, cred) = self.azure()?;
