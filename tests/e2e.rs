@@ -1159,3 +1159,56 @@ async fn a_small_arm_budget_is_respected_without_429() {
     bed.assert_contract_clean();
     bed.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_finalizer_patch_returns_the_object_and_never_duplicates() {
+    use aoai_operator::reconcile::{MD_FINALIZER, add_finalizer};
+    use kube::api::{Patch, PatchParams};
+    let bed = Bed::new().await;
+    let api = bed.mds(&bed.team_a);
+    // No finalizers yet: the patch adds ours and returns the object as the server holds it.
+    let created = bed.create_md(&bed.team_a, "plain", json!({})).await;
+    let got = add_finalizer(&api, &created, MD_FINALIZER)
+        .await
+        .expect("patch")
+        .expect("object exists");
+    assert_eq!(got.finalizers(), [MD_FINALIZER.to_string()]);
+    assert_ne!(got.resource_version(), created.resource_version());
+    assert_eq!(got.spec, created.spec);
+    // Another writer's finalizer is kept; ours goes after it.
+    bed.create_md(&bed.team_a, "shared", json!({})).await;
+    let other = api
+        .patch(
+            "shared",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/other"]}})),
+        )
+        .await
+        .unwrap();
+    let got = add_finalizer(&api, &other, MD_FINALIZER)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.finalizers(),
+        ["example.com/other".to_string(), MD_FINALIZER.to_string()]
+    );
+    // A stale copy (from before that patch) fails instead of adding ours a second time.
+    assert!(add_finalizer(&api, &other, MD_FINALIZER).await.is_err());
+    assert!(add_finalizer(&api, &created, MD_FINALIZER).await.is_err());
+    let now = api.get("shared").await.unwrap();
+    assert_eq!(now.finalizers().len(), 2, "{:?}", now.finalizers());
+    // A resource that is gone is no error.
+    let mut gone = created.clone();
+    gone.metadata.name = Some("never-created".into());
+    assert!(add_finalizer(&api, &gone, MD_FINALIZER).await.unwrap().is_none());
+    for name in ["plain", "shared"] {
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    }
+}

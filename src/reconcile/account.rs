@@ -3,7 +3,9 @@
 //! snapshot or a log) and, on deletion, the ModelDeployments still using it; `plan::account`
 //! decides; the key is stored only when the secret differs.
 
-use super::{ACCOUNT_FINALIZER, apply_status, now_rfc3339, publish};
+use super::{
+    ACCOUNT_FINALIZER, add_finalizer, apply_status, lacks_finalizer, now_rfc3339, publish,
+};
 use crate::azure::arm::AccountId;
 use crate::azure::auth::{Secret, TokenCredential};
 use crate::azure::keyvault::secret_eq;
@@ -32,6 +34,15 @@ pub fn account_id(a: &AIAccount) -> AccountId {
 pub async fn reconcile(acct: Arc<AIAccount>, ctx: Arc<Context>) -> Result<Action> {
     let start = Instant::now();
     let api: Api<AIAccount> = Api::all(ctx.client());
+    // A new account's first pass adds the finalizer and goes on with the object it returns.
+    let acct = if lacks_finalizer(acct.as_ref(), ACCOUNT_FINALIZER) {
+        match add_finalizer(&api, acct.as_ref(), ACCOUNT_FINALIZER).await? {
+            Some(a) => Arc::new(a),
+            None => return Ok(Action::await_change()),
+        }
+    } else {
+        acct
+    };
     let res = finalizer(&api, ACCOUNT_FINALIZER, acct, |ev| async {
         match ev {
             Finalizer::Apply(a) => run(&a, &ctx, false).await,

@@ -1,10 +1,11 @@
-//! The ModelDeployment reconciler: the finalizer, then a pass of observe → decide → execute
+//! The ModelDeployment reconciler: the finalizer (added in the resource's first pass, which goes
+//! on), then a pass of observe → decide → execute
 //! (`observe::Pass`, `plan::decide` or `plan::delete::decide_delete`, `Pass::finish`), and the
 //! error policy (backoff that honours Retry-After).
 
-use super::MD_FINALIZER;
 use super::execute::Mode;
 use super::observe::Pass;
+use super::{MD_FINALIZER, add_finalizer, lacks_finalizer};
 use crate::context::Context;
 use crate::crd::ModelDeployment;
 use crate::error::{Error, Result};
@@ -24,17 +25,15 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     let ns = md.namespace().unwrap_or_else(|| "default".into());
     let api: Api<ModelDeployment> = Api::namespaced(ctx.client(), &ns);
     // The controller's cache holds no status and can lag behind our own writes (e.g. a
-    // just-persisted pending operation): decisions are made on a fresh read. Only adding the
-    // finalizer to a new resource needs none (that patch checks the finalizers it replaces).
-    let adds_finalizer = md.metadata.deletion_timestamp.is_none()
-        && !md.finalizers().iter().any(|f| f == MD_FINALIZER);
-    let md = if adds_finalizer {
-        md
+    // just-persisted pending operation): decisions are made on a fresh read — for a new
+    // resource, the object the finalizer patch returns, so its first pass goes straight on.
+    let fresh = if lacks_finalizer(md.as_ref(), MD_FINALIZER) {
+        add_finalizer(&api, md.as_ref(), MD_FINALIZER).await?
     } else {
-        match api.get_opt(&md.name_any()).await? {
-            Some(fresh) => Arc::new(fresh),
-            None => return Ok(Action::await_change()),
-        }
+        api.get_opt(&md.name_any()).await?
+    };
+    let Some(md) = fresh.map(Arc::new) else {
+        return Ok(Action::await_change());
     };
     let res = finalizer(&api, MD_FINALIZER, md, |ev| async {
         match ev {

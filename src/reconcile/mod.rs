@@ -29,6 +29,45 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Add `name` to the object's finalizers and return the object as the API server now holds it,
+/// so the same pass goes on with a fresh copy. `kube::runtime::finalizer` adds it with this same
+/// guarded JSON patch (it fails rather than duplicate a finalizer another writer added meanwhile)
+/// but drops the response and ends the pass, leaving the work to the next pass — after a watch
+/// round trip and a fresh read: the wait between creation and the first Azure call (issue 11).
+/// `None` when the object is gone.
+pub async fn add_finalizer<K>(api: &Api<K>, obj: &K, name: &str) -> Result<Option<K>, kube::Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let ops = match obj.meta().finalizers.as_deref() {
+        None | Some([]) => serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [name]},
+        ]),
+        Some(have) => serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": have},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": name},
+        ]),
+    };
+    let patch: json_patch::Patch = serde_json::from_value(ops).expect("a well-formed JSON patch");
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::<()>::Json(patch),
+        )
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.is_not_found() => Ok(None),
+        res => res.map(Some),
+    }
+}
+
+/// Whether a reconcile must first add the finalizer (a live object without it).
+pub fn lacks_finalizer<K: Resource>(obj: &K, name: &str) -> bool {
+    obj.meta().deletion_timestamp.is_none() && !obj.finalizers().iter().any(|f| f == name)
+}
+
 /// Publish an event the policy asked for; failures are logged, never fatal.
 pub async fn publish(ctx: &Context, reference: &ObjectReference, e: &crate::plan::EventSpec) {
     let ev = Event {
