@@ -115,14 +115,20 @@ where
     .map(|_| ())
 }
 
-/// Hash of what should trigger a reconcile of a resource (spec generation, deletion,
-/// finalizers, annotations) — status-only updates do not.
+/// Hash of what should trigger a reconcile of a resource (spec generation, deletion, other
+/// controllers' finalizers, annotations) — status-only updates do not, nor does the operator's
+/// own finalizer: the pass that adds it goes on (see [`add_finalizer`]), so the watch event of
+/// that patch would only start a second pass that finds nothing to do.
 fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
     let m = obj.meta();
     let mut h = std::collections::hash_map::DefaultHasher::new();
     m.generation.hash(&mut h);
     m.deletion_timestamp.is_some().hash(&mut h);
-    m.finalizers.hash(&mut h);
+    for f in m.finalizers.iter().flatten() {
+        if f != MD_FINALIZER && f != ACCOUNT_FINALIZER {
+            f.hash(&mut h);
+        }
+    }
     m.annotations.hash(&mut h);
     m.uid.hash(&mut h);
     Some(h.finish())
@@ -288,6 +294,31 @@ pub async fn run_controllers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn adding_our_finalizer_triggers_no_second_pass() {
+        let md = |finalizers: serde_json::Value, generation: i64| -> ModelDeployment {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "aoai.dev/v1alpha1", "kind": "ModelDeployment",
+                "metadata": {"name": "chat", "namespace": "team-a", "uid": "u1",
+                             "generation": generation, "finalizers": finalizers},
+                "spec": {"accountRef": {"name": "shared"}, "model": {"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18"}, "sku": {"name": "GlobalStandard", "capacity": 1}},
+            }))
+            .unwrap()
+        };
+        let new = trigger_hash(&md(serde_json::json!(null), 1));
+        assert_eq!(new, trigger_hash(&md(serde_json::json!([MD_FINALIZER]), 1)));
+        assert_ne!(
+            new,
+            trigger_hash(&md(serde_json::json!(["example.com/other"]), 1)),
+            "another controller's finalizer is a change"
+        );
+        assert_ne!(
+            new,
+            trigger_hash(&md(serde_json::json!([MD_FINALIZER]), 2)),
+            "a spec change is"
+        );
+    }
 
     #[test]
     fn the_cache_keeps_metadata_and_spec_only() {
