@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Whether the pass runs for the resource (apply) or for its finalizer (deletion).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +126,9 @@ impl Pass<'_> {
             Request::Resume => arm.set_paused(cred, id, name, false).await,
             Request::Delete => arm.delete_deployment(cred, id, name).await,
         };
+        if result.is_ok() {
+            self.accepted_at = Some(Instant::now());
+        }
         self.snap.write = Some(result);
         Ok(())
     }
@@ -204,7 +207,12 @@ impl Pass<'_> {
                 wait(jitter(ctx.config.timing.resync))
             }
             Then::FirstPoll { retry_after } => {
-                wait(ctx.writes.polls.started(&key, &what, &owner, retry_after))
+                let accepted = self.accepted_at.unwrap_or_else(Instant::now);
+                wait(
+                    ctx.writes
+                        .polls
+                        .started_at(&key, &what, &owner, retry_after, accepted),
+                )
             }
             Then::Retry(e) => Err(Error::Azure(e)),
             Then::Released => Ok(Action::await_change()),

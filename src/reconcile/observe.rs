@@ -33,6 +33,8 @@ pub struct Pass<'a> {
     pub cred: Option<Arc<TokenCredential>>,
     /// The account's write slot, while this pass holds it (released on drop).
     pub guard: Option<SlotGuard>,
+    /// When Azure accepted this pass's write (its operation runs from then).
+    pub accepted_at: Option<std::time::Instant>,
 }
 
 /// Whether the AIAccount allows `ns` (by name, or its labels by selector).
@@ -208,6 +210,7 @@ impl<'a> Pass<'a> {
             account,
             cred,
             guard: None,
+            accepted_at: None,
         })
     }
 
