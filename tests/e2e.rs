@@ -1201,7 +1201,12 @@ async fn the_finalizer_patch_returns_the_object_and_never_duplicates() {
     // A resource that is gone is no error.
     let mut gone = created.clone();
     gone.metadata.name = Some("never-created".into());
-    assert!(add_finalizer(&api, &gone, MD_FINALIZER).await.unwrap().is_none());
+    assert!(
+        add_finalizer(&api, &gone, MD_FINALIZER)
+            .await
+            .unwrap()
+            .is_none()
+    );
     for name in ["plain", "shared"] {
         api.patch(
             name,
