@@ -58,14 +58,7 @@ pub fn decide_delete(s: &Snapshot) -> Step {
             due_in: Some(wait), ..
         } => return wait_for(s, *wait),
         OpState::Pending { due_in: None, .. } => return Step::Observe(Need::Poll),
-        OpState::Polled { result: Err(e), .. } if e.is_transient() => {
-            return Step::Finish(Finish {
-                status: s.md.status.clone(),
-                events: vec![],
-                effects: vec![],
-                then: Then::Retry(e.clone()),
-            });
-        }
+        OpState::Polled { result: Err(e), .. } if e.is_transient() => return retry(s, e),
         OpState::Polled {
             result: Ok(Poll::InProgress { .. }),
             next_poll,
@@ -88,14 +81,6 @@ pub fn decide_delete(s: &Snapshot) -> Step {
     // What Azure holds, read fresh (a delete is a write).
     let observed = match &s.observed {
         Observed::Fresh(d) => d.as_ref(),
-        Observed::FreshFailed(e) if e.is_transient() => {
-            return Step::Finish(Finish {
-                status: s.md.status.clone(),
-                events: vec![],
-                effects: vec![],
-                then: Then::Retry(e.clone()),
-            });
-        }
         Observed::FreshFailed(e) => return delete_failed(s, e),
         _ => return Step::Observe(Need::Fresh),
     };
@@ -137,14 +122,6 @@ pub fn decide_delete(s: &Snapshot) -> Step {
             match other_operations(s) {
                 OtherOperations::Clear => {}
                 OtherOperations::Observe(need) => return Step::Observe(need),
-                OtherOperations::Failed(e) if e.is_transient() => {
-                    return Step::Finish(Finish {
-                        status: s.md.status.clone(),
-                        events: vec![],
-                        effects: vec![],
-                        then: Then::Retry(e.clone()),
-                    });
-                }
                 OtherOperations::Failed(e) => return delete_failed(s, e),
                 OtherOperations::Running(b) => {
                     return s
@@ -163,12 +140,6 @@ pub fn decide_delete(s: &Snapshot) -> Step {
             };
             match &s.write {
                 None => Step::Write(write),
-                Some(Err(e)) if e.is_transient() => Step::Finish(Finish {
-                    status: s.md.status.clone(),
-                    events: vec![],
-                    effects: vec![],
-                    then: Then::Retry(e.clone()),
-                }),
                 Some(Err(e)) => delete_failed(s, e),
                 Some(Ok(out)) if out.status == 404 => done(vec![]),
                 Some(Ok(out)) => {
@@ -221,7 +192,21 @@ fn wait_for(s: &Snapshot, d: Duration) -> Step {
     })
 }
 
+/// A transient failure: retried with backoff, the status as it is.
+fn retry(s: &Snapshot, e: &AzureError) -> Step {
+    Step::Finish(Finish {
+        status: s.md.status.clone(),
+        events: vec![],
+        effects: vec![],
+        then: Then::Retry(e.clone()),
+    })
+}
+
+/// A failed call on the deletion path: retried when transient; otherwise it needs a human.
 fn delete_failed(s: &Snapshot, e: &AzureError) -> Step {
+    if e.is_transient() {
+        return retry(s, e);
+    }
     let msg = format!(
         "{e} — fix the cause or set spec.deletionPolicy: Retain to delete the resource without touching Azure"
     );
