@@ -211,6 +211,10 @@ pub struct Shared {
     /// the hand-off, however long the queue. Forgotten after 10 minutes (quota moves; Azure
     /// still checks every write).
     pub prevalidated: Cache<String, (i64, i64)>,
+    /// Azure ML: what a registry's catalogue says of each model reference, for 10 minutes.
+    pub ml_models: Cache<String, Arc<Option<crate::azure::ml::RegistryModel>>>,
+    /// Azure ML: each region's VM sizes (per subscription and region), for an hour.
+    pub ml_vm_sizes: Cache<String, Arc<Vec<crate::azure::ml::VmSize>>>,
     /// Consecutive transient failures per resource (for backoff).
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -294,6 +298,12 @@ impl Context {
                 prevalidated: Cache::builder()
                     .time_to_live(Duration::from_secs(600))
                     .build(),
+                ml_models: Cache::builder()
+                    .time_to_live(Duration::from_secs(600))
+                    .build(),
+                ml_vm_sizes: Cache::builder()
+                    .time_to_live(Duration::from_secs(3600))
+                    .build(),
                 failures: Default::default(),
             },
             metrics,
@@ -315,7 +325,16 @@ impl Context {
     /// The credential for an account: its spec.credential, or the operator's ambient identity.
     /// Err(Config) says what is wrong and what to do.
     pub async fn credential_for(&self, account: &AIAccount) -> Result<Arc<TokenCredential>> {
-        let kind = match &account.spec.credential {
+        self.credential_of(account.spec.credential.as_ref()).await
+    }
+
+    /// The credential a spec.credential names (an AIAccount's or an AIWorkspace's), or the
+    /// operator's ambient identity when it is absent.
+    pub async fn credential_of(
+        &self,
+        credential: Option<&crate::crd::AccountCredential>,
+    ) -> Result<Arc<TokenCredential>> {
+        let kind = match credential {
             None => self.ambient_kind()?,
             Some(c) => {
                 if let Some(w) = &c.workload_identity {

@@ -41,6 +41,20 @@ pub const AUTHENTICATION_FAILED: &str = "AuthenticationFailed";
 /// listKeys returned no key (local authentication disabled).
 pub const NO_KEYS: &str = "NoKeys";
 
+// ---- Azure ML forms (managedCompute, serverless): blocked before any write
+pub const WORKSPACE_NOT_FOUND: &str = "WorkspaceNotFound";
+pub const WORKSPACE_NOT_READY: &str = "WorkspaceNotReady";
+pub const WORKSPACE_DELETING: &str = "WorkspaceDeleting";
+/// The registry has no such model (or version).
+pub const MODEL_NOT_FOUND: &str = "ModelNotFound";
+/// The model is not offered in this form (managed compute, serverless).
+pub const MODEL_NOT_OFFERED: &str = "ModelNotOffered";
+/// The instance type is not one the model (or the region) allows.
+pub const INSTANCE_TYPE_NOT_SUPPORTED: &str = "InstanceTypeNotSupported";
+/// A serverless model needs a marketplace subscription the AIWorkspace does not allow.
+pub const MARKETPLACE_NOT_ALLOWED: &str = "MarketplaceSubscriptionNotAllowed";
+pub const MARKETPLACE_SUBSCRIPTION_FAILED: &str = "MarketplaceSubscriptionFailed";
+
 // ---- AIAccount
 /// Deletion of an AIAccount is held while ModelDeployments use it.
 pub const IN_USE: &str = "InUse";

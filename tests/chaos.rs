@@ -297,7 +297,7 @@ async fn azure_faults_in_turn_then_together() {
                 bed.patch_md_spec(
                     ns,
                     name,
-                    json!({"sku": {"capacity": cur.spec.sku.capacity + 1}}),
+                    json!({"sku": {"capacity": cur.spec.sku.as_ref().unwrap().capacity + 1}}),
                 )
                 .await;
             }
@@ -373,7 +373,7 @@ async fn azure_faults_in_turn_then_together() {
         bed.patch_md_spec(
             &m.namespace().unwrap(),
             &m.name_any(),
-            json!({"sku": {"capacity": m.spec.sku.capacity + 2}}),
+            json!({"sku": {"capacity": m.spec.sku.as_ref().unwrap().capacity + 2}}),
         )
         .await;
     }

@@ -313,12 +313,21 @@ impl ArmClient {
     }
 
     fn url(&self, path: &str) -> String {
+        self.url_with(path, super::ARM_API_VERSION)
+    }
+
+    /// `{ARM}{path}?api-version={api_version}`.
+    pub(crate) fn url_with(&self, path: &str, api_version: &str) -> String {
         format!(
-            "{}{}?api-version={}",
+            "{}{}?api-version={api_version}",
             self.endpoint,
             path.trim_start_matches('/'),
-            super::ARM_API_VERSION
         )
+    }
+
+    /// The configured ARM base URL.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     fn deployment_path(account: &AccountId, name: &str) -> String {
@@ -328,7 +337,7 @@ impl ArmClient {
     /// One ARM request: paced by the budget, authenticated, counted, and its remaining-budget
     /// headers reported back.
     #[allow(clippy::too_many_arguments)]
-    async fn call(
+    pub(crate) async fn call(
         &self,
         cred: &TokenCredential,
         operation: &str,
@@ -688,7 +697,7 @@ fn outcome(r: &Resp, op: &str) -> Result<WriteOutcome, AzureError> {
     })
 }
 
-fn same_origin(a: &str, b: &str) -> bool {
+pub(crate) fn same_origin(a: &str, b: &str) -> bool {
     match (url::Url::parse(a), url::Url::parse(b)) {
         (Ok(a), Ok(b)) => {
             a.scheme() == b.scheme()

@@ -14,6 +14,8 @@ pub struct Cloud {
     pub authority_host: String,
     /// Key Vault DNS suffix; the token audience is `https://{suffix}`.
     pub key_vault_suffix: String,
+    /// Azure ML registry discovery base URL; `{location}` is replaced by the workspace's region.
+    pub ml_registry_discovery: String,
 }
 
 impl Cloud {
@@ -23,6 +25,7 @@ impl Cloud {
             resource_manager_audience: "https://management.azure.com".into(),
             authority_host: "https://login.microsoftonline.com/".into(),
             key_vault_suffix: "vault.azure.net".into(),
+            ml_registry_discovery: "https://{location}.api.azureml.ms/".into(),
         }
     }
     pub fn china() -> Self {
@@ -31,6 +34,7 @@ impl Cloud {
             resource_manager_audience: "https://management.chinacloudapi.cn".into(),
             authority_host: "https://login.chinacloudapi.cn/".into(),
             key_vault_suffix: "vault.azure.cn".into(),
+            ml_registry_discovery: "https://{location}.api.ml.azure.cn/".into(),
         }
     }
     pub fn us_gov() -> Self {
@@ -39,6 +43,7 @@ impl Cloud {
             resource_manager_audience: "https://management.usgovcloudapi.net".into(),
             authority_host: "https://login.microsoftonline.us/".into(),
             key_vault_suffix: "vault.usgovcloudapi.net".into(),
+            ml_registry_discovery: "https://{location}.api.ml.azure.us/".into(),
         }
     }
     /// `AzurePublicCloud`/`public`, `AzureChinaCloud`/`china`, `AzureUSGovernment`/`usgov`.
@@ -56,6 +61,14 @@ impl Cloud {
         format!(
             "{}/.default",
             self.resource_manager_audience.trim_end_matches('/')
+        )
+    }
+    /// The registry discovery base URL for a region.
+    pub fn ml_registry_discovery_for(&self, location: &str) -> String {
+        with_slash(
+            &self
+                .ml_registry_discovery
+                .replace("{location}", &location.to_ascii_lowercase()),
         )
     }
     pub fn key_vault_scope(&self) -> String {
@@ -76,6 +89,8 @@ pub struct AzureSettings {
     pub authority_host: Option<String>,
     /// AZURE_KEY_VAULT_SUFFIX override (token audience https://{suffix}).
     pub key_vault_suffix: Option<String>,
+    /// AZURE_ML_REGISTRY_DISCOVERY_ENDPOINT override (`{location}` is the workspace's region).
+    pub ml_registry_discovery_endpoint: Option<String>,
     /// Ambient identity: AZURE_TENANT_ID.
     pub tenant_id: Option<String>,
     /// Ambient identity: AZURE_CLIENT_ID.
@@ -115,6 +130,7 @@ impl AzureSettings {
             resource_manager_audience: g("AZURE_RESOURCE_MANAGER_AUDIENCE"),
             authority_host: g("AZURE_AUTHORITY_HOST"),
             key_vault_suffix: g("AZURE_KEY_VAULT_SUFFIX"),
+            ml_registry_discovery_endpoint: g("AZURE_ML_REGISTRY_DISCOVERY_ENDPOINT"),
             tenant_id: g("AZURE_TENANT_ID"),
             client_id: g("AZURE_CLIENT_ID"),
             client_secret: g("AZURE_CLIENT_SECRET"),
@@ -144,6 +160,9 @@ impl AzureSettings {
         }
         if let Some(a) = &self.authority_host {
             cloud.authority_host = with_slash(a);
+        }
+        if let Some(e) = &self.ml_registry_discovery_endpoint {
+            cloud.ml_registry_discovery = with_slash(e);
         }
         if let Some(s) = &self.key_vault_suffix {
             cloud.key_vault_suffix = s.trim_start_matches('.').to_string();

@@ -11,6 +11,7 @@ pub mod http;
 pub mod inventory;
 pub mod keyvault;
 pub mod lock;
+pub mod ml;
 pub mod poll_clock;
 
 /// Microsoft.CognitiveServices api-version spoken to ARM.

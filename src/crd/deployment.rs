@@ -2,12 +2,13 @@
 //! (model, SKU and capacity, options), its status (endpoint, Key Vault reference, what Azure
 //! resolved, the pending operation, the last terminal error) and its Azure deployment name.
 
-use super::{Condition, KeyVaultSecretRef};
+use super::{Condition, KeyVaultSecretRef, ManagedComputeSpec, ServerlessSpec, WorkspaceRef};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// A model deployment on an AIAccount, reconciled into an Azure OpenAI / AI Foundry deployment.
+/// A model deployment: on an AIAccount (an Azure OpenAI / AI Foundry deployment, `sku`), or on an
+/// AIWorkspace (Azure ML managed compute or a serverless API).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "aoai.dev",
@@ -20,23 +21,39 @@ use serde::{Deserialize, Serialize};
     category = "aoai",
     namespaced,
     status = "ModelDeploymentStatus",
-    doc = "A model deployment on an AIAccount; status carries the endpoint and a Key Vault reference to the key.",
+    doc = "A model deployment on an AIAccount (sku) or an AIWorkspace (managedCompute, serverless); status carries the endpoint and a Key Vault reference to the key.",
     printcolumn = r#"{"name":"Account","type":"string","jsonPath":".spec.accountRef.name"}"#,
     printcolumn = r#"{"name":"Model","type":"string","jsonPath":".spec.model.name"}"#,
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.model.version"}"#,
     printcolumn = r#"{"name":"SKU","type":"string","jsonPath":".spec.sku.name"}"#,
     printcolumn = r#"{"name":"Capacity","type":"integer","jsonPath":".spec.sku.capacity"}"#,
+    printcolumn = r#"{"name":"Workspace","type":"string","jsonPath":".spec.workspaceRef.name"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Instance","type":"string","priority":1,"jsonPath":".status.instanceType"}"#,
+    printcolumn = r#"{"name":"Instances","type":"integer","priority":1,"jsonPath":".status.instanceCount"}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","priority":1,"jsonPath":".status.endpointName"}"#,
+    printcolumn = r#"{"name":"Scoring URI","type":"string","priority":1,"jsonPath":".status.scoringUri"}"#
 )]
+#[x_kube(validation = Rule::new("(has(self.sku) ? 1 : 0) + (has(self.managedCompute) ? 1 : 0) + (has(self.serverless) ? 1 : 0) == 1").message("set exactly one deployment method: spec.sku (a deployment on an AIAccount), spec.managedCompute (dedicated VMs) or spec.serverless (a serverless API), the last two on an AIWorkspace"))]
+#[x_kube(validation = Rule::new("has(self.sku) == has(self.accountRef) && has(self.sku) == has(self.model) && has(self.sku) != has(self.workspaceRef)").message("spec.sku goes with spec.accountRef and spec.model; spec.managedCompute and spec.serverless go with spec.workspaceRef and name their model themselves"))]
+#[x_kube(validation = Rule::new("has(self.sku) || !(has(self.deploymentName) || has(self.raiPolicyName) || has(self.versionUpgradeOption) || has(self.spilloverDeploymentName) || has(self.serviceTier) || has(self.paused))").message("deploymentName, raiPolicyName, versionUpgradeOption, spilloverDeploymentName, serviceTier and paused apply to spec.sku deployments only"))]
+#[x_kube(validation = Rule::new("has(self.sku) == has(oldSelf.sku) && has(self.managedCompute) == has(oldSelf.managedCompute)").message("the deployment method (sku, managedCompute or serverless) cannot change: create a new ModelDeployment, then delete this one"))]
 #[x_kube(validation = Rule::new("has(self.deploymentName) == has(oldSelf.deploymentName) && (!has(self.deploymentName) || self.deploymentName == oldSelf.deploymentName)").message("spec.deploymentName is immutable: delete and re-create the ModelDeployment to use another Azure deployment name"))]
-#[x_kube(validation = Rule::new("self.accountRef.name == oldSelf.accountRef.name").message("spec.accountRef is immutable: create a new ModelDeployment on the other account, then delete this one"))]
-#[x_kube(validation = Rule::new("self.model.name == oldSelf.model.name && self.model.format == oldSelf.model.format").message("spec.model.name and spec.model.format cannot change in place in Azure: create a new ModelDeployment for the other model"))]
+#[x_kube(validation = Rule::new("!has(self.accountRef) || !has(oldSelf.accountRef) || self.accountRef.name == oldSelf.accountRef.name").message("spec.accountRef is immutable: create a new ModelDeployment on the other account, then delete this one"))]
+#[x_kube(validation = Rule::new("!has(self.workspaceRef) || !has(oldSelf.workspaceRef) || self.workspaceRef.name == oldSelf.workspaceRef.name").message("spec.workspaceRef is immutable: create a new ModelDeployment on the other workspace, then delete this one"))]
+#[x_kube(validation = Rule::new("!has(self.model) || !has(oldSelf.model) || (self.model.name == oldSelf.model.name && self.model.format == oldSelf.model.format)").message("spec.model.name and spec.model.format cannot change in place in Azure: create a new ModelDeployment for the other model"))]
+#[x_kube(validation = Rule::new("!has(self.managedCompute) || !has(oldSelf.managedCompute) || (has(self.managedCompute.endpointName) == has(oldSelf.managedCompute.endpointName) && (!has(self.managedCompute.endpointName) || self.managedCompute.endpointName == oldSelf.managedCompute.endpointName))").message("spec.managedCompute.endpointName is immutable: create a new ModelDeployment for another endpoint"))]
+#[x_kube(validation = Rule::new("!has(self.serverless) || !has(oldSelf.serverless) || self.serverless == oldSelf.serverless").message("spec.serverless cannot change: a serverless endpoint runs one model under one name; create a new ModelDeployment for another"))]
 #[serde(rename_all = "camelCase")]
 pub struct ModelDeploymentSpec {
-    /// The cluster-scoped AIAccount to deploy to. Immutable.
-    pub account_ref: AccountRef,
+    /// The cluster-scoped AIAccount to deploy to (with `sku`). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_ref: Option<AccountRef>,
+    /// The cluster-scoped AIWorkspace to deploy to (with `managedCompute` or `serverless`). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_ref: Option<WorkspaceRef>,
     /// Azure deployment name. Default: `<namespace>.<name>` (shortened with a hash when longer than 64
     /// characters), so two namespaces never collide. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,10 +62,19 @@ pub struct ModelDeploymentSpec {
         regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
     )]
     pub deployment_name: Option<String>,
-    /// The model to deploy.
-    pub model: ModelSpec,
-    /// Deployment type and capacity.
-    pub sku: SkuSpec,
+    /// The model to deploy (with `sku`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSpec>,
+    /// Deployment type and capacity: a deployment on the AIAccount (pay-per-token, provisioned
+    /// throughput, batch, developer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<SkuSpec>,
+    /// A registry model on dedicated VMs (Azure ML managed online endpoint) in the AIWorkspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_compute: Option<ManagedComputeSpec>,
+    /// A catalogue model as a serverless API endpoint in the AIWorkspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessSpec>,
     /// Name of the Responsible AI (content filter) policy. Absent: Azure's default, not enforced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rai_policy_name: Option<String>,
@@ -75,6 +101,86 @@ pub struct ModelDeploymentSpec {
     /// endpoint, deployment name, api version and Key Vault secret URI — never the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_config_map: Option<String>,
+}
+
+/// The `sku` form of a ModelDeployment as the Cognitive Services planner sees it: a deployment
+/// on an AIAccount, every field the form requires present (the CRD's rules guarantee it).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CognitiveSpec {
+    pub account_ref: AccountRef,
+    #[serde(default)]
+    pub deployment_name: Option<String>,
+    pub model: ModelSpec,
+    pub sku: SkuSpec,
+    #[serde(default)]
+    pub rai_policy_name: Option<String>,
+    #[serde(default)]
+    pub version_upgrade_option: Option<VersionUpgradeOption>,
+    #[serde(default)]
+    pub spillover_deployment_name: Option<String>,
+    #[serde(default)]
+    pub service_tier: Option<ServiceTier>,
+    #[serde(default)]
+    pub paused: Option<bool>,
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    #[serde(default)]
+    pub adopt_existing: bool,
+    #[serde(default)]
+    pub connection_config_map: Option<String>,
+}
+
+/// How a ModelDeployment is served: which form of the spec is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `sku`: a Cognitive Services deployment on an AIAccount.
+    Cognitive,
+    /// `managedCompute`: an Azure ML managed online endpoint on an AIWorkspace.
+    ManagedCompute,
+    /// `serverless`: an Azure ML serverless endpoint on an AIWorkspace.
+    Serverless,
+}
+
+impl ModelDeploymentSpec {
+    /// Which form is set (the CRD's rules allow exactly one; `sku` when, against them, none is).
+    pub fn method(&self) -> Method {
+        if self.managed_compute.is_some() {
+            Method::ManagedCompute
+        } else if self.serverless.is_some() {
+            Method::Serverless
+        } else {
+            Method::Cognitive
+        }
+    }
+
+    /// The `sku` form, when it is complete.
+    pub fn cognitive(&self) -> Option<CognitiveSpec> {
+        Some(CognitiveSpec {
+            account_ref: self.account_ref.clone()?,
+            deployment_name: self.deployment_name.clone(),
+            model: self.model.clone()?,
+            sku: self.sku.clone()?,
+            rai_policy_name: self.rai_policy_name.clone(),
+            version_upgrade_option: self.version_upgrade_option,
+            spillover_deployment_name: self.spillover_deployment_name.clone(),
+            service_tier: self.service_tier,
+            paused: self.paused,
+            deletion_policy: self.deletion_policy,
+            adopt_existing: self.adopt_existing,
+            connection_config_map: self.connection_config_map.clone(),
+        })
+    }
+
+    /// Name of the AIAccount this resource uses, if any.
+    pub fn account_name(&self) -> Option<&str> {
+        self.account_ref.as_ref().map(|a| a.name.as_str())
+    }
+
+    /// Name of the AIWorkspace this resource uses, if any.
+    pub fn workspace_name(&self) -> Option<&str> {
+        self.workspace_ref.as_ref().map(|a| a.name.as_str())
+    }
 }
 
 /// Reference to a cluster-scoped AIAccount.
@@ -236,6 +342,22 @@ pub struct ModelDeploymentStatus {
     /// Last terminal Azure error; no write is retried for this generation until the spec or the account changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
+    /// Azure ML forms: the online or serverless endpoint's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_name: Option<String>,
+    /// Azure ML forms: the URI apps call (the online endpoint's scoring URI, the serverless
+    /// endpoint's inference URI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scoring_uri: Option<String>,
+    /// managedCompute: the endpoint's traffic split, deployment name to percent.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub traffic: std::collections::BTreeMap<String, i32>,
+    /// managedCompute: the VM size of the deployment that serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// managedCompute: the instance count of the deployment that serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_count: Option<i32>,
     /// When the deployment was last brought in sync with the spec (created, updated, drift
     /// corrected) or its status otherwise changed (RFC 3339); an unchanged resync does not
     /// rewrite it, so steady state makes no Kubernetes writes.
@@ -338,6 +460,10 @@ pub struct PendingOperation {
     /// metadata.generation the operation was started for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
+    /// Azure ML forms: the ARM id of the resource the operation writes (endpoint, deployment,
+    /// marketplace subscription), so a restarted operator knows what it waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// A terminal Azure error.

@@ -1,12 +1,17 @@
-//! The custom resources, group `aoai.dev`, version `v1alpha1`: `AIAccount` (`account`) and
-//! `ModelDeployment` (`deployment`), the types their statuses share, and the YAML generation
+//! The custom resources, group `aoai.dev`, version `v1alpha1`: `AIAccount` (`account`),
+//! `AIWorkspace` (`workspace`) and `ModelDeployment` (`deployment`, its Azure ML forms in `ml`),
+//! the types their statuses share, and the YAML generation
 //! used by `aoai-operator crd` and `cargo xtask crds`.
 
 pub mod account;
 pub mod deployment;
+pub mod ml;
+pub mod workspace;
 
 pub use account::*;
 pub use deployment::*;
+pub use ml::*;
+pub use workspace::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -55,7 +60,7 @@ pub struct Condition {
 /// Every CRD the operator serves, in the order they are installed (a new kind goes here and
 /// nowhere else: `crd`, `cargo xtask crds`, the chart's copy and the tests take them from it).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![AIAccount::crd(), ModelDeployment::crd()]
+    vec![AIAccount::crd(), AIWorkspace::crd(), ModelDeployment::crd()]
 }
 
 /// Every CRD as multi-document YAML (what `aoai-operator crd` prints).
@@ -132,7 +137,11 @@ mod tests {
                 }
             }
         }
-        for crd in [md, serde_json::to_value(AIAccount::crd()).unwrap()] {
+        for crd in [
+            md,
+            serde_json::to_value(AIAccount::crd()).unwrap(),
+            serde_json::to_value(AIWorkspace::crd()).unwrap(),
+        ] {
             check(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "");
         }
     }
@@ -169,7 +178,7 @@ spec:
 "#,
         )
         .unwrap();
-        assert_eq!(md.spec.model.format, "OpenAI");
+        assert_eq!(md.spec.model.as_ref().unwrap().format, "OpenAI");
         assert_eq!(md.spec.deletion_policy, DeletionPolicy::Delete);
         assert_eq!(md.azure_deployment_name(), "team-a.chat");
     }

@@ -6,7 +6,7 @@
 
 use super::body::{CLUSTER_TAG, OWNER_TAG};
 use crate::azure::arm::Deployment;
-use crate::crd::{DeletionPolicy, LastError, ModelDeploymentSpec, OperationKind};
+use crate::crd::{DeletionPolicy, LastError, CognitiveSpec, OperationKind};
 use crate::reason;
 use std::time::Duration;
 
@@ -107,7 +107,7 @@ pub fn ownership(observed: &Deployment, owner: &str, cluster: &str) -> Ownership
 /// Everything the planner looks at.
 #[derive(Clone, Debug)]
 pub struct PlanInput<'a> {
-    pub spec: &'a ModelDeploymentSpec,
+    pub spec: &'a CognitiveSpec,
     /// `<namespace>/<name>` of the ModelDeployment.
     pub owner: &'a str,
     pub cluster: &'a str,
@@ -176,7 +176,7 @@ impl Diff {
             || self.model_identity
             || !self.others.is_empty()
     }
-    pub fn describe(&self, spec: &ModelDeploymentSpec, observed: &Deployment) -> Vec<String> {
+    pub fn describe(&self, spec: &CognitiveSpec, observed: &Deployment) -> Vec<String> {
         let p = observed.props();
         let m = p.model.clone().unwrap_or_default();
         let sku = observed.sku.clone().unwrap_or_default();
@@ -225,7 +225,7 @@ fn differs(desired: Option<&str>, observed: Option<&str>) -> bool {
     }
 }
 
-pub fn diff(spec: &ModelDeploymentSpec, observed: &Deployment) -> Diff {
+pub fn diff(spec: &CognitiveSpec, observed: &Deployment) -> Diff {
     let p = observed.props();
     let m = p.model.clone().unwrap_or_default();
     let sku = observed.sku.clone().unwrap_or_default();

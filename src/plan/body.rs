@@ -5,7 +5,7 @@
 //! model-router deployments, `contextCacheContainerId`, tags, and whatever a newer api-version
 //! adds — goes back unchanged. Only what the spec marks read-only is dropped.
 
-use crate::crd::ModelDeploymentSpec;
+use crate::crd::CognitiveSpec;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -81,7 +81,7 @@ pub fn tags_for(
 /// The PUT body: Azure's deployment (`observed`, None for a create) with the spec's fields set.
 /// `keep_observed_version`: the first of two writes (capacity first, the version next).
 pub fn build_body(
-    spec: &ModelDeploymentSpec,
+    spec: &CognitiveSpec,
     observed: Option<&Value>,
     owner: &str,
     cluster: &str,
@@ -161,7 +161,7 @@ pub fn build_body(
 mod tests {
     use super::*;
 
-    fn spec(v: Value) -> ModelDeploymentSpec {
+    fn spec(v: Value) -> CognitiveSpec {
         let mut base = json!({"accountRef": {"name": "a"},
             "model": {"format": "OpenAI", "name": "gpt-4o", "version": "2024-11-20"},
             "sku": {"name": "GlobalStandard", "capacity": 20}});

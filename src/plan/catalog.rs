@@ -7,7 +7,7 @@
 //! the write goes ahead.
 
 use crate::azure::arm::{AccountModel, CapacityConfig, Deployment, Usage};
-use crate::crd::ModelDeploymentSpec;
+use crate::crd::CognitiveSpec;
 use crate::reason;
 
 /// A rejection with its reason and a message that says what to do.
@@ -45,7 +45,7 @@ fn entry_version(m: &AccountModel) -> Option<&str> {
 
 /// Check the spec against the catalog. Returns the usage name of the SKU when known.
 pub fn check_catalog(
-    spec: &ModelDeploymentSpec,
+    spec: &CognitiveSpec,
     models: &[AccountModel],
 ) -> Result<Option<String>, Rejection> {
     if models.is_empty() {
@@ -159,7 +159,7 @@ pub fn check_capacity(capacity: i32, rules: &CapacityConfig) -> Result<(), Strin
 
 /// Check the quota: the capacity this write needs beyond what the deployment already holds.
 pub fn check_quota(
-    spec: &ModelDeploymentSpec,
+    spec: &CognitiveSpec,
     usage_name: &str,
     usages: &[Usage],
     observed: Option<&Deployment>,
@@ -222,7 +222,7 @@ mod tests {
         .unwrap()
     }
 
-    fn spec(v: serde_json::Value) -> ModelDeploymentSpec {
+    fn spec(v: serde_json::Value) -> CognitiveSpec {
         let mut base = json!({"accountRef": {"name": "a"}, "model": {"name": "gpt-4o-mini", "version": "2024-07-18"},
             "sku": {"name": "GlobalStandard", "capacity": 10}});
         for (k, val) in v.as_object().unwrap() {

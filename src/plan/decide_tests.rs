@@ -6,12 +6,12 @@ use super::account::*;
 use super::delete::decide_delete;
 use super::*;
 use crate::azure::inventory::{Busy, Seen};
-use crate::crd::{Condition, ModelDeploymentSpec};
+use crate::crd::{Condition, CognitiveSpec};
 use serde_json::{Value, json};
 
 const OWNER: &str = "team-a/chat";
 
-fn spec(extra: Value) -> ModelDeploymentSpec {
+fn spec(extra: Value) -> CognitiveSpec {
     let mut base = json!({
         "accountRef": {"name": "shared"},
         "model": {"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18"},
@@ -153,6 +153,7 @@ fn pending(kind: OperationKind) -> PendingOperation {
         location_url: None,
         started_at: "t".into(),
         generation: Some(2),
+        target: None,
     }
 }
 

@@ -30,6 +30,8 @@ pub mod action;
 pub mod body;
 pub mod catalog;
 pub mod delete;
+pub mod ml;
+pub mod workspace;
 pub mod status;
 
 #[cfg(test)]
@@ -45,7 +47,7 @@ use crate::azure::arm::{AccountModel, Deployment, Poll, Usage, WriteOutcome};
 use crate::azure::inventory::{Busy, Seen};
 use crate::context::Timing;
 use crate::crd::{
-    KeyVaultSecretRef, LastError, ModelDeploymentSpec, ModelDeploymentStatus, OperationKind,
+    KeyVaultSecretRef, LastError, CognitiveSpec, ModelDeploymentStatus, OperationKind,
     PendingOperation,
 };
 use crate::error::{AzureError, ErrorClass};
@@ -64,7 +66,7 @@ pub struct Resource {
     pub namespace: String,
     /// The Azure deployment name.
     pub deployment_name: String,
-    pub spec: ModelDeploymentSpec,
+    pub spec: CognitiveSpec,
     pub generation: i64,
     /// The status as stored.
     pub status: ModelDeploymentStatus,
@@ -442,6 +444,7 @@ fn pending_operation_of(s: &Snapshot, kind: OperationKind, out: &WriteOutcome) -
         },
         started_at: s.now.clone(),
         generation: Some(s.md.generation),
+        target: None,
     }
 }
 

@@ -4,14 +4,14 @@
 use super::action::*;
 use super::body::{CLUSTER_TAG, OWNER_TAG, build_body, tags_for};
 use crate::azure::arm::Deployment;
-use crate::crd::{LastError, ModelDeploymentSpec, OperationKind, SkuName};
+use crate::crd::{LastError, CognitiveSpec, OperationKind, SkuName};
 use serde_json::json;
 use std::time::Duration;
 
 const OWNER: &str = "team-a/chat";
 const CLUSTER: &str = "default";
 
-fn spec(extra: serde_json::Value) -> ModelDeploymentSpec {
+fn spec(extra: serde_json::Value) -> CognitiveSpec {
     let mut base = json!({
         "accountRef": {"name": "acct"},
         "model": {"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18"},
@@ -62,7 +62,7 @@ fn observed(extra: serde_json::Value) -> Deployment {
 
 struct Case {
     name: &'static str,
-    spec: ModelDeploymentSpec,
+    spec: CognitiveSpec,
     observed: Option<Deployment>,
     last_error: Option<LastError>,
     since: Option<Duration>,
@@ -106,7 +106,7 @@ fn err(generation: i64) -> LastError {
 
 fn case(
     name: &'static str,
-    spec: ModelDeploymentSpec,
+    spec: CognitiveSpec,
     observed: Option<Deployment>,
     expect: Expect,
 ) -> Case {
@@ -704,7 +704,7 @@ fn official_examples_as_observed_state() {
                 .unwrap_or_else(|e| panic!("{} {code}: does not parse: {e}", f.display()));
             let m = d.props().model.unwrap_or_default();
             let sku = d.sku.clone().unwrap_or_default();
-            let matching = serde_json::from_value::<ModelDeploymentSpec>(json!({
+            let matching = serde_json::from_value::<CognitiveSpec>(json!({
                 "accountRef": {"name": "acct"},
                 "model": {"format": m.format.clone().unwrap_or("OpenAI".into()), "name": m.name.clone().unwrap_or_default(), "version": m.version.clone()},
                 "sku": {"name": sku.name, "capacity": sku.capacity.unwrap_or(1)},

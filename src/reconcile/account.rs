@@ -182,7 +182,7 @@ async fn observe(
             .await?
             .items
             .into_iter()
-            .filter(|m| m.spec.account_ref.name == name)
+            .filter(|m| m.spec.account_name() == Some(name.as_str()))
             .map(|m| m.owner_id())
             .collect();
         snap.users = Some(users);

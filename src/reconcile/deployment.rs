@@ -50,6 +50,9 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
 
 /// One pass: decide, carry out, and decide again on what that changed, until it finishes.
 pub async fn run(md: &ModelDeployment, ctx: &Context, mode: Mode) -> Result<Action> {
+    if md.spec.method() != crate::crd::Method::Cognitive {
+        return super::ml::run(md, ctx, mode).await;
+    }
     let mut pass = Pass::start(ctx, md).await?;
     for _ in 0..MAX_STEPS {
         let step = match mode {

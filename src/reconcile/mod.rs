@@ -6,10 +6,12 @@
 pub mod account;
 pub mod deployment;
 pub mod execute;
+pub mod ml;
 pub mod observe;
+pub mod workspace;
 
 use crate::context::{Context, Wiring};
-use crate::crd::{AIAccount, ModelDeployment};
+use crate::crd::{AIAccount, AIWorkspace, ModelDeployment};
 use crate::plan::status::truncate;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
@@ -164,6 +166,20 @@ fn account_trigger_hash(a: &AIAccount) -> Option<u64> {
     Some(h.finish())
 }
 
+/// What of an AIWorkspace matters to its ModelDeployments.
+fn workspace_trigger_hash(w: &AIWorkspace) -> Option<u64> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    w.metadata.generation.hash(&mut h);
+    w.metadata.deletion_timestamp.is_some().hash(&mut h);
+    if let Some(s) = &w.status {
+        crate::plan::status::ready_condition(&s.conditions)
+            .map(|c| c.status.clone())
+            .hash(&mut h);
+        s.location.hash(&mut h);
+    }
+    Some(h.finish())
+}
+
 /// After a restart, give each account's write slot back to the deployment whose long-running
 /// operation (persisted in status) is still running, before any reconcile can start a new write.
 async fn prime_write_gate(ctx: &Context) {
@@ -184,7 +200,7 @@ async fn prime_write_gate(ctx: &Context) {
             && let Some(a) = accounts
                 .items
                 .iter()
-                .find(|a| a.name_any() == md.spec.account_ref.name)
+                .find(|a| md.spec.account_name() == Some(a.name_any().as_str()))
         {
             ctx.writes
                 .gate
@@ -234,6 +250,16 @@ pub async fn run_controllers(
     .default_backoff()
     .applied_objects()
     .predicate_filter(kube::runtime::predicates::labels, Default::default());
+    // AIWorkspace changes (readiness, allowed namespaces, marketplace policy) reach their
+    // ModelDeployments.
+    let ws_stream = watcher(
+        Api::<AIWorkspace>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(workspace_trigger_hash, Default::default());
+    let ws_reader = md_reader.clone();
     let ns_reader = md_reader.clone();
     let reader = md_reader.clone();
     // A released write slot wakes the head of its queue at once.
@@ -249,7 +275,16 @@ pub async fn run_controllers(
             reader
                 .state()
                 .into_iter()
-                .filter(|md| md.spec.account_ref.name == name)
+                .filter(|md| md.spec.account_name() == Some(name.as_str()))
+                .map(|md| ObjectRef::from_obj(&*md))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(ws_stream, move |ws: AIWorkspace| {
+            let name = ws.name_any();
+            ws_reader
+                .state()
+                .into_iter()
+                .filter(|md| md.spec.workspace_name() == Some(name.as_str()))
                 .map(|md| ObjectRef::from_obj(&*md))
                 .collect::<Vec<_>>()
         })
@@ -279,6 +314,7 @@ pub async fn run_controllers(
     .reflect(acct_writer)
     .applied_objects()
     .predicate_filter(trigger_hash::<AIAccount>, Default::default());
+    let (cfg2, shutdown2) = (cfg.clone(), shutdown.clone());
     let acct_controller = Controller::for_stream(acct_own_stream, acct_reader)
         .with_config(cfg)
         .graceful_shutdown_on(shutdown)
@@ -288,7 +324,25 @@ pub async fn run_controllers(
                 tracing::debug!(error = %e, "AIAccount reconcile error");
             }
         });
-    futures::join!(md_controller, acct_controller);
+    let (ws_reader, ws_writer) = reflector::store();
+    let ws_own_stream = watcher(
+        Api::<AIWorkspace>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(ws_writer)
+    .applied_objects()
+    .predicate_filter(trigger_hash::<AIWorkspace>, Default::default());
+    let ws_controller = Controller::for_stream(ws_own_stream, ws_reader)
+        .with_config(cfg2)
+        .graceful_shutdown_on(shutdown2)
+        .run(workspace::reconcile, workspace::error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "AIWorkspace reconcile error");
+            }
+        });
+    futures::join!(md_controller, acct_controller, ws_controller);
 }
 
 #[cfg(test)]

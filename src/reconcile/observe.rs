@@ -39,7 +39,16 @@ pub struct Pass<'a> {
 
 /// Whether the AIAccount allows `ns` (by name, or its labels by selector).
 pub async fn namespace_allowed(ctx: &Context, acct: &AIAccount, ns: &str) -> Result<bool> {
-    let Some(allow) = &acct.spec.allowed_namespaces else {
+    allows_namespace(ctx, acct.spec.allowed_namespaces.as_ref(), ns).await
+}
+
+/// Whether an allow-list (of an AIAccount or an AIWorkspace) allows `ns`.
+pub async fn allows_namespace(
+    ctx: &Context,
+    allowed: Option<&crate::crd::AllowedNamespaces>,
+    ns: &str,
+) -> Result<bool> {
+    let Some(allow) = allowed else {
         return Ok(false);
     };
     if allow.names.iter().any(|n| n == ns) {
@@ -119,7 +128,12 @@ impl<'a> Pass<'a> {
         // followed all the same, and saved again with the next status.
         let remembered = ctx.writes.running(&owner);
         let pending = status.pending_operation.clone().or(remembered);
-        let acct = ctx.account(&md.spec.account_ref.name).await?;
+        let spec = md.spec.cognitive().ok_or_else(|| {
+            Error::Config(format!(
+                "{owner}: spec.sku, spec.accountRef and spec.model must be set together (the CRD's rules require it)"
+            ))
+        })?;
+        let acct = ctx.account(&spec.account_ref.name).await?;
         let (account, info, cred, credential_error) = match &acct {
             None => (None, None, None, None),
             Some(a) => {
@@ -182,7 +196,7 @@ impl<'a> Pass<'a> {
                 owner,
                 namespace: ns,
                 deployment_name,
-                spec: md.spec.clone(),
+                spec,
                 generation,
                 status,
             },

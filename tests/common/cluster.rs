@@ -5,7 +5,7 @@
 //! and install the CRDs. Shared by tests/common and tests/support_chaos.
 #![allow(dead_code)]
 
-use aoai_operator::crd::{AIAccount, ModelDeployment};
+use aoai_operator::crd::{AIAccount, AIWorkspace, ModelDeployment};
 use kube::core::ApiResource;
 use testbed::harness::{Cluster, Exclusive};
 
@@ -32,6 +32,10 @@ pub async fn prepare(options: Options, owned: bool) -> Prepared {
         .ok();
     cluster
         .purge(&ApiResource::erase::<AIAccount>(&()))
+        .await
+        .ok();
+    cluster
+        .purge(&ApiResource::erase::<AIWorkspace>(&()))
         .await
         .ok();
     cluster

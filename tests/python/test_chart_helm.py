@@ -242,7 +242,7 @@ def test_rbac_is_least_privilege():
     # Never delete anything, never escalate.
     for _, resource, verb in cluster | role:
         assert verb not in ("delete", "deletecollection", "escalate", "bind", "impersonate"), (resource, verb)
-    for kind in ("aiaccounts", "modeldeployments"):
+    for kind in ("aiaccounts", "aiworkspaces", "modeldeployments"):
         for verb in ("get", "list", "watch", "patch"):
             assert ("aoai.dev", kind, verb) in cluster
         assert ("aoai.dev", f"{kind}/status", "patch") in cluster

@@ -59,7 +59,7 @@ pub async fn state_violations(bed: &Bed, exp: &Expectations) -> Vec<String> {
             continue;
         };
         let st = md.status.clone().unwrap_or_default();
-        let Some(acct) = acct_by_cr.get(&md.spec.account_ref.name) else {
+        let Some(acct) = md.spec.account_name().and_then(|a| acct_by_cr.get(a)) else {
             // Resources on accounts outside the bed (catalogue rows) only need a reasoned condition.
             if status != "True" && !exp.terminal.get(&key).is_some_and(|r| r.contains(&reason)) {
                 v.push(format!(
@@ -111,7 +111,10 @@ pub async fn state_violations(bed: &Bed, exp: &Expectations) -> Vec<String> {
         };
         let p = &d["properties"];
         let m = &p["model"];
-        let spec = &md.spec;
+        let Some(spec) = md.spec.cognitive() else {
+            v.push(format!("{key}: not a sku deployment"));
+            continue;
+        };
         let mut diffs = Vec::new();
         if m["name"].as_str() != Some(spec.model.name.as_str()) {
             diffs.push(format!("model {:?} != {}", m["name"], spec.model.name));

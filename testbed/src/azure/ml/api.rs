@@ -36,6 +36,8 @@ pub struct MlEnv {
     pub location: String,
     /// The system registry of the catalogue's open models.
     pub registry: String,
+    /// Registry discovery base URL (this emulator; Azure's is `https://{region}.api.azureml.ms/`).
+    pub registry_discovery_endpoint: String,
 }
 
 impl MlEnv {
@@ -45,6 +47,10 @@ impl MlEnv {
             ("AZURE_ML_HUB_WORKSPACE", self.hub_workspace.clone()),
             ("AZURE_ML_LOCATION", self.location.clone()),
             ("AZURE_ML_REGISTRY", self.registry.clone()),
+            (
+                "AZURE_ML_REGISTRY_DISCOVERY_ENDPOINT",
+                self.registry_discovery_endpoint.clone(),
+            ),
         ]
     }
 
@@ -86,6 +92,7 @@ impl AzureEmulator {
             workspace: "contoso-project".into(),
             location: "eastus".into(),
             registry: "azureml".into(),
+            registry_discovery_endpoint: i.main_url(),
         };
     }
 
