@@ -39,5 +39,6 @@ fn crd_yaml_is_every_crd() {
         assert_eq!(doc["spec"]["names"]["kind"], crd.spec.names.kind.as_str());
     }
     assert_eq!(docs[0]["spec"]["scope"], "Cluster", "AIAccount");
-    assert_eq!(docs[1]["spec"]["scope"], "Namespaced", "ModelDeployment");
+    assert_eq!(docs[1]["spec"]["scope"], "Cluster", "AIWorkspace");
+    assert_eq!(docs[2]["spec"]["scope"], "Namespaced", "ModelDeployment");
 }
