@@ -9,6 +9,7 @@ mod common;
 
 use aoai_operator::crd::{AIWorkspace, ModelDeployment};
 use common::*;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -102,7 +103,12 @@ async fn score(client: &reqwest::Client, uri: &str, key: &str) -> (u16, Option<S
     }
 }
 
-async fn wait_ml_ready(bed: &Bed, name: &str, what: &str, pred: impl Fn(&ModelDeployment) -> bool) -> ModelDeployment {
+async fn wait_ml_ready(
+    bed: &Bed,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&ModelDeployment) -> bool,
+) -> ModelDeployment {
     bed.wait_md(&bed.team_a, name, Duration::from_secs(60), what, |m| {
         m.is_some_and(|m| is_ready(m) && pred(m))
     })
@@ -115,7 +121,12 @@ async fn managed_compute_converges_serves_and_keeps_the_key_in_key_vault() {
     let mut bed = Bed::new().await;
     create_workspace(&bed, json!({})).await;
     bed.start().await;
-    create_ml(&bed, "phi", json!({"managedCompute": {"model": PHI, "instanceType": NC24}})).await;
+    create_ml(
+        &bed,
+        "phi",
+        json!({"connectionConfigMap": "phi-connection", "managedCompute": {"model": PHI, "instanceType": NC24}}),
+    )
+    .await;
     let md = wait_ml_ready(&bed, "phi", "Ready", |_| true).await;
     let st = md.status.clone().unwrap();
     let endpoint = format!("{}-phi", bed.team_a);
@@ -125,7 +136,10 @@ async fn managed_compute_converges_serves_and_keeps_the_key_in_key_vault() {
     assert_eq!(st.instance_type.as_deref(), Some(NC24));
     assert_eq!(st.instance_count, Some(1));
     let ep_id = endpoint_id(&bed, "onlineEndpoints", &endpoint);
-    let ep = bed.azure.online_endpoint(&ep_id).expect("endpoint in Azure");
+    let ep = bed
+        .azure
+        .online_endpoint(&ep_id)
+        .expect("endpoint in Azure");
     assert_eq!(ep["tags"]["aoai.dev-owner"], format!("{}/phi", bed.team_a));
     assert_eq!(ep["properties"]["traffic"][&dep], 100);
     let uri = st.scoring_uri.clone().expect("scoring URI");
@@ -133,7 +147,10 @@ async fn managed_compute_converges_serves_and_keeps_the_key_in_key_vault() {
     // The key is in Key Vault, never in Kubernetes.
     let kv = st.key_vault_secret.clone().expect("Key Vault reference");
     assert_eq!(kv.name, format!("{WORKSPACE}-{endpoint}"));
-    let (stored, version) = bed.azure.secret(&bed.vault, &kv.name).expect("secret stored");
+    let (stored, version) = bed
+        .azure
+        .secret(&bed.vault, &kv.name)
+        .expect("secret stored");
     let (primary, _) = bed.azure.online_endpoint_keys(&ep_id).unwrap();
     assert_eq!(stored, primary);
     assert_eq!(kv.version.as_deref(), Some(version.as_str()));
@@ -141,6 +158,16 @@ async fn managed_compute_converges_serves_and_keeps_the_key_in_key_vault() {
     for (_, _, note) in bed.events_for(&bed.team_a, "phi").await {
         assert!(!note.contains(&primary));
     }
+    // The connection ConfigMap names the URI and the Key Vault secret, never the key.
+    let cm = Api::<ConfigMap>::namespaced(bed.client.clone(), &bed.team_a)
+        .get("phi-connection")
+        .await
+        .expect("connection ConfigMap");
+    let data = cm.data.unwrap();
+    assert_eq!(Some(&data["AZURE_ML_SCORING_URI"]), st.scoring_uri.as_ref());
+    assert_eq!(data["AZURE_ML_ENDPOINT_NAME"], endpoint);
+    assert_eq!(data["AZURE_KEY_VAULT_SECRET_NAME"], kv.name);
+    assert!(!serde_json::to_string(&data).unwrap().contains(&primary));
     // An app reads the key from Key Vault and calls the scoring URI.
     let client = scoring_client(&bed);
     let (code, served_by) = score(&client, &uri, &stored).await;
@@ -166,15 +193,31 @@ async fn instance_count_in_place_and_instance_type_moves_traffic_with_no_gap() {
     let mut bed = Bed::new().await;
     create_workspace(&bed, json!({})).await;
     bed.start().await;
-    create_ml(&bed, "phi", json!({"managedCompute": {"model": PHI, "instanceType": NC24}})).await;
+    create_ml(
+        &bed,
+        "phi",
+        json!({"managedCompute": {"model": PHI, "instanceType": NC24}}),
+    )
+    .await;
     let md = wait_ml_ready(&bed, "phi", "Ready", |_| true).await;
     let st = md.status.unwrap();
     let first = st.deployment_name.clone().unwrap();
-    let ep_id = endpoint_id(&bed, "onlineEndpoints", st.endpoint_name.as_deref().unwrap());
+    let ep_id = endpoint_id(
+        &bed,
+        "onlineEndpoints",
+        st.endpoint_name.as_deref().unwrap(),
+    );
     // Instance count: the same deployment, in place.
-    bed.patch_spec(&bed.team_a, "phi", json!({"managedCompute": {"instanceCount": 2}})).await;
+    bed.patch_spec(
+        &bed.team_a,
+        "phi",
+        json!({"managedCompute": {"instanceCount": 2}}),
+    )
+    .await;
     wait_ml_ready(&bed, "phi", "2 instances", |m| {
-        m.status.as_ref().is_some_and(|s| s.instance_count == Some(2))
+        m.status
+            .as_ref()
+            .is_some_and(|s| s.instance_count == Some(2))
     })
     .await;
     let deps = bed.azure.online_deployments(&ep_id);
@@ -201,9 +244,16 @@ async fn instance_count_in_place_and_instance_type_moves_traffic_with_no_gap() {
             seen
         })
     };
-    bed.patch_spec(&bed.team_a, "phi", json!({"managedCompute": {"instanceType": NC48, "instanceCount": 1}})).await;
+    bed.patch_spec(
+        &bed.team_a,
+        "phi",
+        json!({"managedCompute": {"instanceType": NC48, "instanceCount": 1}}),
+    )
+    .await;
     let md = wait_ml_ready(&bed, "phi", "on the new instance type", |m| {
-        m.status.as_ref().is_some_and(|s| s.instance_type.as_deref() == Some(NC48))
+        m.status
+            .as_ref()
+            .is_some_and(|s| s.instance_type.as_deref() == Some(NC48))
     })
     .await;
     // Until the old deployment is gone too.
@@ -211,7 +261,10 @@ async fn instance_count_in_place_and_instance_type_moves_traffic_with_no_gap() {
     assert_ne!(second, first);
     let start = std::time::Instant::now();
     while bed.azure.online_deployments(&ep_id).len() > 1 {
-        assert!(start.elapsed() < Duration::from_secs(30), "old deployment not deleted");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "old deployment not deleted"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -219,9 +272,15 @@ async fn instance_count_in_place_and_instance_type_moves_traffic_with_no_gap() {
     let seen = caller.await.unwrap();
     assert!(seen.len() > 10, "the caller made {} calls", seen.len());
     let failures: Vec<_> = seen.iter().filter(|(c, _)| *c != 200).collect();
-    assert!(failures.is_empty(), "calls not served during the switch: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "calls not served during the switch: {failures:?}"
+    );
     let by: std::collections::BTreeSet<_> = seen.iter().filter_map(|(_, d)| d.clone()).collect();
-    assert!(by.contains(&first) && by.contains(&second), "served by {by:?}");
+    assert!(
+        by.contains(&first) && by.contains(&second),
+        "served by {by:?}"
+    );
     let deps = bed.azure.online_deployments(&ep_id);
     assert_eq!(deps.len(), 1);
     assert_eq!(deps[0]["name"], second);
@@ -235,30 +294,67 @@ async fn deletion_removes_deployment_then_endpoint_and_retain_leaves_them() {
     let mut bed = Bed::new().await;
     create_workspace(&bed, json!({})).await;
     bed.start().await;
-    create_ml(&bed, "gone", json!({"managedCompute": {"model": PHI, "instanceType": NC24}})).await;
-    create_ml(&bed, "kept", json!({"deletionPolicy": "Retain", "managedCompute": {"model": PHI, "instanceType": NC24}})).await;
+    create_ml(
+        &bed,
+        "gone",
+        json!({"managedCompute": {"model": PHI, "instanceType": NC24}}),
+    )
+    .await;
+    create_ml(
+        &bed,
+        "kept",
+        json!({"deletionPolicy": "Retain", "managedCompute": {"model": PHI, "instanceType": NC24}}),
+    )
+    .await;
     let gone = wait_ml_ready(&bed, "gone", "Ready", |_| true).await;
     let kept = wait_ml_ready(&bed, "kept", "Ready", |_| true).await;
-    let gone_id = endpoint_id(&bed, "onlineEndpoints", gone.status.unwrap().endpoint_name.as_deref().unwrap());
-    let kept_id = endpoint_id(&bed, "onlineEndpoints", kept.status.unwrap().endpoint_name.as_deref().unwrap());
+    let gone_id = endpoint_id(
+        &bed,
+        "onlineEndpoints",
+        gone.status.unwrap().endpoint_name.as_deref().unwrap(),
+    );
+    let kept_id = endpoint_id(
+        &bed,
+        "onlineEndpoints",
+        kept.status.unwrap().endpoint_name.as_deref().unwrap(),
+    );
     let before = bed.azure.request_log().len();
     bed.delete_md(&bed.team_a, "gone").await;
     bed.delete_md(&bed.team_a, "kept").await;
     bed.wait_gone(&bed.team_a, "gone").await;
     bed.wait_gone(&bed.team_a, "kept").await;
-    assert!(bed.azure.online_endpoint(&gone_id).is_none(), "endpoint deleted");
-    assert!(bed.azure.online_endpoint(&kept_id).is_some(), "Retain keeps the endpoint");
+    assert!(
+        bed.azure.online_endpoint(&gone_id).is_none(),
+        "endpoint deleted"
+    );
+    assert!(
+        bed.azure.online_endpoint(&kept_id).is_some(),
+        "Retain keeps the endpoint"
+    );
     assert_eq!(bed.azure.online_deployments(&kept_id).len(), 1);
     // Reverse order: traffic off, the deployment, then the endpoint.
     let order: Vec<String> = bed.azure.request_log()[before..]
         .iter()
-        .filter(|r| r.path.to_ascii_lowercase().contains(&gone_id.to_ascii_lowercase()) && r.is_write)
+        .filter(|r| {
+            r.path
+                .to_ascii_lowercase()
+                .contains(&gone_id.to_ascii_lowercase())
+                && r.is_write
+        })
         .map(|r| {
-            let kind = if r.path.to_ascii_lowercase().contains("/deployments/") { "deployment" } else { "endpoint" };
+            let kind = if r.path.to_ascii_lowercase().contains("/deployments/") {
+                "deployment"
+            } else {
+                "endpoint"
+            };
             format!("{} {kind}", r.method)
         })
         .collect();
-    assert_eq!(order, vec!["PUT endpoint", "DELETE deployment", "DELETE endpoint"], "{order:?}");
+    assert_eq!(
+        order,
+        vec!["PUT endpoint", "DELETE deployment", "DELETE endpoint"],
+        "{order:?}"
+    );
     bed.assert_contract_clean();
     bed.stop().await;
 }
@@ -266,7 +362,11 @@ async fn deletion_removes_deployment_then_endpoint_and_retain_leaves_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serverless_with_and_without_its_marketplace_subscription_allowed() {
     let mut bed = Bed::new().await;
-    create_workspace(&bed, json!({"marketplace": {"allowedPublishers": ["000-000"]}})).await;
+    create_workspace(
+        &bed,
+        json!({"marketplace": {"allowedPublishers": ["000-000"]}}),
+    )
+    .await;
     bed.start().await;
     let mistral = "azureml://registries/azureml-mistral/models/Mistral-Large-2411";
     let cohere = "azureml://registries/azureml-cohere/models/Cohere-command-r-plus-08-2024";
@@ -274,17 +374,33 @@ async fn serverless_with_and_without_its_marketplace_subscription_allowed() {
     create_ml(&bed, "cohere", json!({"serverless": {"modelId": cohere}})).await;
     let md = wait_ml_ready(&bed, "mistral", "Ready", |_| true).await;
     let st = md.status.unwrap();
-    let ep_id = endpoint_id(&bed, "serverlessEndpoints", st.endpoint_name.as_deref().unwrap());
-    let ep = bed.azure.serverless_endpoint(&ep_id).expect("serverless endpoint");
+    let ep_id = endpoint_id(
+        &bed,
+        "serverlessEndpoints",
+        st.endpoint_name.as_deref().unwrap(),
+    );
+    let ep = bed
+        .azure
+        .serverless_endpoint(&ep_id)
+        .expect("serverless endpoint");
     assert_eq!(ep["properties"]["modelSettings"]["modelId"], mistral);
     let sub = bed
         .azure
-        .marketplace_subscription(&format!("{}/marketplaceSubscriptions/Mistral-Large-2411", bed.azure.ml_env().workspace_id()))
+        .marketplace_subscription(&format!(
+            "{}/marketplaceSubscriptions/Mistral-Large-2411",
+            bed.azure.ml_env().workspace_id()
+        ))
         .expect("marketplace subscription");
-    assert_eq!(sub["properties"]["marketplaceSubscriptionStatus"], "Subscribed");
+    assert_eq!(
+        sub["properties"]["marketplaceSubscriptionStatus"],
+        "Subscribed"
+    );
     let kv = st.key_vault_secret.unwrap();
     let (stored, _) = bed.azure.secret(&bed.vault, &kv.name).unwrap();
-    assert_eq!(stored, bed.azure.serverless_endpoint_keys(&ep_id).unwrap().0);
+    assert_eq!(
+        stored,
+        bed.azure.serverless_endpoint_keys(&ep_id).unwrap().0
+    );
     // The app calls the inference URI with the key from Key Vault.
     let uri = st.scoring_uri.expect("inference URI");
     let client = scoring_client(&bed);
@@ -297,11 +413,18 @@ async fn serverless_with_and_without_its_marketplace_subscription_allowed() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // Cohere needs a marketplace subscription the workspace does not allow: refused, no write.
-    let c = bed.wait_reason(&bed.team_a, "cohere", "MarketplaceSubscriptionNotAllowed").await;
+    let c = bed
+        .wait_reason(&bed.team_a, "cohere", "MarketplaceSubscriptionNotAllowed")
+        .await;
     let msg = &c.status.unwrap().conditions[0].message;
-    assert!(msg.contains("cohere") && msg.contains("spec.marketplace"), "{msg}");
     assert!(
-        ml_writes(&bed).iter().all(|w| !w.to_ascii_lowercase().contains("cohere")),
+        msg.contains("cohere") && msg.contains("spec.marketplace"),
+        "{msg}"
+    );
+    assert!(
+        ml_writes(&bed)
+            .iter()
+            .all(|w| !w.to_ascii_lowercase().contains("cohere")),
         "{:#?}",
         ml_writes(&bed)
     );
@@ -316,11 +439,36 @@ async fn bad_inputs_get_a_reason_and_no_azure_write() {
     let ml = bed.azure.ml_env();
     bed.start().await;
     let cases = [
-        ("unknown", json!({"managedCompute": {"model": "azureml://registries/azureml/models/No-Such-Model/versions/1", "instanceType": NC24}}), "ModelNotFound", "No-Such-Model"),
-        ("small", json!({"managedCompute": {"model": "azureml://registries/azureml/models/Llama-3.3-70B-Instruct/versions/4", "instanceType": NC24}}), "InstanceTypeNotSupported", "Standard_NC96ads_A100_v4"),
-        ("quota", json!({"managedCompute": {"model": PHI, "instanceType": NC24, "instanceCount": 7}}), "InsufficientQuota", "vCPUs"),
-        ("notmc", json!({"managedCompute": {"model": "azureml://registries/azureml-mistral/models/Mistral-Large-2411/versions/2", "instanceType": NC24}}), "ModelNotOffered", "serverless"),
-        ("market", json!({"serverless": {"modelId": "azureml://registries/azureml-cohere/models/Cohere-command-r-plus-08-2024"}}), "MarketplaceSubscriptionNotAllowed", "spec.marketplace"),
+        (
+            "unknown",
+            json!({"managedCompute": {"model": "azureml://registries/azureml/models/No-Such-Model/versions/1", "instanceType": NC24}}),
+            "ModelNotFound",
+            "No-Such-Model",
+        ),
+        (
+            "small",
+            json!({"managedCompute": {"model": "azureml://registries/azureml/models/Llama-3.3-70B-Instruct/versions/4", "instanceType": NC24}}),
+            "InstanceTypeNotSupported",
+            "Standard_NC96ads_A100_v4",
+        ),
+        (
+            "quota",
+            json!({"managedCompute": {"model": PHI, "instanceType": NC24, "instanceCount": 7}}),
+            "InsufficientQuota",
+            "vCPUs",
+        ),
+        (
+            "notmc",
+            json!({"managedCompute": {"model": "azureml://registries/azureml-mistral/models/Mistral-Large-2411/versions/2", "instanceType": NC24}}),
+            "ModelNotOffered",
+            "serverless",
+        ),
+        (
+            "market",
+            json!({"serverless": {"modelId": "azureml://registries/azureml-cohere/models/Cohere-command-r-plus-08-2024"}}),
+            "MarketplaceSubscriptionNotAllowed",
+            "spec.marketplace",
+        ),
     ];
     for (name, form, _, _) in &cases {
         create_ml(&bed, name, form.clone()).await;
@@ -332,15 +480,61 @@ async fn bad_inputs_get_a_reason_and_no_azure_write() {
     }
     assert!(ml_writes(&bed).is_empty(), "{:#?}", ml_writes(&bed));
     // VM quota usage was not touched, and a namespace the workspace does not allow is refused.
-    assert_eq!(bed.azure.vm_quota_usage(&ml.subscription_id, &ml.location, "standardNCADSA100v4Family"), 0);
+    assert_eq!(
+        bed.azure.vm_quota_usage(
+            &ml.subscription_id,
+            &ml.location,
+            "standardNCADSA100v4Family"
+        ),
+        0
+    );
     let md: ModelDeployment = serde_json::from_value(json!({
         "apiVersion": "aoai.dev/v1alpha1", "kind": "ModelDeployment",
         "metadata": {"name": "elsewhere", "namespace": bed.team_b},
         "spec": {"workspaceRef": {"name": WORKSPACE}, "managedCompute": {"model": PHI, "instanceType": NC24}},
     }))
     .unwrap();
-    bed.mds(&bed.team_b).create(&PostParams::default(), &md).await.unwrap();
-    bed.wait_reason(&bed.team_b, "elsewhere", "NamespaceNotAllowed").await;
+    bed.mds(&bed.team_b)
+        .create(&PostParams::default(), &md)
+        .await
+        .unwrap();
+    bed.wait_reason(&bed.team_b, "elsewhere", "NamespaceNotAllowed")
+        .await;
     assert!(ml_writes(&bed).is_empty());
+    bed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_during_an_operation_resumes_it_without_a_second_write() {
+    let mut bed = Bed::with(|c| c.provisioning_delay = Duration::from_secs(3)).await;
+    create_workspace(&bed, json!({})).await;
+    bed.start().await;
+    create_ml(
+        &bed,
+        "phi",
+        json!({"managedCompute": {"model": PHI, "instanceType": NC24}}),
+    )
+    .await;
+    // Stop the operator while Azure creates the endpoint (the operation is in status).
+    bed.wait_md(&bed.team_a, "phi", Duration::from_secs(30), "creating", |m| {
+        m.and_then(|m| m.status.as_ref())
+            .is_some_and(|s| s.pending_operation.is_some())
+    })
+    .await;
+    bed.stop().await;
+    let endpoint_puts = |bed: &Bed| {
+        ml_writes(bed)
+            .iter()
+            .filter(|w| w.starts_with("PUT") && !w.contains("/deployments/"))
+            .count()
+    };
+    assert_eq!(endpoint_puts(&bed), 1);
+    bed.start().await;
+    wait_ml_ready(&bed, "phi", "Ready", |_| true).await;
+    // One endpoint create, one deployment create, one traffic update: nothing written twice.
+    let writes = ml_writes(&bed);
+    assert_eq!(writes.len(), 3, "{writes:#?}");
+    assert_eq!(endpoint_puts(&bed), 2, "create + traffic: {writes:#?}");
+    bed.assert_contract_clean();
     bed.stop().await;
 }

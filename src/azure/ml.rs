@@ -226,9 +226,16 @@ impl MlClient<'_> {
         op: &str,
         id: &str,
     ) -> Result<Option<Value>, AzureError> {
-        self.send(cred, op, Access::Read, reqwest::Method::GET, self.url(id), None)
-            .await?
-            .json_unless_missing(op)
+        self.send(
+            cred,
+            op,
+            Access::Read,
+            reqwest::Method::GET,
+            self.url(id),
+            None,
+        )
+        .await?
+        .json_unless_missing(op)
     }
 
     /// Every item of a paged ARM listing.
@@ -268,7 +275,14 @@ impl MlClient<'_> {
         body: &Value,
     ) -> Result<MlWrite, AzureError> {
         let r = self
-            .send(cred, op, Access::Write, reqwest::Method::PUT, self.url(id), Some(body))
+            .send(
+                cred,
+                op,
+                Access::Write,
+                reqwest::Method::PUT,
+                self.url(id),
+                Some(body),
+            )
             .await?;
         write_outcome(&r, op)
     }
@@ -281,7 +295,14 @@ impl MlClient<'_> {
         id: &str,
     ) -> Result<MlWrite, AzureError> {
         let r = self
-            .send(cred, op, Access::Delete, reqwest::Method::DELETE, self.url(id), None)
+            .send(
+                cred,
+                op,
+                Access::Delete,
+                reqwest::Method::DELETE,
+                self.url(id),
+                None,
+            )
             .await?;
         if r.status == 404 {
             return Ok(MlWrite {
@@ -333,7 +354,14 @@ impl MlClient<'_> {
             "/subscriptions/{subscription}/providers/Microsoft.MachineLearningServices/locations/{location}/vmSizes"
         );
         let v: Value = self
-            .send(cred, op, Access::Read, reqwest::Method::GET, self.url(&path), None)
+            .send(
+                cred,
+                op,
+                Access::Read,
+                reqwest::Method::GET,
+                self.url(&path),
+                None,
+            )
             .await?
             .ok_json(op)?;
         Ok(v["value"]

@@ -225,7 +225,10 @@ mod tests {
         let long = default_endpoint_name(&"n".repeat(40), "x");
         assert!(long.len() <= 32, "{long}");
         let digit = default_endpoint_name("1team", "x");
-        assert!(digit.starts_with(|c: char| c.is_ascii_alphabetic()), "{digit}");
+        assert!(
+            digit.starts_with(|c: char| c.is_ascii_alphabetic()),
+            "{digit}"
+        );
         for n in [dotted, long, digit] {
             assert!(n.len() >= 3 && n.len() <= 32);
             assert!(n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
@@ -243,7 +246,10 @@ mod tests {
         assert_ne!(a, online_deployment_name(m, "Standard_NC48ads_A100_v4"));
         assert_ne!(
             a,
-            online_deployment_name(&m.replace("versions/1", "versions/2"), "Standard_NC24ads_A100_v4")
+            online_deployment_name(
+                &m.replace("versions/1", "versions/2"),
+                "Standard_NC24ads_A100_v4"
+            )
         );
     }
 }

@@ -6,7 +6,7 @@
 
 use super::body::{CLUSTER_TAG, OWNER_TAG};
 use crate::azure::arm::Deployment;
-use crate::crd::{DeletionPolicy, LastError, CognitiveSpec, OperationKind};
+use crate::crd::{CognitiveSpec, DeletionPolicy, LastError, OperationKind};
 use crate::reason;
 use std::time::Duration;
 

@@ -6,7 +6,7 @@ use super::account::*;
 use super::delete::decide_delete;
 use super::*;
 use crate::azure::inventory::{Busy, Seen};
-use crate::crd::{Condition, CognitiveSpec};
+use crate::crd::{CognitiveSpec, Condition};
 use serde_json::{Value, json};
 
 const OWNER: &str = "team-a/chat";

@@ -332,7 +332,8 @@ fn holds(want: &Value, have: &Value) -> bool {
             .iter()
             .all(|(k, v)| holds(v, h.get(k).unwrap_or(&Value::Null))),
         (Value::String(w), Value::String(h)) => {
-            w.eq_ignore_ascii_case(h) || matches!((iso_ms(w), iso_ms(h)), (Some(a), Some(b)) if a == b)
+            w.eq_ignore_ascii_case(h)
+                || matches!((iso_ms(w), iso_ms(h)), (Some(a), Some(b)) if a == b)
         }
         (Value::Number(w), Value::Number(h)) => w.as_f64() == h.as_f64(),
         _ => want == have,
@@ -370,9 +371,11 @@ pub fn deployment_body(
     observed: Option<&Value>,
 ) -> Value {
     let mut body = observed.map(writable).unwrap_or_else(|| json!({}));
-    body["location"] = json!(observed
-        .and_then(|o| o["location"].as_str())
-        .unwrap_or(location));
+    body["location"] = json!(
+        observed
+            .and_then(|o| o["location"].as_str())
+            .unwrap_or(location)
+    );
     body["tags"] = owner_tags(&s.md.owner, observed);
     let sku_name = observed
         .and_then(|o| o["sku"]["name"].as_str())
@@ -394,11 +397,18 @@ pub fn deployment_body(
     body
 }
 
-fn endpoint_body(s: &MlSnapshot, location: &str, observed: Option<&Value>, traffic: Option<Value>) -> Value {
+fn endpoint_body(
+    s: &MlSnapshot,
+    location: &str,
+    observed: Option<&Value>,
+    traffic: Option<Value>,
+) -> Value {
     let mut body = observed.map(writable).unwrap_or_else(|| json!({}));
-    body["location"] = json!(observed
-        .and_then(|o| o["location"].as_str())
-        .unwrap_or(location));
+    body["location"] = json!(
+        observed
+            .and_then(|o| o["location"].as_str())
+            .unwrap_or(location)
+    );
     body["tags"] = owner_tags(&s.md.owner, observed);
     if !body["identity"].is_object() {
         body["identity"] = json!({"type": "SystemAssigned"});
@@ -481,7 +491,8 @@ impl<'a> Ending<'a> {
             Some(self.s.md.generation),
             &self.s.now,
         );
-        let changed = prev.is_none_or(|p| p.reason != reason || p.status != (if ok { "True" } else { "False" }));
+        let changed = prev
+            .is_none_or(|p| p.reason != reason || p.status != (if ok { "True" } else { "False" }));
         if changed && !ok && !is_progress(reason) {
             self.events
                 .push(EventSpec::warning(reason, "Reconcile", message.to_string()));
@@ -512,7 +523,14 @@ impl<'a> Ending<'a> {
 }
 
 fn is_progress(reason: &str) -> bool {
-    [CREATING, UPDATING, DELETING, PROVISIONING, WAITING_FOR_AZURE].contains(&reason)
+    [
+        CREATING,
+        UPDATING,
+        DELETING,
+        PROVISIONING,
+        WAITING_FOR_AZURE,
+    ]
+    .contains(&reason)
 }
 
 /// The reason and requeue of a failed Azure call.
@@ -555,7 +573,11 @@ pub fn decide_ml(s: &MlSnapshot) -> MlStep {
         return reject_or_release(s, NAMESPACE_NOT_ALLOWED, "the AIWorkspace does not allow this namespace: ask the platform team to add it to spec.allowedNamespaces".into());
     }
     if w.deleting && !s.deleting {
-        return reject(s, WORKSPACE_DELETING, "the AIWorkspace is being deleted: no new deployments go to it".into());
+        return reject(
+            s,
+            WORKSPACE_DELETING,
+            "the AIWorkspace is being deleted: no new deployments go to it".into(),
+        );
     }
     if let Some(msg) = &s.credential_error {
         return reject_or_release(s, CREDENTIAL_ERROR, msg.clone());
@@ -577,7 +599,15 @@ pub fn decide_ml(s: &MlSnapshot) -> MlStep {
             Known::Known(Ok(Poll::Succeeded)) => return MlStep::EndOperation,
             Known::Known(Ok(Poll::InProgress { retry_after })) => {
                 let mut end = Ending::new(s);
-                end.ready(false, op.kind.progress_reason(), &format!("Azure is running the {} of {}", op.kind.as_str(), op.target.as_deref().unwrap_or("the endpoint")));
+                end.ready(
+                    false,
+                    op.kind.progress_reason(),
+                    &format!(
+                        "Azure is running the {} of {}",
+                        op.kind.as_str(),
+                        op.target.as_deref().unwrap_or("the endpoint")
+                    ),
+                );
                 let wait = retry_after
                     .unwrap_or(s.timing.poll_interval)
                     .clamp(s.timing.poll_interval / 4, s.timing.poll_interval * 12);
@@ -606,7 +636,14 @@ pub fn decide_ml(s: &MlSnapshot) -> MlStep {
     {
         // Azure refused this generation: a human must change the spec.
         let mut end = Ending::new(s);
-        end.ready(false, &le.code, &format!("{} — fix the spec; nothing is retried for this generation", le.message));
+        end.ready(
+            false,
+            &le.code,
+            &format!(
+                "{} — fix the spec; nothing is retried for this generation",
+                le.message
+            ),
+        );
         return end.end(None);
     }
     let Known::Known(endpoint) = &s.endpoint else {
@@ -629,7 +666,10 @@ fn reject_or_release(s: &MlSnapshot, reason: &str, message: String) -> MlStep {
         return Ending::new(s).release(EventSpec::warning(
             NOT_DELETED_IN_AZURE,
             "Delete",
-            format!("the Azure endpoint {} was not deleted: {message}", s.md.endpoint_name),
+            format!(
+                "the Azure endpoint {} was not deleted: {message}",
+                s.md.endpoint_name
+            ),
         ));
     }
     reject(s, reason, message)
@@ -645,12 +685,29 @@ fn foreign(s: &MlSnapshot, ep: &Value) -> Option<MlStep> {
                 return Some(Ending::new(s).release(EventSpec::normal(
                     LEFT_IN_PLACE,
                     "Delete",
-                    format!("the Azure endpoint {} is not this resource's; left in place", s.md.endpoint_name),
+                    format!(
+                        "the Azure endpoint {} is not this resource's; left in place",
+                        s.md.endpoint_name
+                    ),
                 )));
             }
             Some(match owner {
-                Some(o) => reject(s, OWNED_BY_ANOTHER_RESOURCE, format!("Azure endpoint {} belongs to {o}: choose another endpointName", s.md.endpoint_name)),
-                None => reject(s, ADOPTION_REFUSED, format!("an Azure endpoint {} exists that no resource owns: set spec.adoptExisting: true to take it over, or choose another endpointName", s.md.endpoint_name)),
+                Some(o) => reject(
+                    s,
+                    OWNED_BY_ANOTHER_RESOURCE,
+                    format!(
+                        "Azure endpoint {} belongs to {o}: choose another endpointName",
+                        s.md.endpoint_name
+                    ),
+                ),
+                None => reject(
+                    s,
+                    ADOPTION_REFUSED,
+                    format!(
+                        "an Azure endpoint {} exists that no resource owns: set spec.adoptExisting: true to take it over, or choose another endpointName",
+                        s.md.endpoint_name
+                    ),
+                ),
             })
         }
     }
@@ -660,7 +717,13 @@ fn operation_failed(s: &MlSnapshot, op: &PendingOperation, e: &AzureError) -> Ml
     let mut end = Ending::new(s);
     end.st.pending_operation = None;
     let (reason, requeue, terminal) = failure(e, &s.timing);
-    let message = format!("Azure's {} of {} failed: {}: {}", op.kind.as_str(), op.target.as_deref().unwrap_or("the endpoint"), e.code, e.message);
+    let message = format!(
+        "Azure's {} of {} failed: {}: {}",
+        op.kind.as_str(),
+        op.target.as_deref().unwrap_or("the endpoint"),
+        e.code,
+        e.message
+    );
     if terminal && !s.deleting {
         end.st.last_error = Some(LastError {
             code: e.code.clone(),
@@ -690,7 +753,13 @@ fn write_refused(s: &MlSnapshot, e: &AzureError) -> MlStep {
     end.end(requeue.or(Some(s.timing.resync)))
 }
 
-fn write(s: &MlSnapshot, kind: OperationKind, target: String, body: Option<Value>, what: String) -> MlStep {
+fn write(
+    s: &MlSnapshot,
+    kind: OperationKind,
+    target: String,
+    body: Option<Value>,
+    what: String,
+) -> MlStep {
     let _ = s;
     MlStep::Write(MlWriteStep {
         kind,
@@ -712,20 +781,62 @@ fn check_managed(s: &MlSnapshot, mc: &ManagedComputeSpec, held_vcpus: u64) -> Op
         return Some(MlStep::Observe(MlNeed::Model));
     };
     let Some(model) = model else {
-        return Some(reject(s, MODEL_NOT_FOUND, format!("model {} is not in its registry's catalogue: check spec.managedCompute.model (registry, name and version)", mc.model)));
+        return Some(reject(
+            s,
+            MODEL_NOT_FOUND,
+            format!(
+                "model {} is not in its registry's catalogue: check spec.managedCompute.model (registry, name and version)",
+                mc.model
+            ),
+        ));
     };
     if model.managed_compute_skus.is_empty() {
-        let hint = if model.serverless { " It is offered as a serverless API: use spec.serverless instead." } else { "" };
-        return Some(reject(s, MODEL_NOT_OFFERED, format!("model {} is not offered on managed compute.{hint}", mc.model)));
+        let hint = if model.serverless {
+            " It is offered as a serverless API: use spec.serverless instead."
+        } else {
+            ""
+        };
+        return Some(reject(
+            s,
+            MODEL_NOT_OFFERED,
+            format!(
+                "model {} is not offered on managed compute.{hint}",
+                mc.model
+            ),
+        ));
     }
-    if !model.managed_compute_skus.iter().any(|k| k.eq_ignore_ascii_case(&mc.instance_type)) {
-        return Some(reject(s, INSTANCE_TYPE_NOT_SUPPORTED, format!("instance type {} is not supported for model {}: it needs one of {}. Fix spec.managedCompute.instanceType", mc.instance_type, mc.model, model.managed_compute_skus.join(", "))));
+    if !model
+        .managed_compute_skus
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(&mc.instance_type))
+    {
+        return Some(reject(
+            s,
+            INSTANCE_TYPE_NOT_SUPPORTED,
+            format!(
+                "instance type {} is not supported for model {}: it needs one of {}. Fix spec.managedCompute.instanceType",
+                mc.instance_type,
+                mc.model,
+                model.managed_compute_skus.join(", ")
+            ),
+        ));
     }
     let Known::Known(vm) = &s.vm else {
         return Some(MlStep::Observe(MlNeed::VmSize));
     };
     let Some(vm) = vm else {
-        return Some(reject(s, INSTANCE_TYPE_NOT_SUPPORTED, format!("instance type {} is not a VM size managed online endpoints offer in {}: fix spec.managedCompute.instanceType", mc.instance_type, s.workspace.location.as_deref().unwrap_or("the workspace's region"))));
+        return Some(reject(
+            s,
+            INSTANCE_TYPE_NOT_SUPPORTED,
+            format!(
+                "instance type {} is not a VM size managed online endpoints offer in {}: fix spec.managedCompute.instanceType",
+                mc.instance_type,
+                s.workspace
+                    .location
+                    .as_deref()
+                    .unwrap_or("the workspace's region")
+            ),
+        ));
     };
     let Known::Known(quota) = &s.quota else {
         return Some(MlStep::Observe(MlNeed::Quota));
@@ -735,16 +846,27 @@ fn check_managed(s: &MlSnapshot, mc: &ManagedComputeSpec, held_vcpus: u64) -> Op
     let (current, limit) = quota.as_ref().map_or((0, 0), |q| (q.current, q.limit));
     let available = limit.saturating_sub(current.saturating_sub(held_vcpus));
     if reserved > available {
-        return Some(reject(s, INSUFFICIENT_QUOTA, format!(
-            "{} × {} needs {reserved} vCPUs of family {} (instances + 20 % Azure reserves for upgrades), but only {available} of the limit {limit} are free in {}: lower spec.managedCompute.instanceCount, free quota, or request more VM quota for the family",
-            mc.instance_count, vm.name, vm.family, s.workspace.location.as_deref().unwrap_or("the region")
-        )));
+        return Some(reject(
+            s,
+            INSUFFICIENT_QUOTA,
+            format!(
+                "{} × {} needs {reserved} vCPUs of family {} (instances + 20 % Azure reserves for upgrades), but only {available} of the limit {limit} are free in {}: lower spec.managedCompute.instanceCount, free quota, or request more VM quota for the family",
+                mc.instance_count,
+                vm.name,
+                vm.family,
+                s.workspace.location.as_deref().unwrap_or("the region")
+            ),
+        ));
     }
     None
 }
 
 fn decide_managed(s: &MlSnapshot, mc: &ManagedComputeSpec, endpoint: Option<&Value>) -> MlStep {
-    let ws = s.workspace.id.clone().expect("an existing workspace has coordinates");
+    let ws = s
+        .workspace
+        .id
+        .clone()
+        .expect("an existing workspace has coordinates");
     let location = s.workspace.location.clone().unwrap_or_default();
     let ep_id = ws.online_endpoint(&s.md.endpoint_name);
     let desired = online_deployment_name(&mc.model, &mc.instance_type);
@@ -752,20 +874,38 @@ fn decide_managed(s: &MlSnapshot, mc: &ManagedComputeSpec, endpoint: Option<&Val
         if let Some(step) = check_managed(s, mc, 0) {
             return step;
         }
-        return write(s, OperationKind::Create, ep_id, Some(endpoint_body(s, &location, None, None)), format!("create online endpoint {}", s.md.endpoint_name));
+        return write(
+            s,
+            OperationKind::Create,
+            ep_id,
+            Some(endpoint_body(s, &location, None, None)),
+            format!("create online endpoint {}", s.md.endpoint_name),
+        );
     };
     let ep_state = state_of(ep);
     if !is_terminal(ep_state) {
-        return wait_provisioning(s, &format!("online endpoint {}", s.md.endpoint_name), ep_state);
+        return wait_provisioning(
+            s,
+            &format!("online endpoint {}", s.md.endpoint_name),
+            ep_state,
+        );
     }
     if failed(ep_state) {
-        return write(s, OperationKind::Repair, ep_id, Some(endpoint_body(s, &location, Some(ep), None)), format!("repair online endpoint {}", s.md.endpoint_name));
+        return write(
+            s,
+            OperationKind::Repair,
+            ep_id,
+            Some(endpoint_body(s, &location, Some(ep), None)),
+            format!("repair online endpoint {}", s.md.endpoint_name),
+        );
     }
     let Known::Known(deps) = &s.deployments else {
         return MlStep::Observe(MlNeed::Deployments);
     };
     let name_of = |d: &Value| d["name"].as_str().unwrap_or_default().to_string();
-    let current = deps.iter().find(|d| name_of(d).eq_ignore_ascii_case(&desired));
+    let current = deps
+        .iter()
+        .find(|d| name_of(d).eq_ignore_ascii_case(&desired));
     let dep_id = ws.online_deployment(&s.md.endpoint_name, &desired);
     let Some(dep) = current else {
         // vCPUs of the same family already held by this endpoint's deployments stay held
@@ -773,14 +913,29 @@ fn decide_managed(s: &MlSnapshot, mc: &ManagedComputeSpec, endpoint: Option<&Val
         if let Some(step) = check_managed(s, mc, 0) {
             return step;
         }
-        return write(s, OperationKind::Create, dep_id, Some(deployment_body(s, mc, &location, None)), format!("create deployment {desired} ({} × {})", mc.instance_count, mc.instance_type));
+        return write(
+            s,
+            OperationKind::Create,
+            dep_id,
+            Some(deployment_body(s, mc, &location, None)),
+            format!(
+                "create deployment {desired} ({} × {})",
+                mc.instance_count, mc.instance_type
+            ),
+        );
     };
     let dep_state = state_of(dep);
     if !is_terminal(dep_state) {
         return wait_provisioning(s, &format!("deployment {desired}"), dep_state);
     }
     if failed(dep_state) {
-        return write(s, OperationKind::Repair, dep_id, Some(deployment_body(s, mc, &location, Some(dep))), format!("repair deployment {desired}"));
+        return write(
+            s,
+            OperationKind::Repair,
+            dep_id,
+            Some(deployment_body(s, mc, &location, Some(dep))),
+            format!("repair deployment {desired}"),
+        );
     }
     let drift = managed_drift(mc, dep);
     if !drift.is_empty() {
@@ -792,17 +947,46 @@ fn decide_managed(s: &MlSnapshot, mc: &ManagedComputeSpec, endpoint: Option<&Val
                 return step;
             }
         }
-        return write(s, OperationKind::Update, dep_id, Some(deployment_body(s, mc, &location, Some(dep))), format!("update deployment {desired} in place ({})", drift.join(", ")));
+        return write(
+            s,
+            OperationKind::Update,
+            dep_id,
+            Some(deployment_body(s, mc, &location, Some(dep))),
+            format!(
+                "update deployment {desired} in place ({})",
+                drift.join(", ")
+            ),
+        );
     }
     let traffic = traffic_of(ep);
     let want: BTreeMap<String, i32> = [(desired.clone(), 100)].into();
     if traffic != want {
-        return write(s, OperationKind::Update, ep_id, Some(endpoint_body(s, &location, Some(ep), Some(json!({desired.clone(): 100})))), format!("route 100 % of traffic to deployment {desired}"));
+        return write(
+            s,
+            OperationKind::Update,
+            ep_id,
+            Some(endpoint_body(
+                s,
+                &location,
+                Some(ep),
+                Some(json!({desired.clone(): 100})),
+            )),
+            format!("route 100 % of traffic to deployment {desired}"),
+        );
     }
     // The traffic is on the desired deployment: older ones (instance type or model changes) go.
-    if let Some(old) = deps.iter().find(|d| !name_of(d).eq_ignore_ascii_case(&desired)) {
+    if let Some(old) = deps
+        .iter()
+        .find(|d| !name_of(d).eq_ignore_ascii_case(&desired))
+    {
         let old_name = name_of(old);
-        return write(s, OperationKind::Delete, ws.online_deployment(&s.md.endpoint_name, &old_name), None, format!("delete deployment {old_name}, which serves no traffic any more"));
+        return write(
+            s,
+            OperationKind::Delete,
+            ws.online_deployment(&s.md.endpoint_name, &old_name),
+            None,
+            format!("delete deployment {old_name}, which serves no traffic any more"),
+        );
     }
     if s.md.status.key_vault_secret.is_none() && s.stored_key.is_none() {
         return MlStep::StoreKey {
@@ -816,7 +1000,9 @@ fn decide_managed(s: &MlSnapshot, mc: &ManagedComputeSpec, endpoint: Option<&Val
     end.st.scoring_uri = ep["properties"]["scoringUri"].as_str().map(str::to_string);
     end.st.traffic = traffic;
     end.st.deployment_name = Some(desired.clone());
-    end.st.instance_type = dep["properties"]["instanceType"].as_str().map(str::to_string);
+    end.st.instance_type = dep["properties"]["instanceType"]
+        .as_str()
+        .map(str::to_string);
     end.st.instance_count = dep["sku"]["capacity"].as_i64().map(|c| c as i32);
     end.st.capacity = end.st.instance_count;
     end.st.sku_name = Some("ManagedCompute".into());
@@ -827,18 +1013,32 @@ fn decide_managed(s: &MlSnapshot, mc: &ManagedComputeSpec, endpoint: Option<&Val
         version: m.version,
     });
     end.st.last_error = None;
-    end.ready(true, READY, &format!("deployment {desired} serves 100 % of endpoint {}", s.md.endpoint_name));
+    end.ready(
+        true,
+        READY,
+        &format!(
+            "deployment {desired} serves 100 % of endpoint {}",
+            s.md.endpoint_name
+        ),
+    );
     end.end(Some(s.timing.resync))
 }
 
 /// vCPUs `instances` of the spec's instance type hold (0 when the size is not known yet).
 fn dep_vcpus(s: &MlSnapshot, instances: i64) -> u64 {
-    let vcpus = s.vm.get().and_then(|v| v.as_ref()).map_or(0, |v| u64::from(v.vcpus));
+    let vcpus =
+        s.vm.get()
+            .and_then(|v| v.as_ref())
+            .map_or(0, |v| u64::from(v.vcpus));
     (instances.max(0) as u64 * 6).div_ceil(5) * vcpus
 }
 
 fn decide_serverless(s: &MlSnapshot, sv: &ServerlessSpec, endpoint: Option<&Value>) -> MlStep {
-    let ws = s.workspace.id.clone().expect("an existing workspace has coordinates");
+    let ws = s
+        .workspace
+        .id
+        .clone()
+        .expect("an existing workspace has coordinates");
     let location = s.workspace.location.clone().unwrap_or_default();
     let ep_id = ws.serverless_endpoint(&s.md.endpoint_name);
     let Some(ep) = endpoint else {
@@ -846,19 +1046,41 @@ fn decide_serverless(s: &MlSnapshot, sv: &ServerlessSpec, endpoint: Option<&Valu
             return MlStep::Observe(MlNeed::Model);
         };
         let Some(model) = model else {
-            return reject(s, MODEL_NOT_FOUND, format!("model {} is not in its registry's catalogue: check spec.serverless.modelId", sv.model_id));
+            return reject(
+                s,
+                MODEL_NOT_FOUND,
+                format!(
+                    "model {} is not in its registry's catalogue: check spec.serverless.modelId",
+                    sv.model_id
+                ),
+            );
         };
         if !model.serverless {
-            let hint = if model.managed_compute_skus.is_empty() { "" } else { " It can run on managed compute: use spec.managedCompute instead." };
-            return reject(s, MODEL_NOT_OFFERED, format!("model {} is not offered as a serverless API.{hint}", sv.model_id));
+            let hint = if model.managed_compute_skus.is_empty() {
+                ""
+            } else {
+                " It can run on managed compute: use spec.managedCompute instead."
+            };
+            return reject(
+                s,
+                MODEL_NOT_OFFERED,
+                format!(
+                    "model {} is not offered as a serverless API.{hint}",
+                    sv.model_id
+                ),
+            );
         }
         if let Some(offer) = &model.marketplace_offer {
             let publisher = model.marketplace_publisher().unwrap_or_default();
             if !s.workspace.marketplace.allows(publisher, &sv.model_id) {
-                return reject(s, MARKETPLACE_NOT_ALLOWED, format!(
-                    "model {} is sold through the Azure Marketplace (offer {offer}) and the AIWorkspace does not allow subscribing to it: ask the platform team to add publisher {publisher} (or the model) to spec.marketplace of the AIWorkspace",
-                    sv.model_id
-                ));
+                return reject(
+                    s,
+                    MARKETPLACE_NOT_ALLOWED,
+                    format!(
+                        "model {} is sold through the Azure Marketplace (offer {offer}) and the AIWorkspace does not allow subscribing to it: ask the platform team to add publisher {publisher} (or the model) to spec.marketplace of the AIWorkspace",
+                        sv.model_id
+                    ),
+                );
             }
             let Known::Known(sub) = &s.marketplace else {
                 return MlStep::Observe(MlNeed::Marketplace);
@@ -867,15 +1089,31 @@ fn decide_serverless(s: &MlSnapshot, sv: &ServerlessSpec, endpoint: Option<&Valu
             let sub_name = marketplace_subscription_name(&mref);
             match sub {
                 None => {
-                    return write(s, OperationKind::Create, ws.marketplace_subscription(&sub_name), Some(json!({"properties": {"modelId": sv.model_id}})), format!("subscribe the workspace to marketplace offer {offer}"));
+                    return write(
+                        s,
+                        OperationKind::Create,
+                        ws.marketplace_subscription(&sub_name),
+                        Some(json!({"properties": {"modelId": sv.model_id}})),
+                        format!("subscribe the workspace to marketplace offer {offer}"),
+                    );
                 }
                 Some(sub) => {
                     let st = state_of(sub);
                     if !is_terminal(st) {
-                        return wait_provisioning(s, &format!("marketplace subscription {sub_name}"), st);
+                        return wait_provisioning(
+                            s,
+                            &format!("marketplace subscription {sub_name}"),
+                            st,
+                        );
                     }
                     if failed(st) {
-                        return reject(s, MARKETPLACE_SUBSCRIPTION_FAILED, format!("the workspace's marketplace subscription {sub_name} to {offer} is {st}: check the subscription's billing and the offer's terms in the Azure portal"));
+                        return reject(
+                            s,
+                            MARKETPLACE_SUBSCRIPTION_FAILED,
+                            format!(
+                                "the workspace's marketplace subscription {sub_name} to {offer} is {st}: check the subscription's billing and the offer's terms in the Azure portal"
+                            ),
+                        );
                     }
                 }
             }
@@ -886,16 +1124,32 @@ fn decide_serverless(s: &MlSnapshot, sv: &ServerlessSpec, endpoint: Option<&Valu
             "sku": {"name": "Consumption"},
             "properties": {"modelSettings": {"modelId": sv.model_id}, "authMode": "Key"},
         });
-        return write(s, OperationKind::Create, ep_id, Some(body), format!("create serverless endpoint {}", s.md.endpoint_name));
+        return write(
+            s,
+            OperationKind::Create,
+            ep_id,
+            Some(body),
+            format!("create serverless endpoint {}", s.md.endpoint_name),
+        );
     };
     let st = state_of(ep);
     if !is_terminal(st) {
-        return wait_provisioning(s, &format!("serverless endpoint {}", s.md.endpoint_name), st);
+        return wait_provisioning(
+            s,
+            &format!("serverless endpoint {}", s.md.endpoint_name),
+            st,
+        );
     }
     if failed(st) {
         let mut body = writable(ep);
         body["tags"] = owner_tags(&s.md.owner, Some(ep));
-        return write(s, OperationKind::Repair, ep_id, Some(body), format!("repair serverless endpoint {}", s.md.endpoint_name));
+        return write(
+            s,
+            OperationKind::Repair,
+            ep_id,
+            Some(body),
+            format!("repair serverless endpoint {}", s.md.endpoint_name),
+        );
     }
     if s.md.status.key_vault_secret.is_none() && s.stored_key.is_none() {
         return MlStep::StoreKey {
@@ -906,7 +1160,9 @@ fn decide_serverless(s: &MlSnapshot, sv: &ServerlessSpec, endpoint: Option<&Valu
     }
     let mut end = Ending::new(s);
     end.st.azure_resource_id = ep["id"].as_str().map(str::to_string);
-    end.st.scoring_uri = ep["properties"]["inferenceEndpoint"]["uri"].as_str().map(str::to_string);
+    end.st.scoring_uri = ep["properties"]["inferenceEndpoint"]["uri"]
+        .as_str()
+        .map(str::to_string);
     end.st.provisioning_state = Some(st.to_string());
     end.st.sku_name = Some("Serverless".into());
     end.st.model = ModelRef::parse(&sv.model_id).map(|m| ResolvedModel {
@@ -915,32 +1171,60 @@ fn decide_serverless(s: &MlSnapshot, sv: &ServerlessSpec, endpoint: Option<&Valu
         version: None,
     });
     end.st.last_error = None;
-    end.ready(true, READY, &format!("serverless endpoint {} serves {}", s.md.endpoint_name, sv.model_id));
+    end.ready(
+        true,
+        READY,
+        &format!(
+            "serverless endpoint {} serves {}",
+            s.md.endpoint_name, sv.model_id
+        ),
+    );
     end.end(Some(s.timing.resync))
 }
 
 /// Deletion in reverse order: traffic off, deployments, then the endpoint.
 fn decide_delete(s: &MlSnapshot) -> MlStep {
     if s.md.deletion_policy == DeletionPolicy::Retain {
-        return Ending::new(s).release(EventSpec::normal(RETAINED, "Delete", format!("deletionPolicy Retain: the Azure endpoint {} is left in place", s.md.endpoint_name)));
+        return Ending::new(s).release(EventSpec::normal(
+            RETAINED,
+            "Delete",
+            format!(
+                "deletionPolicy Retain: the Azure endpoint {} is left in place",
+                s.md.endpoint_name
+            ),
+        ));
     }
     let Known::Known(endpoint) = &s.endpoint else {
         return MlStep::Observe(MlNeed::Endpoint);
     };
     let Some(ep) = endpoint else {
-        return Ending::new(s).release(EventSpec::normal(DELETED, "Delete", format!("the Azure endpoint {} is deleted", s.md.endpoint_name)));
+        return Ending::new(s).release(EventSpec::normal(
+            DELETED,
+            "Delete",
+            format!("the Azure endpoint {} is deleted", s.md.endpoint_name),
+        ));
     };
     if let Some(step) = foreign(s, ep) {
         return step;
     }
     let st = state_of(ep);
-    let ws = s.workspace.id.clone().expect("an existing workspace has coordinates");
+    let ws = s
+        .workspace
+        .id
+        .clone()
+        .expect("an existing workspace has coordinates");
     let deleting_state = |state: &str| !is_terminal(state);
     if deleting_state(st) {
         return deletion_wait(s, &format!("endpoint {} is {st}", s.md.endpoint_name));
     }
     match &s.md.form {
-        Form::Serverless(_) => write(s, OperationKind::Delete, ws.serverless_endpoint(&s.md.endpoint_name), None, format!("delete serverless endpoint {}", s.md.endpoint_name)),
+        Form::Serverless(_) => write(
+            s,
+            OperationKind::Delete,
+            ws.serverless_endpoint(&s.md.endpoint_name),
+            None,
+            format!("delete serverless endpoint {}", s.md.endpoint_name),
+        ),
         Form::ManagedCompute(_) => {
             let ep_id = ws.online_endpoint(&s.md.endpoint_name);
             let Known::Known(deps) = &s.deployments else {
@@ -948,16 +1232,34 @@ fn decide_delete(s: &MlSnapshot) -> MlStep {
             };
             if traffic_of(ep).values().any(|p| *p > 0) {
                 let location = s.workspace.location.clone().unwrap_or_default();
-                return write(s, OperationKind::Update, ep_id, Some(endpoint_body(s, &location, Some(ep), Some(json!({})))), "route no traffic before the deployments are deleted".into());
+                return write(
+                    s,
+                    OperationKind::Update,
+                    ep_id,
+                    Some(endpoint_body(s, &location, Some(ep), Some(json!({})))),
+                    "route no traffic before the deployments are deleted".into(),
+                );
             }
             if let Some(d) = deps.first() {
                 let name = d["name"].as_str().unwrap_or_default();
                 if deleting_state(state_of(d)) {
                     return deletion_wait(s, &format!("deployment {name} is {}", state_of(d)));
                 }
-                return write(s, OperationKind::Delete, ws.online_deployment(&s.md.endpoint_name, name), None, format!("delete deployment {name}"));
+                return write(
+                    s,
+                    OperationKind::Delete,
+                    ws.online_deployment(&s.md.endpoint_name, name),
+                    None,
+                    format!("delete deployment {name}"),
+                );
             }
-            write(s, OperationKind::Delete, ep_id, None, format!("delete online endpoint {}", s.md.endpoint_name))
+            write(
+                s,
+                OperationKind::Delete,
+                ep_id,
+                None,
+                format!("delete online endpoint {}", s.md.endpoint_name),
+            )
         }
     }
 }
@@ -969,11 +1271,19 @@ fn deletion_wait(s: &MlSnapshot, what: &str) -> MlStep {
 }
 
 /// The operation Azure accepted, as it is kept in status.
-pub fn pending_of(s: &MlSnapshot, w: &MlWriteStep, out: &crate::azure::ml::MlWrite) -> Option<PendingOperation> {
+pub fn pending_of(
+    s: &MlSnapshot,
+    w: &MlWriteStep,
+    out: &crate::azure::ml::MlWrite,
+) -> Option<PendingOperation> {
     (out.async_operation_url.is_some() || out.location_url.is_some()).then(|| PendingOperation {
         kind: w.kind,
         async_operation_url: out.async_operation_url.clone(),
-        location_url: if out.async_operation_url.is_none() { out.location_url.clone() } else { None },
+        location_url: if out.async_operation_url.is_none() {
+            out.location_url.clone()
+        } else {
+            None
+        },
         started_at: s.now.clone(),
         generation: Some(s.md.generation),
         target: Some(w.target.clone()),

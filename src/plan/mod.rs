@@ -31,8 +31,8 @@ pub mod body;
 pub mod catalog;
 pub mod delete;
 pub mod ml;
-pub mod workspace;
 pub mod status;
+pub mod workspace;
 
 #[cfg(test)]
 mod decide_tests;
@@ -47,7 +47,7 @@ use crate::azure::arm::{AccountModel, Deployment, Poll, Usage, WriteOutcome};
 use crate::azure::inventory::{Busy, Seen};
 use crate::context::Timing;
 use crate::crd::{
-    KeyVaultSecretRef, LastError, CognitiveSpec, ModelDeploymentStatus, OperationKind,
+    CognitiveSpec, KeyVaultSecretRef, LastError, ModelDeploymentStatus, OperationKind,
     PendingOperation,
 };
 use crate::error::{AzureError, ErrorClass};

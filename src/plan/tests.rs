@@ -4,7 +4,7 @@
 use super::action::*;
 use super::body::{CLUSTER_TAG, OWNER_TAG, build_body, tags_for};
 use crate::azure::arm::Deployment;
-use crate::crd::{LastError, CognitiveSpec, OperationKind, SkuName};
+use crate::crd::{CognitiveSpec, LastError, OperationKind, SkuName};
 use serde_json::json;
 use std::time::Duration;
 

@@ -50,8 +50,20 @@ pub fn decide_workspace(
         },
     };
     let before = ready_condition(&prev.conditions).map(|c| (c.status.clone(), c.reason.clone()));
-    set_condition(&mut st.conditions, "Ready", ok, &reason, &message, Some(generation), now);
-    let changed = before != Some(((if ok { "True" } else { "False" }).to_string(), reason.clone()));
+    set_condition(
+        &mut st.conditions,
+        "Ready",
+        ok,
+        &reason,
+        &message,
+        Some(generation),
+        now,
+    );
+    let changed = before
+        != Some((
+            (if ok { "True" } else { "False" }).to_string(),
+            reason.clone(),
+        ));
     let mut events = vec![];
     if changed {
         st.last_sync_time = Some(now.to_string());
@@ -59,7 +71,11 @@ pub fn decide_workspace(
             events.push(EventSpec::warning(&reason, "Check", message));
         }
     }
-    WorkspaceOutcome { status: st, events, retry }
+    WorkspaceOutcome {
+        status: st,
+        events,
+        retry,
+    }
 }
 
 #[cfg(test)]
@@ -70,32 +86,82 @@ mod tests {
     #[test]
     fn a_workspace_azure_has_is_ready_with_its_region() {
         let ws = json!({"id": "/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/workspaces/p", "name": "p", "location": "EastUS", "kind": "Project"});
-        let o = decide_workspace(&Default::default(), 1, WorkspaceObserved::Azure(Ok(Some(ws))), "t1");
+        let o = decide_workspace(
+            &Default::default(),
+            1,
+            WorkspaceObserved::Azure(Ok(Some(ws))),
+            "t1",
+        );
         assert_eq!(o.status.location.as_deref(), Some("eastus"));
         assert_eq!(o.status.kind.as_deref(), Some("Project"));
         let c = ready_condition(&o.status.conditions).unwrap();
         assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", READY));
         assert!(o.events.is_empty() && o.retry.is_none());
         // Unchanged on the next check: nothing moves (steady state writes nothing).
-        let again = decide_workspace(&o.status, 1, WorkspaceObserved::Azure(Ok(Some(json!({"id": o.status.azure_resource_id, "name": "p", "location": "EastUS", "kind": "Project"})))), "t2");
+        let again = decide_workspace(
+            &o.status,
+            1,
+            WorkspaceObserved::Azure(Ok(Some(
+                json!({"id": o.status.azure_resource_id, "name": "p", "location": "EastUS", "kind": "Project"}),
+            ))),
+            "t2",
+        );
         assert_eq!(again.status, o.status);
     }
 
     #[test]
     fn failures_name_what_to_do_and_only_transient_ones_retry() {
-        let missing = decide_workspace(&Default::default(), 1, WorkspaceObserved::Azure(Ok(None)), "t");
+        let missing = decide_workspace(
+            &Default::default(),
+            1,
+            WorkspaceObserved::Azure(Ok(None)),
+            "t",
+        );
         let c = ready_condition(&missing.status.conditions).unwrap();
         assert_eq!(c.reason, WORKSPACE_NOT_FOUND);
         assert!(c.message.contains("spec.workspaceName"));
         assert_eq!(missing.events.len(), 1);
-        let auth = AzureError::response("ml.workspaces.get", 403, "AuthorizationFailed".into(), "no".into(), None);
-        let o = decide_workspace(&Default::default(), 1, WorkspaceObserved::Azure(Err(auth)), "t");
-        assert_eq!(ready_condition(&o.status.conditions).unwrap().reason, AUTHORIZATION_FAILED);
+        let auth = AzureError::response(
+            "ml.workspaces.get",
+            403,
+            "AuthorizationFailed".into(),
+            "no".into(),
+            None,
+        );
+        let o = decide_workspace(
+            &Default::default(),
+            1,
+            WorkspaceObserved::Azure(Err(auth)),
+            "t",
+        );
+        assert_eq!(
+            ready_condition(&o.status.conditions).unwrap().reason,
+            AUTHORIZATION_FAILED
+        );
         assert!(o.retry.is_none());
-        let busy = AzureError::response("ml.workspaces.get", 503, "ServiceUnavailable".into(), "later".into(), None);
-        let o = decide_workspace(&Default::default(), 1, WorkspaceObserved::Azure(Err(busy)), "t");
+        let busy = AzureError::response(
+            "ml.workspaces.get",
+            503,
+            "ServiceUnavailable".into(),
+            "later".into(),
+            None,
+        );
+        let o = decide_workspace(
+            &Default::default(),
+            1,
+            WorkspaceObserved::Azure(Err(busy)),
+            "t",
+        );
         assert!(o.retry.is_some());
-        let o = decide_workspace(&Default::default(), 1, WorkspaceObserved::CredentialError("Secret x missing".into()), "t");
-        assert_eq!(ready_condition(&o.status.conditions).unwrap().reason, CREDENTIAL_ERROR);
+        let o = decide_workspace(
+            &Default::default(),
+            1,
+            WorkspaceObserved::CredentialError("Secret x missing".into()),
+            "t",
+        );
+        assert_eq!(
+            ready_condition(&o.status.conditions).unwrap().reason,
+            CREDENTIAL_ERROR
+        );
     }
 }

@@ -225,7 +225,7 @@ impl Pass<'_> {
 }
 
 /// Connection settings for apps (never the key).
-async fn write_config_map(
+pub(super) async fn write_config_map(
     ctx: &Context,
     md: &ModelDeployment,
     st: &crate::crd::ModelDeploymentStatus,
@@ -240,26 +240,42 @@ async fn write_config_map(
         Some(v) => format!("{vault}secrets/{}/{v}", kv.name),
         None => format!("{vault}secrets/{}", kv.name),
     };
-    let data: std::collections::BTreeMap<String, String> = [
-        (
-            "AZURE_OPENAI_ENDPOINT",
-            st.endpoint.clone().unwrap_or_default(),
-        ),
-        (
-            "AZURE_OPENAI_DEPLOYMENT",
-            st.deployment_name.clone().unwrap_or_default(),
-        ),
-        (
-            "AZURE_OPENAI_API_VERSION",
-            ctx.config.openai_api_version.clone(),
-        ),
-        ("AZURE_KEY_VAULT_URI", kv.vault_uri.clone()),
-        ("AZURE_KEY_VAULT_SECRET_NAME", kv.name.clone()),
-        ("AZURE_KEY_VAULT_SECRET_URI", secret_uri),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let app: Vec<(&str, String)> = match md.spec.method() {
+        crate::crd::Method::Cognitive => vec![
+            (
+                "AZURE_OPENAI_ENDPOINT",
+                st.endpoint.clone().unwrap_or_default(),
+            ),
+            (
+                "AZURE_OPENAI_DEPLOYMENT",
+                st.deployment_name.clone().unwrap_or_default(),
+            ),
+            (
+                "AZURE_OPENAI_API_VERSION",
+                ctx.config.openai_api_version.clone(),
+            ),
+        ],
+        // Azure ML: the URI to call and the endpoint; the key in Key Vault as for the others.
+        _ => vec![
+            (
+                "AZURE_ML_SCORING_URI",
+                st.scoring_uri.clone().unwrap_or_default(),
+            ),
+            (
+                "AZURE_ML_ENDPOINT_NAME",
+                st.endpoint_name.clone().unwrap_or_default(),
+            ),
+        ],
+    };
+    let data: std::collections::BTreeMap<String, String> = app
+        .into_iter()
+        .chain([
+            ("AZURE_KEY_VAULT_URI", kv.vault_uri.clone()),
+            ("AZURE_KEY_VAULT_SECRET_NAME", kv.name.clone()),
+            ("AZURE_KEY_VAULT_SECRET_URI", secret_uri),
+        ])
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     let api: Api<ConfigMap> = Api::namespaced(ctx.client(), &ns);
     if let Some(existing) = api.get_opt(cm_name).await?
         && existing.data.as_ref() == Some(&data)

@@ -10,9 +10,7 @@ use super::{apply_status, now_rfc3339, publish};
 use crate::azure::auth::TokenCredential;
 use crate::azure::ml::{MlClient, ModelRef, WorkspaceId};
 use crate::context::Context;
-use crate::crd::{
-    AIWorkspace, KeyVaultSecretRef, Method, ModelDeployment, default_endpoint_name,
-};
+use crate::crd::{AIWorkspace, KeyVaultSecretRef, Method, ModelDeployment, default_endpoint_name};
 use crate::error::{AzureError, Error, Result};
 use crate::plan::ml::{
     Form, Known, MlNeed, MlResource, MlSnapshot, MlStep, MlTiming, MlWriteStep, WorkspaceFacts,
@@ -211,17 +209,31 @@ impl<'a> MlPass<'a> {
 
     async fn read(&mut self, need: MlNeed) -> std::result::Result<(), AzureError> {
         let cred = self.cred.clone().ok_or_else(|| {
-            AzureError::transport("ml.read", "NoCredential", "no credential for the workspace".into())
+            AzureError::transport(
+                "ml.read",
+                "NoCredential",
+                "no credential for the workspace".into(),
+            )
         })?;
         let ml = self.client();
         match need {
             MlNeed::Poll => {
-                let op = self.snap.md.status.pending_operation.clone().unwrap_or_default();
+                let op = self
+                    .snap
+                    .md
+                    .status
+                    .pending_operation
+                    .clone()
+                    .unwrap_or_default();
                 let r = self
                     .ctx
                     .azure
                     .arm
-                    .poll(&cred, op.async_operation_url.as_deref(), op.location_url.as_deref())
+                    .poll(
+                        &cred,
+                        op.async_operation_url.as_deref(),
+                        op.location_url.as_deref(),
+                    )
                     .await;
                 self.snap.poll = Known::Known(r);
             }
@@ -270,7 +282,10 @@ impl<'a> MlPass<'a> {
                     Form::ManagedCompute(mc) => mc.instance_type.clone(),
                     Form::Serverless(_) => String::new(),
                 };
-                let vm = sizes.iter().find(|v| v.name.eq_ignore_ascii_case(&want)).cloned();
+                let vm = sizes
+                    .iter()
+                    .find(|v| v.name.eq_ignore_ascii_case(&want))
+                    .cloned();
                 self.snap.vm = Known::Known(vm);
             }
             MlNeed::Quota => {
@@ -284,7 +299,9 @@ impl<'a> MlPass<'a> {
                     .map(|v| v.family.clone())
                     .unwrap_or_default();
                 let usages = ml.usages(&cred, &ws.subscription_id, &location).await?;
-                let q = usages.into_iter().find(|u| u.family.eq_ignore_ascii_case(&family));
+                let q = usages
+                    .into_iter()
+                    .find(|u| u.family.eq_ignore_ascii_case(&family));
                 self.snap.quota = Known::Known(q);
             }
             MlNeed::Marketplace => {
@@ -292,8 +309,12 @@ impl<'a> MlPass<'a> {
                     self.snap.marketplace = Known::Known(None);
                     return Ok(());
                 };
-                let id = self.ws().marketplace_subscription(&marketplace_subscription_name(&r));
-                let v = ml.get(&cred, "ml.marketplaceSubscriptions.get", &id).await?;
+                let id = self
+                    .ws()
+                    .marketplace_subscription(&marketplace_subscription_name(&r));
+                let v = ml
+                    .get(&cred, "ml.marketplaceSubscriptions.get", &id)
+                    .await?;
                 self.snap.marketplace = Known::Known(v);
             }
         }
@@ -396,9 +417,16 @@ impl<'a> MlPass<'a> {
             Some(v) => Some(v),
             None => {
                 let tags = [("aoai.dev-endpoint".to_string(), endpoint_id.to_string())].into();
-                kv.set_secret(&cred, vault_uri, secret_name, &key, Some("text/plain"), &tags)
-                    .await?
-                    .version()
+                kv.set_secret(
+                    &cred,
+                    vault_uri,
+                    secret_name,
+                    &key,
+                    Some("text/plain"),
+                    &tags,
+                )
+                .await?
+                .version()
             }
         };
         Ok(KeyVaultSecretRef {
@@ -423,6 +451,11 @@ impl<'a> MlPass<'a> {
         } else {
             Ok(())
         };
+        let ready = crate::plan::status::ready_condition(&f.status.conditions)
+            .is_some_and(|c| c.status == "True");
+        if ready && saved.is_ok() && f.status != self.md.status.clone().unwrap_or_default() {
+            super::execute::write_config_map(ctx, self.md, &f.status).await?;
+        }
         let reference = self.md.object_ref(&());
         for e in self.events.iter().chain(&f.events) {
             publish(ctx, &reference, e).await;

@@ -78,6 +78,36 @@ def test_sandbox_until_ready():
     assert "testbed ready" in output
 
 
+def test_sandbox_ml_examples_until_ready():
+    """examples/ml (an AIWorkspace, a managed-compute and a serverless ModelDeployment) converge in
+    the sandbox; each endpoint's key has its own Key Vault secret."""
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="sandbox-ml-"))
+    proc = subprocess.Popen(
+        ["cargo", "xtask", "sandbox", "--until-ready", "--timeout", "150", "--dir", str(directory),
+         "--examples", str(ROOT / "examples" / "ml")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=400)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        raise AssertionError("the sandbox did not finish:\n" + output[-6000:])
+    assert proc.returncode == 0, output[-6000:]
+    vault = read_env_file(directory / "azure.env")["AZURE_KEY_VAULT_URI"].rstrip("/")
+    found = re.findall(r"^READY ModelDeployment (\S+) endpoint=(\S+)(?: deployment=\S+)? keyVaultSecret=(\S+)$",
+                       output, re.M)
+    ready = {name: (endpoint, secret) for name, endpoint, secret in found}
+    docs = [doc for path in sorted((ROOT / "examples" / "ml").glob("*.yaml"))
+            for doc in yaml.safe_load_all(path.read_text()) if doc and doc["kind"] == "ModelDeployment"]
+    assert {f"{d['metadata']['namespace']}/{d['metadata']['name']}" for d in docs} == set(ready), output[-6000:]
+    assert {"managedCompute", "serverless"} <= {k for d in docs for k in d["spec"]}
+    for name, (endpoint, secret) in ready.items():
+        assert endpoint.startswith("https://"), (name, endpoint)
+        assert secret.startswith(vault + "/secrets/"), (name, secret)
+    assert len({secret for _, secret in ready.values()}) == len(ready), "one secret per endpoint"
+
+
 def processes_mentioning(text: str) -> list:
     found = []
     for proc in pathlib.Path("/proc").iterdir():

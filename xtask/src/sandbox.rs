@@ -421,7 +421,7 @@ fn prepare_examples(
                 continue;
             }
             let kind = value["kind"].as_str().unwrap_or_default().to_string();
-            if kind == "AIAccount" {
+            if kind == "AIAccount" || kind == "AIWorkspace" {
                 point_at_sandbox(&mut value, azure_env);
             }
             if WATCHED_KINDS.contains(&kind.as_str()) {
@@ -457,7 +457,11 @@ fn point_at_sandbox(account: &mut Value, azure_env: &BTreeMap<String, String>) {
     };
     set("subscriptionId", "AZURE_SUBSCRIPTION_ID");
     set("resourceGroup", "AZURE_RESOURCE_GROUP");
-    set("accountName", "AZURE_OPENAI_ACCOUNT");
+    if account["kind"] == "AIWorkspace" {
+        set("workspaceName", "AZURE_ML_WORKSPACE");
+    } else {
+        set("accountName", "AZURE_OPENAI_ACCOUNT");
+    }
     if let Some(uri) = azure_env.get("AZURE_KEY_VAULT_URI") {
         spec["keyVault"]["vaultUri"] = Value::String(uri.clone());
     }
@@ -535,7 +539,12 @@ fn row_for(key: Key, item: &Value) -> Row {
             .as_str()
             .unwrap_or("")
             .to_string(),
-        endpoint: status["endpoint"].as_str().unwrap_or("").to_string(),
+        // Azure ML forms: the URI apps call.
+        endpoint: status["endpoint"]
+            .as_str()
+            .or(status["scoringUri"].as_str())
+            .unwrap_or("")
+            .to_string(),
         deployment: status["deploymentName"].as_str().unwrap_or("").to_string(),
         key_vault_secret,
     }
