@@ -215,6 +215,9 @@ pub struct Shared {
     pub ml_models: Cache<String, Arc<Option<crate::azure::ml::RegistryModel>>>,
     /// Azure ML: each region's VM sizes (per subscription and region), for an hour.
     pub ml_vm_sizes: Cache<String, Arc<Vec<crate::azure::ml::VmSize>>>,
+    /// Azure ML: vCPU quota per subscription and region, for 2 seconds (a burst of creates
+    /// shares one read; Azure still checks each write).
+    pub ml_usages: Cache<String, Arc<Vec<crate::azure::ml::FamilyUsage>>>,
     /// Consecutive transient failures per resource (for backoff).
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -303,6 +306,9 @@ impl Context {
                     .build(),
                 ml_vm_sizes: Cache::builder()
                     .time_to_live(Duration::from_secs(3600))
+                    .build(),
+                ml_usages: Cache::builder()
+                    .time_to_live(Duration::from_secs(2))
                     .build(),
                 failures: Default::default(),
             },

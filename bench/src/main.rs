@@ -15,12 +15,14 @@
 //!   writes (from the apiserver's audit log, by the operator's own ServiceAccount);
 //! * peak (VmHWM) and steady (VmRSS) RSS of the operator process alone, at N and at `--large`;
 //! * latency from a resource's creation to the first Azure call about it: in the burst, and for
-//!   deployments created one per second (`first_call_latency_trickle_*`).
+//!   deployments created one per second (`first_call_latency_trickle_*`);
+//! * Azure calls per managed-compute create against the minimum (`ml`, `--managed-compute M`).
 //!
 //! Timing flags of the operator are scaled to D (LRO poll interval D/4, bounded 20 ms–5 s), as
 //! production defaults are scaled to Azure's minutes-long provisioning.
 
 mod measure;
+mod ml;
 mod population;
 mod requests;
 
@@ -76,6 +78,9 @@ struct Args {
     /// Deployments created one per second after steady state, for the trickle latency (0 = skip).
     #[arg(long, default_value_t = 20)]
     trickle: usize,
+    /// Managed-compute ModelDeployments on an AIWorkspace, for the calls per create (0 = skip).
+    #[arg(long, default_value_t = 5)]
+    managed_compute: usize,
     /// Second, larger population for the RSS figure (0 = skip).
     #[arg(long, default_value_t = 5000)]
     large: usize,
@@ -337,6 +342,7 @@ impl Bench {
                 .count(),
         );
         self.trickle(out).await?;
+        ml::run(&self.azure, &self.client, self.args.managed_compute, out).await?;
         self.large(out).await?;
         if let Some(path) = &self.args.request_log {
             let lines: Vec<String> = self

@@ -608,9 +608,11 @@ pub fn decide_ml(s: &MlSnapshot) -> MlStep {
                         op.target.as_deref().unwrap_or("the endpoint")
                     ),
                 );
+                // The executor's poll clock (Azure's Retry-After, the learned duration of such
+                // operations) says when the next poll is due.
                 let wait = retry_after
                     .unwrap_or(s.timing.poll_interval)
-                    .clamp(s.timing.poll_interval / 4, s.timing.poll_interval * 12);
+                    .min(s.timing.resync);
                 return end.end(Some(wait));
             }
             Known::Known(Ok(Poll::Failed { code, message })) => {

@@ -16,6 +16,7 @@ use crate::plan::ml::{
     Form, Known, MlNeed, MlResource, MlSnapshot, MlStep, MlTiming, MlWriteStep, WorkspaceFacts,
     decide_ml, marketplace_subscription_name, pending_of,
 };
+use crate::azure::arm::Poll;
 use crate::plan::status::EventSpec;
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -218,23 +219,32 @@ impl<'a> MlPass<'a> {
         let ml = self.client();
         match need {
             MlNeed::Poll => {
-                let op = self
-                    .snap
-                    .md
-                    .status
-                    .pending_operation
-                    .clone()
-                    .unwrap_or_default();
+                let polls = &self.ctx.writes.polls;
+                let owner = self.snap.md.owner.clone();
+                // Triggered before the poll is due (a watch event): wait instead of polling.
+                if let Some(left) = polls.not_due(&owner) {
+                    self.snap.poll = Known::Known(Ok(Poll::InProgress {
+                        retry_after: Some(left),
+                    }));
+                    return Ok(());
+                }
+                let op = self.snap.md.status.pending_operation.clone().unwrap_or_default();
                 let r = self
                     .ctx
                     .azure
                     .arm
-                    .poll(
-                        &cred,
-                        op.async_operation_url.as_deref(),
-                        op.location_url.as_deref(),
-                    )
+                    .poll(&cred, op.async_operation_url.as_deref(), op.location_url.as_deref())
                     .await;
+                let r = match r {
+                    Ok(Poll::InProgress { retry_after }) => Ok(Poll::InProgress {
+                        retry_after: Some(polls.in_progress(&owner, retry_after)),
+                    }),
+                    Ok(done) => {
+                        polls.finished(&owner, done == Poll::Succeeded);
+                        Ok(done)
+                    }
+                    Err(e) => Err(e),
+                };
                 self.snap.poll = Known::Known(r);
             }
             MlNeed::Endpoint => {
@@ -298,10 +308,19 @@ impl<'a> MlPass<'a> {
                     .and_then(|v| v.as_ref())
                     .map(|v| v.family.clone())
                     .unwrap_or_default();
-                let usages = ml.usages(&cred, &ws.subscription_id, &location).await?;
+                let key = format!("{}|{location}", ws.subscription_id).to_ascii_lowercase();
+                let usages = match self.ctx.shared.ml_usages.get(&key) {
+                    Some(u) => u,
+                    None => {
+                        let u = Arc::new(ml.usages(&cred, &ws.subscription_id, &location).await?);
+                        self.ctx.shared.ml_usages.insert(key, u.clone());
+                        u
+                    }
+                };
                 let q = usages
-                    .into_iter()
-                    .find(|u| u.family.eq_ignore_ascii_case(&family));
+                    .iter()
+                    .find(|u| u.family.eq_ignore_ascii_case(&family))
+                    .cloned();
                 self.snap.quota = Known::Known(q);
             }
             MlNeed::Marketplace => {
@@ -346,6 +365,7 @@ impl<'a> MlPass<'a> {
         };
         let ml = self.client();
         let op = write_operation(&w);
+        let accepted = std::time::Instant::now();
         let res = match &w.body {
             Some(body) => ml.put(&cred, op, &w.target, body).await,
             None => ml.delete(&cred, op, &w.target).await,
@@ -362,8 +382,17 @@ impl<'a> MlPass<'a> {
                 match pending_of(&self.snap, &w, &out) {
                     Some(p) if out.status != 404 => {
                         self.snap.md.status.pending_operation = Some(p);
-                        self.snap.poll = Known::Known(Ok(crate::azure::arm::Poll::InProgress {
-                            retry_after: out.retry_after,
+                        // The first poll when such operations usually end (learned per
+                        // workspace and kind of write), or when Azure's Retry-After says.
+                        let first = self.ctx.writes.polls.started_at(
+                            &self.ws().resource_id(),
+                            &poll_kind(&w),
+                            &self.snap.md.owner,
+                            out.retry_after,
+                            accepted,
+                        );
+                        self.snap.poll = Known::Known(Ok(Poll::InProgress {
+                            retry_after: Some(first),
                         }));
                     }
                     _ => self.forget_azure(),
@@ -473,6 +502,11 @@ impl<'a> MlPass<'a> {
             }),
         }
     }
+}
+
+/// What the poll clock learns durations of: the kind of write and the kind of resource.
+fn poll_kind(w: &MlWriteStep) -> String {
+    format!("{}/{}", w.kind.as_str(), write_operation(w))
 }
 
 /// The metric name of a write.

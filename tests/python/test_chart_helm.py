@@ -325,7 +325,7 @@ def test_chart_crds_match_generated_crds():
     for name in generated:
         assert crds[name] == (ROOT / "crds" / name).read_text(), f"{name} is stale: run `cargo xtask crds`"
     kinds = sorted(yaml.safe_load(text)["spec"]["names"]["kind"] for text in crds.values())
-    assert kinds == ["AIAccount", "ModelDeployment"]
+    assert kinds == ["AIAccount", "AIWorkspace", "ModelDeployment"]
 
 
 # --- install into the Kubernetes emulator ------------------------------------------------------
@@ -360,7 +360,7 @@ def test_install_and_uninstall_into_the_emulator(testbed):
         # The objects exist in the API server, as Helm created them.
         crds = json.loads(kubectl(testbed, "get", "crd", "-o", "json").stdout)
         names = {c["metadata"]["name"] for c in crds["items"]}
-        assert {"aiaccounts.aoai.dev", "modeldeployments.aoai.dev"} <= names
+        assert {"aiaccounts.aoai.dev", "aiworkspaces.aoai.dev", "modeldeployments.aoai.dev"} <= names
         deployment = json.loads(kubectl(testbed, "-n", namespace, "get", "deployment", release, "-o", "json").stdout)
         assert deployment["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
         assert deployment["spec"]["replicas"] == 2

@@ -394,7 +394,7 @@ impl Kubectl {
     }
 }
 
-/// Read examples/*.yaml (sorted), point the AIAccount(s) at the emulator's seeded Azure world, and
+/// Read examples/*.yaml (sorted), point the AIAccount(s) and AIWorkspace(s) at the emulator's seeded Azure world, and
 /// return the manifest to apply plus the resources to follow.
 fn prepare_examples(
     dir: &Path,
@@ -449,6 +449,7 @@ fn prepare_examples(
 }
 
 fn point_at_sandbox(account: &mut Value, azure_env: &BTreeMap<String, String>) {
+    let workspace = account["kind"] == "AIWorkspace";
     let spec = &mut account["spec"];
     let mut set = |field: &str, key: &str| {
         if let Some(value) = azure_env.get(key) {
@@ -457,7 +458,7 @@ fn point_at_sandbox(account: &mut Value, azure_env: &BTreeMap<String, String>) {
     };
     set("subscriptionId", "AZURE_SUBSCRIPTION_ID");
     set("resourceGroup", "AZURE_RESOURCE_GROUP");
-    if account["kind"] == "AIWorkspace" {
+    if workspace {
         set("workspaceName", "AZURE_ML_WORKSPACE");
     } else {
         set("accountName", "AZURE_OPENAI_ACCOUNT");
