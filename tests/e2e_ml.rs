@@ -224,6 +224,17 @@ async fn instance_count_in_place_and_instance_type_moves_traffic_with_no_gap() {
     assert_eq!(deps.len(), 1);
     assert_eq!(deps[0]["name"], first);
     assert_eq!(deps[0]["sku"]["capacity"], 2);
+    // Drift: an instance count changed outside the operator (the portal) is set back.
+    bed.azure
+        .patch_online_deployment_out_of_band(&ep_id, &first, |d| d["sku"]["capacity"] = json!(3));
+    let start = std::time::Instant::now();
+    while bed.azure.online_deployment(&ep_id, &first).unwrap()["sku"]["capacity"] != 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "drift not corrected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Instance type: a new deployment, then the traffic, then the old one goes; an app calling
     // all along is always served.
     let (key, _) = bed
@@ -318,11 +329,45 @@ async fn deletion_removes_deployment_then_endpoint_and_retain_leaves_them() {
         "onlineEndpoints",
         kept.status.unwrap().endpoint_name.as_deref().unwrap(),
     );
+    // The workspace's deletion waits while ModelDeployments use it.
+    let workspaces = Api::<AIWorkspace>::all(bed.client.clone());
+    workspaces
+        .delete(WORKSPACE, &Default::default())
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let w = workspaces
+            .get(WORKSPACE)
+            .await
+            .expect("held by its finalizer");
+        let reason = w.status.and_then(|s| {
+            s.conditions
+                .first()
+                .map(|c| (c.reason.clone(), c.message.clone()))
+        });
+        if let Some((r, m)) = &reason
+            && r == "InUse"
+        {
+            assert!(m.contains("/gone") && m.contains("/kept"), "{m}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{reason:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let before = bed.azure.request_log().len();
     bed.delete_md(&bed.team_a, "gone").await;
     bed.delete_md(&bed.team_a, "kept").await;
     bed.wait_gone(&bed.team_a, "gone").await;
     bed.wait_gone(&bed.team_a, "kept").await;
+    let start = std::time::Instant::now();
+    while workspaces.get_opt(WORKSPACE).await.unwrap().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "AIWorkspace not released"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
         bed.azure.online_endpoint(&gone_id).is_none(),
         "endpoint deleted"
@@ -516,10 +561,16 @@ async fn a_restart_during_an_operation_resumes_it_without_a_second_write() {
     )
     .await;
     // Stop the operator while Azure creates the endpoint (the operation is in status).
-    bed.wait_md(&bed.team_a, "phi", Duration::from_secs(30), "creating", |m| {
-        m.and_then(|m| m.status.as_ref())
-            .is_some_and(|s| s.pending_operation.is_some())
-    })
+    bed.wait_md(
+        &bed.team_a,
+        "phi",
+        Duration::from_secs(30),
+        "creating",
+        |m| {
+            m.and_then(|m| m.status.as_ref())
+                .is_some_and(|s| s.pending_operation.is_some())
+        },
+    )
     .await;
     bed.stop().await;
     let endpoint_puts = |bed: &Bed| {

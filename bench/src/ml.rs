@@ -21,15 +21,28 @@ pub const MIN_CALLS_PER_CREATE: f64 = 10.0;
 
 const NS: &str = "bench-ml";
 
-pub async fn run(azure: &AzureEmulator, client: &kube::Client, m: usize, out: &mut Out) -> Result<()> {
+pub async fn run(
+    azure: &AzureEmulator,
+    client: &kube::Client,
+    m: usize,
+    out: &mut Out,
+) -> Result<()> {
     if m == 0 {
         return Ok(());
     }
     let ml = azure.ml_env();
     // Room for M deployments of 1 × 24 vCPUs (Azure reserves 20 % more: 2 instances each).
-    azure.set_vm_quota(&ml.subscription_id, &ml.location, "standardNCADSA100v4Family", (m as u32) * 48 + 48);
+    azure.set_vm_quota(
+        &ml.subscription_id,
+        &ml.location,
+        "standardNCADSA100v4Family",
+        (m as u32) * 48 + 48,
+    );
     Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": NS}}))?)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NS}}))?,
+        )
         .await?;
     let ws: AIWorkspace = serde_json::from_value(json!({
         "apiVersion": "aoai.dev/v1alpha1", "kind": "AIWorkspace", "metadata": {"name": "bench-ws"},
@@ -37,7 +50,9 @@ pub async fn run(azure: &AzureEmulator, client: &kube::Client, m: usize, out: &m
                  "workspaceName": ml.workspace, "keyVault": {"vaultUri": azure.default_vault_uri()},
                  "allowedNamespaces": {"names": [NS]}},
     }))?;
-    Api::<AIWorkspace>::all(client.clone()).create(&PostParams::default(), &ws).await?;
+    Api::<AIWorkspace>::all(client.clone())
+        .create(&PostParams::default(), &ws)
+        .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mark = azure.request_log().len();
     let mds: Api<ModelDeployment> = Api::namespaced(client.clone(), NS);
@@ -60,7 +75,9 @@ pub async fn run(azure: &AzureEmulator, client: &kube::Client, m: usize, out: &m
             .iter()
             .filter(|d| {
                 d.status.as_ref().is_some_and(|s| {
-                    s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
                 })
             })
             .count();
@@ -72,7 +89,10 @@ pub async fn run(azure: &AzureEmulator, client: &kube::Client, m: usize, out: &m
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    out.f("managed_compute_converge_seconds", start.elapsed().as_secs_f64());
+    out.f(
+        "managed_compute_converge_seconds",
+        start.elapsed().as_secs_f64(),
+    );
     let log = azure.request_log();
     let calls = &log[mark..];
     let is = |r: &&testbed::azure::RequestRecord, s: &str| r.path.to_ascii_lowercase().contains(s);
@@ -82,18 +102,25 @@ pub async fn run(azure: &AzureEmulator, client: &kube::Client, m: usize, out: &m
         .count();
     let arm = calls
         .iter()
-        .filter(|r| is(r, "microsoft.machinelearningservices") && !is(r, "/mferp/") && !is(r, "/vmsizes"))
+        .filter(|r| {
+            is(r, "microsoft.machinelearningservices") && !is(r, "/mferp/") && !is(r, "/vmsizes")
+        })
         .count();
     let writes = calls
         .iter()
-        .filter(|r| is(r, "microsoft.machinelearningservices") && r.method != "GET" && !is(r, "/listkeys"))
+        .filter(|r| {
+            is(r, "microsoft.machinelearningservices") && r.method != "GET" && !is(r, "/listkeys")
+        })
         .count();
     let kv = calls.iter().filter(|r| is(r, "/secrets/")).count();
     let per = |n: usize| n as f64 / m as f64;
     out.put("managed_compute_deployments", m);
     out.f("managed_compute_calls_per_create", per(arm));
     out.f("managed_compute_min_calls_per_create", MIN_CALLS_PER_CREATE);
-    out.f("managed_compute_calls_ratio", per(arm) / MIN_CALLS_PER_CREATE);
+    out.f(
+        "managed_compute_calls_ratio",
+        per(arm) / MIN_CALLS_PER_CREATE,
+    );
     out.f("managed_compute_writes_per_create", per(writes));
     out.put("managed_compute_catalogue_calls", catalogue);
     out.f("managed_compute_key_vault_calls_per_create", per(kv));

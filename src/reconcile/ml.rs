@@ -7,6 +7,7 @@
 use super::execute::Mode;
 use super::observe::allows_namespace;
 use super::{apply_status, now_rfc3339, publish};
+use crate::azure::arm::Poll;
 use crate::azure::auth::TokenCredential;
 use crate::azure::ml::{MlClient, ModelRef, WorkspaceId};
 use crate::context::Context;
@@ -16,7 +17,6 @@ use crate::plan::ml::{
     Form, Known, MlNeed, MlResource, MlSnapshot, MlStep, MlTiming, MlWriteStep, WorkspaceFacts,
     decide_ml, marketplace_subscription_name, pending_of,
 };
-use crate::azure::arm::Poll;
 use crate::plan::status::EventSpec;
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -228,12 +228,22 @@ impl<'a> MlPass<'a> {
                     }));
                     return Ok(());
                 }
-                let op = self.snap.md.status.pending_operation.clone().unwrap_or_default();
+                let op = self
+                    .snap
+                    .md
+                    .status
+                    .pending_operation
+                    .clone()
+                    .unwrap_or_default();
                 let r = self
                     .ctx
                     .azure
                     .arm
-                    .poll(&cred, op.async_operation_url.as_deref(), op.location_url.as_deref())
+                    .poll(
+                        &cred,
+                        op.async_operation_url.as_deref(),
+                        op.location_url.as_deref(),
+                    )
                     .await;
                 let r = match r {
                     Ok(Poll::InProgress { retry_after }) => Ok(Poll::InProgress {

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 pub const MD_FINALIZER: &str = "aoai.dev/deployment-cleanup";
 pub const ACCOUNT_FINALIZER: &str = "aoai.dev/account-in-use";
+pub const WORKSPACE_FINALIZER: &str = "aoai.dev/workspace-in-use";
 
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -127,7 +128,7 @@ fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
     m.generation.hash(&mut h);
     m.deletion_timestamp.is_some().hash(&mut h);
     for f in m.finalizers.iter().flatten() {
-        if f != MD_FINALIZER && f != ACCOUNT_FINALIZER {
+        if f != MD_FINALIZER && f != ACCOUNT_FINALIZER && f != WORKSPACE_FINALIZER {
             f.hash(&mut h);
         }
     }
