@@ -549,7 +549,8 @@ fn failure(e: &AzureError, t: &MlTiming) -> (String, Option<Duration>, bool) {
             let wait = e.retry_after.unwrap_or(t.backoff).max(t.backoff);
             (reason.to_string(), Some(wait), false)
         }
-        ErrorClass::Auth => (AUTHORIZATION_FAILED.to_string(), Some(t.resync), true),
+        // Not the spec's fault: retried at resync (the role may be granted meanwhile).
+        ErrorClass::Auth => (AUTHORIZATION_FAILED.to_string(), Some(t.resync), false),
         _ => (e.code.clone(), None, true),
     }
 }
@@ -681,7 +682,9 @@ fn reject_or_release(s: &MlSnapshot, reason: &str, message: String) -> MlStep {
 fn foreign(s: &MlSnapshot, ep: &Value) -> Option<MlStep> {
     match owner_of(ep) {
         Some(o) if o == s.md.owner => None,
-        None if s.md.adopt_existing => None,
+        None if s.md.adopt_existing && s.deleting => None,
+        // Adopted: tagged ours first, by a write that keeps everything Azure holds.
+        None if s.md.adopt_existing => Some(adopt(s, ep)),
         owner => {
             if s.deleting {
                 return Some(Ending::new(s).release(EventSpec::normal(
@@ -713,6 +716,39 @@ fn foreign(s: &MlSnapshot, ep: &Value) -> Option<MlStep> {
             })
         }
     }
+}
+
+fn adopt(s: &MlSnapshot, ep: &Value) -> MlStep {
+    let state = state_of(ep);
+    if !is_terminal(state) {
+        return wait_provisioning(s, &format!("endpoint {}", s.md.endpoint_name), state);
+    }
+    let ws = s
+        .workspace
+        .id
+        .clone()
+        .expect("an existing workspace has coordinates");
+    let (target, body) = match &s.md.form {
+        Form::ManagedCompute(_) => {
+            let location = s.workspace.location.clone().unwrap_or_default();
+            (
+                ws.online_endpoint(&s.md.endpoint_name),
+                endpoint_body(s, &location, Some(ep), None),
+            )
+        }
+        Form::Serverless(_) => {
+            let mut body = writable(ep);
+            body["tags"] = owner_tags(&s.md.owner, Some(ep));
+            (ws.serverless_endpoint(&s.md.endpoint_name), body)
+        }
+    };
+    write(
+        s,
+        OperationKind::Adopt,
+        target,
+        Some(body),
+        format!("adopt endpoint {} (adoptExisting)", s.md.endpoint_name),
+    )
 }
 
 fn operation_failed(s: &MlSnapshot, op: &PendingOperation, e: &AzureError) -> MlStep {
@@ -982,6 +1018,9 @@ fn decide_managed(s: &MlSnapshot, mc: &ManagedComputeSpec, endpoint: Option<&Val
         .find(|d| !name_of(d).eq_ignore_ascii_case(&desired))
     {
         let old_name = name_of(old);
+        if !is_terminal(state_of(old)) {
+            return wait_provisioning(s, &format!("deployment {old_name}"), state_of(old));
+        }
         return write(
             s,
             OperationKind::Delete,
