@@ -813,6 +813,30 @@ fn wait_provisioning(s: &MlSnapshot, what: &str, state: &str) -> MlStep {
     end.end(Some(s.timing.poll_interval))
 }
 
+/// An existing resource that does not serve yet: wait while Azure provisions it, repair it (a PUT
+/// of `repair`) when its provisioning failed; None when it has succeeded.
+fn unsettled(
+    s: &MlSnapshot,
+    what: &str,
+    id: &str,
+    observed: &Value,
+    repair: impl FnOnce() -> Value,
+) -> Option<MlStep> {
+    let state = state_of(observed);
+    if !is_terminal(state) {
+        return Some(wait_provisioning(s, what, state));
+    }
+    failed(state).then(|| {
+        write(
+            s,
+            OperationKind::Repair,
+            id.to_string(),
+            Some(repair()),
+            format!("repair {what}"),
+        )
+    })
+}
+
 /// The model, instance type and quota checks before a managed-compute write; None = pass.
 fn check_managed(s: &MlSnapshot, mc: &ManagedComputeSpec, held_vcpus: u64) -> Option<MlStep> {
     let Known::Known(model) = &s.model else {
@@ -920,22 +944,14 @@ fn decide_managed(s: &MlSnapshot, mc: &ManagedComputeSpec, endpoint: Option<&Val
             format!("create online endpoint {}", s.md.endpoint_name),
         );
     };
-    let ep_state = state_of(ep);
-    if !is_terminal(ep_state) {
-        return wait_provisioning(
-            s,
-            &format!("online endpoint {}", s.md.endpoint_name),
-            ep_state,
-        );
-    }
-    if failed(ep_state) {
-        return write(
-            s,
-            OperationKind::Repair,
-            ep_id,
-            Some(endpoint_body(s, &location, Some(ep), None)),
-            format!("repair online endpoint {}", s.md.endpoint_name),
-        );
+    if let Some(step) = unsettled(
+        s,
+        &format!("online endpoint {}", s.md.endpoint_name),
+        &ep_id,
+        ep,
+        || endpoint_body(s, &location, Some(ep), None),
+    ) {
+        return step;
     }
     let Known::Known(deps) = &s.deployments else {
         return MlStep::Observe(MlNeed::Deployments);
@@ -963,17 +979,10 @@ fn decide_managed(s: &MlSnapshot, mc: &ManagedComputeSpec, endpoint: Option<&Val
         );
     };
     let dep_state = state_of(dep);
-    if !is_terminal(dep_state) {
-        return wait_provisioning(s, &format!("deployment {desired}"), dep_state);
-    }
-    if failed(dep_state) {
-        return write(
-            s,
-            OperationKind::Repair,
-            dep_id,
-            Some(deployment_body(s, mc, &location, Some(dep))),
-            format!("repair deployment {desired}"),
-        );
+    if let Some(step) = unsettled(s, &format!("deployment {desired}"), &dep_id, dep, || {
+        deployment_body(s, mc, &location, Some(dep))
+    }) {
+        return step;
     }
     let drift = managed_drift(mc, dep);
     if !drift.is_empty() {
@@ -1174,23 +1183,18 @@ fn decide_serverless(s: &MlSnapshot, sv: &ServerlessSpec, endpoint: Option<&Valu
         );
     };
     let st = state_of(ep);
-    if !is_terminal(st) {
-        return wait_provisioning(
-            s,
-            &format!("serverless endpoint {}", s.md.endpoint_name),
-            st,
-        );
-    }
-    if failed(st) {
-        let mut body = writable(ep);
-        body["tags"] = owner_tags(&s.md.owner, Some(ep));
-        return write(
-            s,
-            OperationKind::Repair,
-            ep_id,
-            Some(body),
-            format!("repair serverless endpoint {}", s.md.endpoint_name),
-        );
+    if let Some(step) = unsettled(
+        s,
+        &format!("serverless endpoint {}", s.md.endpoint_name),
+        &ep_id,
+        ep,
+        || {
+            let mut body = writable(ep);
+            body["tags"] = owner_tags(&s.md.owner, Some(ep));
+            body
+        },
+    ) {
+        return step;
     }
     if s.md.status.key_vault_secret.is_none() && s.stored_key.is_none() {
         return MlStep::StoreKey {

@@ -4,7 +4,7 @@
 //! say when to look again. Nothing is decided here.
 
 use super::observe::Pass;
-use super::{apply_status, publish};
+use super::publish;
 use crate::context::Context;
 use crate::crd::ModelDeployment;
 use crate::error::{Error, Result};
@@ -173,15 +173,7 @@ impl Pass<'_> {
         // The status first: it records an operation Azure just accepted, which a restart before
         // it is saved would only see in the account's listing.
         let saved = if f.status != self.snap.md.status {
-            let ns = self.md.namespace().unwrap_or_default();
-            let api: Api<ModelDeployment> = Api::namespaced(ctx.client(), &ns);
-            apply_status(
-                ctx,
-                &api,
-                self.md,
-                serde_json::to_value(&f.status).expect("status serializes"),
-            )
-            .await
+            super::save_md_status(ctx, self.md, &f.status).await
         } else {
             Ok(())
         };

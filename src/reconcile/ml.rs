@@ -6,7 +6,7 @@
 
 use super::execute::Mode;
 use super::observe::allows_namespace;
-use super::{apply_status, now_rfc3339, publish};
+use super::{now_rfc3339, publish};
 use crate::azure::arm::Poll;
 use crate::azure::auth::TokenCredential;
 use crate::azure::ml::{MlClient, ModelRef, WorkspaceId};
@@ -478,15 +478,7 @@ impl<'a> MlPass<'a> {
     async fn finish(self, f: crate::plan::ml::MlFinish, mode: Mode) -> Result<Action> {
         let ctx = self.ctx;
         let saved = if f.status != self.md.status.clone().unwrap_or_default() && !f.release {
-            let ns = self.md.namespace().unwrap_or_default();
-            let api: Api<ModelDeployment> = Api::namespaced(ctx.client(), &ns);
-            apply_status(
-                ctx,
-                &api,
-                self.md,
-                serde_json::to_value(&f.status).expect("status serializes"),
-            )
-            .await
+            super::save_md_status(ctx, self.md, &f.status).await
         } else {
             Ok(())
         };

@@ -118,6 +118,23 @@ where
     .map(|_| ())
 }
 
+/// Save a ModelDeployment's whole status (server-side apply, fixed field manager).
+pub async fn save_md_status(
+    ctx: &Context,
+    md: &ModelDeployment,
+    status: &crate::crd::ModelDeploymentStatus,
+) -> Result<(), kube::Error> {
+    let ns = md.namespace().unwrap_or_default();
+    let api: Api<ModelDeployment> = Api::namespaced(ctx.client(), &ns);
+    apply_status(
+        ctx,
+        &api,
+        md,
+        serde_json::to_value(status).expect("status serializes"),
+    )
+    .await
+}
+
 /// Hash of what should trigger a reconcile of a resource (spec generation, deletion, other
 /// controllers' finalizers, annotations) — status-only updates do not, nor does the operator's
 /// own finalizer: the pass that adds it goes on (see [`add_finalizer`]), so the watch event of
