@@ -1217,3 +1217,102 @@ async fn the_finalizer_patch_returns_the_object_and_never_duplicates() {
         .unwrap();
     }
 }
+
+/// Issue 14 (part 2): `Verified` after Ready, once per generation, False with the data plane's
+/// error when the deployment does not answer; a deployment that does not opt in is never called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_once_per_generation_and_false_with_the_data_planes_error() {
+    let mut bed = Bed::new().await;
+    bed.start().await;
+    bed.create_md(&bed.team_a, "chat", json!({"verify": true}))
+        .await;
+    bed.create_md(&bed.team_a, "plain", json!({})).await;
+    let name = name_of(&bed.team_a, "chat");
+    let verified = |m: &ModelDeployment, status: &str| {
+        m.status.as_ref().is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == "Verified"
+                    && c.status == status
+                    && c.observed_generation == m.metadata.generation
+            })
+        })
+    };
+    bed.wait_md(
+        &bed.team_a,
+        "chat",
+        Duration::from_secs(30),
+        "Verified",
+        |m| m.is_some_and(|m| verified(m, "True")),
+    )
+    .await;
+    bed.wait_ready(&bed.team_a, "plain").await;
+    assert_eq!(bed.azure.data_plane_requests(&bed.account_id, &name), 1);
+    // Resyncs do not call again; the deployment that did not opt in is never called.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(bed.azure.data_plane_requests(&bed.account_id, &name), 1);
+    let plain = bed.mds(&bed.team_a).get("plain").await.unwrap();
+    assert_eq!(
+        bed.azure
+            .data_plane_requests(&bed.account_id, &name_of(&bed.team_a, "plain")),
+        0
+    );
+    assert!(
+        plain
+            .status
+            .unwrap()
+            .conditions
+            .iter()
+            .all(|c| c.type_ != "Verified")
+    );
+    // The data plane stops answering; a spec change verifies again and reports its error.
+    bed.azure.fail_deployment(
+        &bed.account_id,
+        &name,
+        404,
+        "DeploymentNotFound",
+        "The API deployment for this resource does not exist.",
+    );
+    bed.patch_spec(&bed.team_a, "chat", json!({"sku": {"capacity": 11}}))
+        .await;
+    let md = bed
+        .wait_md(
+            &bed.team_a,
+            "chat",
+            Duration::from_secs(30),
+            "Verified=False",
+            |m| m.is_some_and(|m| verified(m, "False")),
+        )
+        .await
+        .unwrap();
+    let st = md.status.unwrap();
+    let v = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Verified")
+        .unwrap();
+    assert_eq!(v.reason, "DeploymentNotFound");
+    assert!(v.message.contains("does not exist"), "{}", v.message);
+    assert!(is_ready(&bed.mds(&bed.team_a).get("chat").await.unwrap()));
+    let key = bed.azure.account_keys(&bed.account_id).0;
+    assert!(!v.message.contains(&key));
+    // Never in a loop: the condition stands until the next change.
+    let at = v.last_transition_time.clone();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = bed
+        .mds(&bed.team_a)
+        .get("chat")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let v2 = again
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Verified")
+        .unwrap();
+    assert_eq!(
+        (v2.status.as_str(), &v2.last_transition_time),
+        ("False", &at)
+    );
+    bed.stop().await;
+}

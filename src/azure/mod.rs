@@ -7,6 +7,7 @@ pub mod arm;
 pub mod auth;
 pub mod budget;
 pub mod cloud;
+pub mod dataplane;
 pub mod http;
 pub mod inventory;
 pub mod keyvault;

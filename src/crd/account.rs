@@ -53,6 +53,10 @@ pub struct AIAccountSpec {
     /// Namespaces whose ModelDeployments may use this account. Nothing is allowed when absent or empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_namespaces: Option<AllowedNamespaces>,
+    /// Give every ModelDeployment on this account a `Verified` condition (one minimal data-plane
+    /// call after it is Ready; see ModelDeployment spec.verify, which overrides this).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify_deployments: bool,
 }
 
 /// How the operator authenticates to Azure for one account. Set exactly one member.

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 )]
 #[x_kube(validation = Rule::new("(has(self.sku) ? 1 : 0) + (has(self.managedCompute) ? 1 : 0) + (has(self.serverless) ? 1 : 0) == 1").message("set exactly one deployment method: spec.sku (a deployment on an AIAccount), spec.managedCompute (dedicated VMs) or spec.serverless (a serverless API), the last two on an AIWorkspace"))]
 #[x_kube(validation = Rule::new("has(self.sku) == has(self.accountRef) && has(self.sku) == has(self.model) && has(self.sku) != has(self.workspaceRef)").message("spec.sku goes with spec.accountRef and spec.model; spec.managedCompute and spec.serverless go with spec.workspaceRef and name their model themselves"))]
-#[x_kube(validation = Rule::new("has(self.sku) || !(has(self.deploymentName) || has(self.raiPolicyName) || has(self.versionUpgradeOption) || has(self.spilloverDeploymentName) || has(self.serviceTier) || has(self.paused))").message("deploymentName, raiPolicyName, versionUpgradeOption, spilloverDeploymentName, serviceTier and paused apply to spec.sku deployments only"))]
+#[x_kube(validation = Rule::new("has(self.sku) || !(has(self.deploymentName) || has(self.raiPolicyName) || has(self.versionUpgradeOption) || has(self.spilloverDeploymentName) || has(self.serviceTier) || has(self.paused) || has(self.verify))").message("deploymentName, raiPolicyName, versionUpgradeOption, spilloverDeploymentName, serviceTier, paused and verify apply to spec.sku deployments only"))]
 #[x_kube(validation = Rule::new("has(self.sku) == has(oldSelf.sku) && has(self.managedCompute) == has(oldSelf.managedCompute)").message("the deployment method (sku, managedCompute or serverless) cannot change: create a new ModelDeployment, then delete this one"))]
 #[x_kube(validation = Rule::new("has(self.deploymentName) == has(oldSelf.deploymentName) && (!has(self.deploymentName) || self.deploymentName == oldSelf.deploymentName)").message("spec.deploymentName is immutable: delete and re-create the ModelDeployment to use another Azure deployment name"))]
 #[x_kube(validation = Rule::new("!has(self.accountRef) || !has(oldSelf.accountRef) || self.accountRef.name == oldSelf.accountRef.name").message("spec.accountRef is immutable: create a new ModelDeployment on the other account, then delete this one"))]
@@ -97,6 +97,12 @@ pub struct ModelDeploymentSpec {
     /// Without it such a deployment is never modified.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopt_existing: bool,
+    /// Opt in to a `Verified` condition (default: the AIAccount's `verifyDeployments`): once the
+    /// deployment is Ready, one minimal data-plane call with the stored key (a chat completion of
+    /// `max_tokens: 1`, or a one-word embedding for embedding models; none for batch). Made again
+    /// only after a spec change, never in a loop; each costs one Key Vault read and one call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<bool>,
     /// Name of a ConfigMap (same namespace) to write with the connection settings an app needs:
     /// endpoint, deployment name, api version and Key Vault secret URI — never the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +135,8 @@ pub struct CognitiveSpec {
     pub adopt_existing: bool,
     #[serde(default)]
     pub connection_config_map: Option<String>,
+    #[serde(default)]
+    pub verify: Option<bool>,
 }
 
 /// How a ModelDeployment is served: which form of the spec is set.
@@ -169,6 +177,7 @@ impl ModelDeploymentSpec {
             deletion_policy: self.deletion_policy,
             adopt_existing: self.adopt_existing,
             connection_config_map: self.connection_config_map.clone(),
+            verify: self.verify,
         })
     }
 

@@ -32,6 +32,7 @@ pub mod catalog;
 pub mod delete;
 pub mod ml;
 pub mod status;
+pub mod verify;
 pub mod workspace;
 
 #[cfg(test)]

@@ -134,8 +134,11 @@ impl Pass<'_> {
     }
 
     /// Apply the effects, save the status, publish the events; then when to look again.
-    pub async fn finish(mut self, f: Finish, mode: Mode) -> Result<Action> {
+    pub async fn finish(mut self, mut f: Finish, mode: Mode) -> Result<Action> {
         let ctx = self.ctx;
+        if mode == Mode::Apply {
+            self.verify(&mut f.status).await;
+        }
         let owner = self.snap.md.owner.clone();
         let key = self.gate_key().to_string();
         let mut what = String::new();
@@ -213,6 +216,55 @@ impl Pass<'_> {
                 retry_in: d,
             }),
         }
+    }
+}
+
+impl Pass<'_> {
+    /// The `Verified` check `plan::verify` asks for, its outcome recorded in `status`.
+    async fn verify(&self, status: &mut crate::crd::ModelDeploymentStatus) {
+        use crate::plan::verify;
+        let ctx = self.ctx;
+        let spec = &self.snap.md.spec;
+        let account_default = match ctx.account(&spec.account_ref.name).await {
+            Ok(Some(a)) => a.spec.verify_deployments,
+            _ => false,
+        };
+        let wanted = verify::wanted(spec, account_default);
+        verify::forget(status, wanted);
+        let generation = self.snap.md.generation;
+        let Some(probe) = verify::probe(spec, status, generation, wanted) else {
+            return;
+        };
+        let (Some(cred), Some(endpoint), Some(kv)) = (
+            self.cred.as_ref(),
+            status.endpoint.clone(),
+            status.key_vault_secret.clone(),
+        ) else {
+            return;
+        };
+        let outcome = match ctx
+            .azure
+            .keyvault
+            .get_secret(cred, &kv.vault_uri, &kv.name)
+            .await
+        {
+            Ok(Some(secret)) => match secret.value {
+                Some(v) => {
+                    crate::azure::dataplane::probe(
+                        &ctx.azure.http,
+                        &endpoint,
+                        &self.snap.md.deployment_name,
+                        &ctx.config.openai_api_version,
+                        &crate::azure::auth::Secret::new(v),
+                        probe,
+                    )
+                    .await
+                }
+                None => verify::ProbeOutcome::Transient,
+            },
+            _ => verify::ProbeOutcome::Transient,
+        };
+        verify::record(status, &outcome, generation, &super::now_rfc3339());
     }
 }
 
